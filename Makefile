@@ -1,0 +1,72 @@
+# umlk: one static binary (musl + zlib) holding every applet.
+#
+#   make            build/umlk, static, musl
+#   make check      every test, on the musl build and on an ASan/UBSan build
+#   make fuzz       libFuzzer targets under build/fuzz/ (clang)
+#   make bench      benchmarks against the peer tools
+#   make clean
+
+BUILD  ?= build
+UMLK_CACHE ?= $(HOME)/.cache/umlk-build
+export UMLK_CACHE
+
+MUSL_CC ?= musl-gcc
+CC_SAN  ?= gcc
+CLANG   ?= clang
+OPT     ?= -O2
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+
+WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+DEFS    = -DUMLK_VERSION='"$(VERSION)"'
+
+LIBK = libk/args.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c \
+       libk/err.c libk/pipeline.c libk/progress.c libk/xio.c
+APPLETS = applets/main.c applets/extract_cloop.c applets/make_cloop.c
+HEADERS = $(wildcard libk/*.h applets/*.h)
+SRCS = $(LIBK) $(APPLETS)
+
+ZLIB = $(BUILD)/zlib/lib/libz.a
+
+MUSL_OBJS = $(SRCS:%.c=$(BUILD)/musl/%.o)
+SAN_OBJS  = $(SRCS:%.c=$(BUILD)/san/%.o)
+SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+.PHONY: all check fuzz bench clean
+all: $(BUILD)/umlk
+
+$(ZLIB): libk/zlib-musl.sh
+	sh libk/zlib-musl.sh $(BUILD)/zlib
+
+$(BUILD)/musl/%.o: %.c $(HEADERS) $(ZLIB)
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(WARN) $(OPT) $(DEFS) -I$(BUILD)/zlib/include -c -o $@ $<
+
+$(BUILD)/umlk: $(MUSL_OBJS) $(ZLIB)
+	$(MUSL_CC) -static -o $@ $(MUSL_OBJS) $(ZLIB) -lpthread
+	strip $@
+
+# The sanitizer flavour: system compiler and glibc (sanitizers need them).
+$(BUILD)/san/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC_SAN) $(WARN) $(SANFLAGS) $(DEFS) -c -o $@ $<
+
+$(BUILD)/san/umlk: $(SAN_OBJS)
+	$(CC_SAN) $(SANFLAGS) -o $@ $(SAN_OBJS) -lz -lpthread
+
+$(BUILD)/unit: test/unit/unit.c $(filter-out applets/%,$(SRCS)) $(HEADERS)
+	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/unit/unit.c $(LIBK) -lz -lpthread
+
+FUZZERS = $(BUILD)/fuzz/fuzz_cloop
+fuzz: $(FUZZERS)
+$(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBK) -lz -lpthread
+
+check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(FUZZERS)
+	sh test/run.sh
+
+bench: $(BUILD)/umlk
+	sh bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
