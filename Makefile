@@ -19,9 +19,10 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
-LIBK = libk/args.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c \
-       libk/err.c libk/pipeline.c libk/progress.c libk/xio.c
-APPLETS = applets/main.c applets/extract_cloop.c applets/make_cloop.c
+LIBK = libk/args.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c libk/cpio.c \
+       libk/err.c libk/guest.c libk/pipeline.c libk/progress.c libk/xio.c
+APPLETS = applets/main.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
+          applets/make_cloop.c
 HEADERS = $(wildcard libk/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
 

@@ -16,6 +16,8 @@ struct applet {
 	extern const char id##_usage[];
 
 APPLET(extract_cloop)
+APPLET(init)
+APPLET(initramfs)
 APPLET(make_cloop)
 
 #undef APPLET

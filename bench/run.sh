@@ -1,0 +1,9 @@
+#!/bin/sh
+# Run every benchmark.  Each prints ratios against its peer tool measured in
+# the same run; nothing here passes or fails on timing.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+for b in "$top"/bench/cloop.sh; do
+	echo "=== $(basename "$b")"
+	sh "$b"
+done

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Install what umlk needs to build, test and benchmark on Debian 12
+# (bookworm).  Run as root.  Adds a deb-src entry so 'apt-get source zlib'
+# can fetch the zlib source that is built for musl.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+if ! grep -Rqs -e '^Types:.*deb-src' -e '^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	cat > /etc/apt/sources.list.d/umlk-deb-src.sources <<'SRC'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	make gcc libc6-dev musl-tools zlib1g-dev dpkg-dev patch file perl \
+	clang libclang-rt-14-dev \
+	linux-source-6.12 bc flex bison xz-utils \
+	cloop-utils uml-utilities busybox-static e2fsprogs xorriso \
+	util-linux procps iproute2 cpio >/dev/null
