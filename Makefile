@@ -1,6 +1,9 @@
 # umlk: one static binary (musl + zlib) holding every applet.
 #
 #   make            build/umlk, static, musl
+#   make kernel     build/linux, the UML kernel (cached; see kernel/)
+#   make release    build/release/umlk: umlk with the kernel embedded
+#   make demo       build all that, then boot a guest and show it
 #   make check      every test, on the musl build and on an ASan/UBSan build
 #   make fuzz       libFuzzer targets under build/fuzz/ (clang)
 #   make bench      benchmarks against the peer tools
@@ -20,9 +23,9 @@ WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
 LIBK = libk/args.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c libk/cpio.c \
-       libk/err.c libk/guest.c libk/pipeline.c libk/progress.c libk/xio.c
+       libk/err.c libk/guest.c libk/payload.c libk/pipeline.c libk/progress.c libk/xio.c
 APPLETS = applets/main.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
-          applets/make_cloop.c
+          applets/kernel_info.c applets/linux.c applets/make_cloop.c
 HEADERS = $(wildcard libk/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
 
@@ -32,8 +35,25 @@ MUSL_OBJS = $(SRCS:%.c=$(BUILD)/musl/%.o)
 SAN_OBJS  = $(SRCS:%.c=$(BUILD)/san/%.o)
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all check fuzz bench clean
+.PHONY: all kernel release demo check fuzz bench clean
 all: $(BUILD)/umlk
+
+# The kernel build is cached by kernel/build.sh (keyed by source version,
+# fragment and patches), so running it every time costs a copy at most.
+KERNEL_INPUTS = kernel/build.sh kernel/config.fragment $(wildcard kernel/patches/*.patch)
+kernel: $(BUILD)/linux
+$(BUILD)/linux: $(KERNEL_INPUTS)
+	sh kernel/build.sh $@
+
+release: $(BUILD)/release/umlk
+$(BUILD)/release/umlk: $(BUILD)/umlk $(BUILD)/linux
+	@mkdir -p $(dir $@)
+	$(BUILD)/umlk kernel-info --attach $(BUILD)/linux --release "$$(cat $(BUILD)/linux.release)" \
+		-o $@ $(BUILD)/umlk
+	@echo "release: $@ ($$(stat -c %s $@) bytes)"
+
+demo: $(BUILD)/release/umlk
+	sh release/demo.sh $(BUILD)/release/umlk
 
 $(ZLIB): libk/zlib-musl.sh
 	sh libk/zlib-musl.sh $(BUILD)/zlib
@@ -63,10 +83,10 @@ $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBK) -lz -lpthread
 
-check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(FUZZERS)
+check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(FUZZERS) $(BUILD)/release/umlk
 	sh test/run.sh
 
-bench: $(BUILD)/umlk
+bench: $(BUILD)/umlk $(BUILD)/release/umlk
 	sh bench/run.sh
 
 clean:

@@ -18,6 +18,8 @@ struct applet {
 APPLET(extract_cloop)
 APPLET(init)
 APPLET(initramfs)
+APPLET(kernel_info)
+APPLET(linux)
 APPLET(make_cloop)
 
 #undef APPLET

@@ -22,6 +22,8 @@ static const struct applet applets[] = {
 	{ "extract-cloop", extract_cloop_main, "decompress a cloop image into a raw image", extract_cloop_usage },
 	{ "init", init_main, "guest side: process 1 in the initramfs umlk builds", init_usage },
 	{ "initramfs", initramfs_main, "write an initramfs whose /init is this binary", initramfs_usage },
+	{ "kernel-info", kernel_info_main, "show or attach the UML kernel embedded in this file", kernel_info_usage },
+	{ "linux", linux_main, "run the embedded UML kernel with kernel arguments", linux_usage },
 	{ "make-cloop", make_cloop_main, "compress a raw image into a cloop image", make_cloop_usage },
 };
 #define NAPPLETS (sizeof(applets) / sizeof(applets[0]))
