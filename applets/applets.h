@@ -15,6 +15,7 @@ struct applet {
 	int id##_main(int argc, char **argv); \
 	extern const char id##_usage[];
 
+APPLET(cow_merge)
 APPLET(extract_cloop)
 APPLET(init)
 APPLET(initramfs)

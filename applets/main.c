@@ -19,6 +19,7 @@
 #endif
 
 static const struct applet applets[] = {
+	{ "cow-merge", cow_merge_main, "merge, inspect, create and share UML COW files", cow_merge_usage },
 	{ "extract-cloop", extract_cloop_main, "decompress a cloop image into a raw image", extract_cloop_usage },
 	{ "init", init_main, "guest side: process 1 in the initramfs umlk builds", init_usage },
 	{ "initramfs", initramfs_main, "write an initramfs whose /init is this binary", initramfs_usage },

@@ -156,7 +156,7 @@ void xout_open(struct kout *o, const char *path)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		snprintf(o->tmp, n + 32, "%.*s.%s.%06lx~", (int)dirlen, path,
 			 path + dirlen, (unsigned long)((ts.tv_nsec ^ getpid() ^ tries) & 0xffffff));
-		o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		o->fd = open(o->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (o->fd >= 0)
 			break;
 		if (errno != EEXIST || tries > 100)
@@ -277,18 +277,26 @@ int k_iszero(const void *buf, size_t n)
 {
 	const unsigned char *p = buf;
 
-	/* Check a short head byte by byte, then compare the buffer with itself
-	 * shifted by 16 bytes: equal only if every byte equals its neighbour. */
-	if (n <= 16) {
-		for (size_t i = 0; i < n; i++)
-			if (p[i])
-				return 0;
-		return 1;
-	}
-	for (size_t i = 0; i < 16; i++)
-		if (p[i])
+	/* Word at a time: musl's memcmp goes byte by byte, and this runs over
+	 * every block of every image. */
+	while (n && ((uintptr_t)p & 7)) {
+		if (*p++)
 			return 0;
-	return memcmp(p, p + 16, n - 16) == 0;
+		n--;
+	}
+	for (; n >= 32; p += 32, n -= 32) {
+		uint64_t a, b, c, d;
+		memcpy(&a, p, 8);
+		memcpy(&b, p + 8, 8);
+		memcpy(&c, p + 16, 8);
+		memcpy(&d, p + 24, 8);
+		if (a | b | c | d)
+			return 0;
+	}
+	while (n--)
+		if (*p++)
+			return 0;
+	return 1;
 }
 
 const char *k_human(uint64_t bytes, char *buf, size_t len)

@@ -1,0 +1,124 @@
+#include "applets.h"
+#include "../libk/args.h"
+#include "../libk/cowmerge.h"
+#include "../libk/err.h"
+#include "../libk/progress.h"
+
+#include <stdlib.h>
+
+const char cow_merge_usage[] =
+	"Usage: umlk cow-merge [-b BACKING] COW NEWIMAGE       merge into a new image\n"
+	"       umlk cow-merge [-b BACKING] -d COW             merge into the backing image\n"
+	"       umlk cow-merge --info COW\n"
+	"       umlk cow-merge --create [-f] COW BACKING       a new, empty COW file\n"
+	"       umlk cow-merge [-b BACKING] --export COW DIFF  a portable diff\n"
+	"       umlk cow-merge --apply DIFF [--apply DIFF...] [--image] BACKING OUT\n"
+	"\n"
+	"Work with UML copy-on-write files (versions 1, 2 and 3, as the kernel\n"
+	"writes them).  The first two forms are uml_moo's command line; --create\n"
+	"is uml_mkcow's.  The backing image is the one named in the COW header\n"
+	"unless -b names another; its size and mtime must match the header, as the\n"
+	"kernel requires.\n"
+	"\n"
+	"NEWIMAGE is written under a temporary name and renamed when complete;\n"
+	"it is sparse where the data is zero.  -d copies the changed sectors into\n"
+	"the backing image itself: a journal file COW.merging marks the merge as\n"
+	"in progress, so a merge that is interrupted (even by a crash) is\n"
+	"completed by running the same command again.  After -d the COW file is\n"
+	"used up: its recorded mtime no longer matches the image.\n"
+	"\n"
+	"A diff holds the changed sectors, compressed, and the SHA-256 of the\n"
+	"image they apply to, not its path or mtime, so it can be applied on\n"
+	"another host.  --apply checks that hash and refuses a different image;\n"
+	"several diffs apply in the order given, each to the image the ones\n"
+	"before it made.  OUT is a new COW file over BACKING, or with --image a\n"
+	"merged image.\n"
+	"\n"
+	"  -b, --backing FILE   use FILE as the backing image\n"
+	"  -d, --destructive    merge into the backing image in place\n"
+	"  -i, --info           describe the COW file\n"
+	"  -c, --create         create an empty COW file over BACKING\n"
+	"  -f, --force          with --create: replace an existing COW file\n"
+	"  -e, --export         write a portable diff\n"
+	"  -a, --apply DIFF     apply a diff (may be repeated)\n"
+	"      --image          with --apply: write a merged image, not a COW file\n"
+	"  -q, --quiet          no progress bar (it is shown only on a terminal anyway)\n"
+	"      --help           show this text\n";
+
+int cow_merge_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "backing", required_argument, NULL, 'b' },
+		{ "destructive", no_argument, NULL, 'd' },
+		{ "info", no_argument, NULL, 'i' },
+		{ "create", no_argument, NULL, 'c' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "export", no_argument, NULL, 'e' },
+		{ "apply", required_argument, NULL, 'a' },
+		{ "image", no_argument, NULL, 'I' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ 0 },
+	};
+	struct cowjob j = { 0 };
+	int mode = 0, force = 0, as_image = 0, ndiffs = 0, c;
+	const char **diffs = calloc(argc, sizeof(char *));
+
+	if (!diffs)
+		xdie("out of memory");
+	while ((c = k_getopt(argc, argv, "b:dicfea:q", lo)) != -1) {
+		switch (c) {
+		case 'b': j.backing = optarg; break;
+		case 'd': case 'i': case 'c': case 'e':
+			if (mode && mode != c)
+				xusage("choose one of -d, --info, --create, --export, --apply");
+			mode = c;
+			break;
+		case 'a':
+			if (mode && mode != 'a')
+				xusage("choose one of -d, --info, --create, --export, --apply");
+			mode = 'a';
+			diffs[ndiffs++] = optarg;
+			break;
+		case 'f': force = 1; break;
+		case 'I': as_image = 1; break;
+		case 'q': k_quiet = 1; break;
+		}
+	}
+	if (force && mode != 'c')
+		xusage("-f goes with --create");
+	if (as_image && mode != 'a')
+		xusage("--image goes with --apply");
+	if (j.backing && (mode == 'i' || mode == 'c' || mode == 'a'))
+		xusage("-b does not go with --info, --create or --apply");
+	switch (mode) {
+	case 0:
+		xarg_count(argc, argv, 2, 2);
+		j.cowpath = argv[optind];
+		xcow_merge_new(&j, argv[optind + 1]);
+		break;
+	case 'd':
+		xarg_count(argc, argv, 1, 1);
+		j.cowpath = argv[optind];
+		xcow_merge_inplace(&j);
+		break;
+	case 'i':
+		xarg_count(argc, argv, 1, 1);
+		xcow_info(argv[optind]);
+		break;
+	case 'c':
+		xarg_count(argc, argv, 2, 2);
+		xcow_create(argv[optind], argv[optind + 1], force);
+		break;
+	case 'e':
+		xarg_count(argc, argv, 2, 2);
+		j.cowpath = argv[optind];
+		xcow_export(&j, argv[optind + 1]);
+		break;
+	case 'a':
+		xarg_count(argc, argv, 2, 2);
+		xcow_apply(diffs, ndiffs, argv[optind], argv[optind + 1], as_image);
+		break;
+	}
+	free(diffs);
+	return 0;
+}
