@@ -15,6 +15,7 @@ struct applet {
 	int id##_main(int argc, char **argv); \
 	extern const char id##_usage[];
 
+APPLET(boot)
 APPLET(cow_merge)
 APPLET(extract_cloop)
 APPLET(init)
@@ -22,6 +23,7 @@ APPLET(initramfs)
 APPLET(kernel_info)
 APPLET(linux)
 APPLET(make_cloop)
+APPLET(umlswitch)
 
 #undef APPLET
 

@@ -2,6 +2,7 @@
 #include "../libk/args.h"
 #include "../libk/cloop.h"
 #include "../libk/err.h"
+#include "../libk/iso9660.h"
 #include "../libk/pipeline.h"
 #include "../libk/progress.h"
 
@@ -13,7 +14,9 @@ const char extract_cloop_usage[] =
 	"       umlk extract-cloop --info IN\n"
 	"\n"
 	"Decompress the cloop image IN (format V2.0, or V4.0 with its index at the\n"
-	"start or at the end) into the raw image OUT.  IN or OUT may be '-' for\n"
+	"start or at the end) into the raw image OUT.  IN may also be a KNOPPIX-\n"
+	"style ISO: the cloop file KNOPPIX/KNOPPIX inside it is read in place,\n"
+	"without mounting anything.  IN or OUT may be '-' for\n"
 	"standard input or output.  OUT is written under a temporary name and\n"
 	"renamed when complete, and is sparse: runs of 4 KiB of zeros become holes.\n"
 	"\n"
@@ -74,6 +77,15 @@ int extract_cloop_main(int argc, char **argv)
 	struct ksrc src;
 	struct cloop cl;
 	xsrc_open(&src, argv[optind]);
+	if (iso_detect(&src)) {
+		uint64_t off, len;
+		int r = iso_find(&src, "KNOPPIX/KNOPPIX", &off, &len);
+		if (r < 0)
+			xdie("%s", k_errmsg());
+		if (r == 0)
+			xdie("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", src.name);
+		ksrc_window(&src, off, len);
+	}
 	if (cloop_open(&cl, &src) < 0)
 		xdie("%s", k_errmsg());
 	if (want_info) {

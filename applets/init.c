@@ -3,6 +3,7 @@
 #include "../libk/err.h"
 #include "../libk/guest.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -10,14 +11,23 @@
 const char init_usage[] =
 	"Usage: /init   (the kernel runs it as process 1)\n"
 	"\n"
-	"The guest side of umlk: the kernel starts this same binary as /init from\n"
-	"the initramfs that umlk builds.  It mounts /proc, /sys and /dev, reports\n"
-	"the kernel version on the console (\"umlk-init: up, Linux RELEASE\"), and\n"
-	"powers the machine off.  An error never kills process 1: it is reported\n"
-	"and the machine powers off.  Run by hand (not as process 1) it refuses.\n";
+	"The guest side of umlk: 'umlk boot' puts this same binary at /init in the\n"
+	"initramfs it builds, with /etc/umlk/boot.conf saying what to do.  init\n"
+	"mounts /proc, /sys and /dev; mounts the root from /dev/ubda (writable\n"
+	"ext4/ext2 through the COW file, or a read-only iso9660/squashfs under a\n"
+	"tmpfs overlay); mounts the host directory given to --home on /home; sets\n"
+	"the hostname; then either hands over to the guest's own init, or runs the\n"
+	"command, reaps every process, unmounts the root and powers off, reporting\n"
+	"the command's exit status to the host on console line 2.\n"
+	"\n"
+	"Without /etc/umlk/boot.conf (an initramfs from 'umlk initramfs'), it\n"
+	"prints \"umlk-init: up, Linux RELEASE\" and powers off.  An error never\n"
+	"kills process 1: it is reported and the machine powers off.  Run by hand\n"
+	"(not as process 1) it refuses.\n";
 
 int init_main(int argc, char **argv)
 {
+	struct guest_conf c;
 	struct utsname u;
 
 	(void)argc;
@@ -26,8 +36,26 @@ int init_main(int argc, char **argv)
 		xdie("must run as process 1 (the kernel starts it as /init)");
 	guest_become_init();
 	guest_mount_basics();
-	if (uname(&u) < 0)
-		xdie("uname:");
-	printf("umlk-init: up, %s %s %s\n", u.sysname, u.release, u.machine);
+	if (access("/etc/umlk/boot.conf", F_OK) < 0) {
+		if (uname(&u) < 0)
+			xdie("uname:");
+		printf("umlk-init: up, %s %s %s\n", u.sysname, u.release, u.machine);
+		guest_poweroff(0);
+	}
+	if (guest_read_conf(&c) < 0)
+		xdie("%s", k_errmsg());
+	guest_mount_root();
+	if (c.home[0])
+		guest_mount_home(c.home);
+	guest_set_hostname(c.hostname);
+	if (!c.command)
+		guest_switch_root();
+	int status = guest_run(&c);
+	guest_shutdown();
+	int fd = open(GUEST_TTY_STATUS, O_WRONLY | O_NOCTTY);
+	if (fd >= 0) {
+		dprintf(fd, "umlk-status %d\n", status);
+		close(fd);
+	}
 	guest_poweroff(0);
 }

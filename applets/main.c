@@ -19,6 +19,7 @@
 #endif
 
 static const struct applet applets[] = {
+	{ "boot", boot_main, "boot a live CD image as a UML virtual machine", boot_usage },
 	{ "cow-merge", cow_merge_main, "merge, inspect, create and share UML COW files", cow_merge_usage },
 	{ "extract-cloop", extract_cloop_main, "decompress a cloop image into a raw image", extract_cloop_usage },
 	{ "init", init_main, "guest side: process 1 in the initramfs umlk builds", init_usage },
@@ -26,6 +27,7 @@ static const struct applet applets[] = {
 	{ "kernel-info", kernel_info_main, "show or attach the UML kernel embedded in this file", kernel_info_usage },
 	{ "linux", linux_main, "run the embedded UML kernel with kernel arguments", linux_usage },
 	{ "make-cloop", make_cloop_main, "compress a raw image into a cloop image", make_cloop_usage },
+	{ "umlswitch", umlswitch_main, "virtual Ethernet switch for UML guests (uml_switch compatible)", umlswitch_usage },
 };
 #define NAPPLETS (sizeof(applets) / sizeof(applets[0]))
 

@@ -3,20 +3,21 @@
 #include "xio.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int k_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+static int getopt_common(int argc, char **argv, const char *shortopts,
+			 const struct option *longopts, int only)
 {
 	char spec[128];
 
 	/* A leading ':' makes getopt tell a missing value (':') from an
 	 * unknown option ('?'), and keeps it quiet so we can say it our way. */
-	spec[0] = ':';
-	strncpy(spec + 1, shortopts, sizeof(spec) - 2);
-	spec[sizeof(spec) - 1] = 0;
+	snprintf(spec, sizeof(spec), ":%s", shortopts);
 	opterr = 0;
-	int c = getopt_long(argc, argv, spec, longopts, NULL);
+	int c = only ? getopt_long_only(argc, argv, spec, longopts, NULL)
+		     : getopt_long(argc, argv, spec, longopts, NULL);
 	if (c == '?') {
 		if (optopt)
 			xusage("unknown option '-%c'", optopt);
@@ -28,6 +29,16 @@ int k_getopt(int argc, char **argv, const char *shortopts, const struct option *
 		xusage("option '%s' needs a value", argv[optind - 1]);
 	}
 	return c;
+}
+
+int k_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	return getopt_common(argc, argv, shortopts, longopts, 0);
+}
+
+int k_getopt_only(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	return getopt_common(argc, argv, shortopts, longopts, 1);
 }
 
 long long xarg_num(const char *opt, const char *val, long long min, long long max)

@@ -8,6 +8,9 @@
 #include <stdint.h>
 
 int k_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+/* The same, but long options may start with one dash ("-unix PATH"), as
+ * uml_switch's do. */
+int k_getopt_only(int argc, char **argv, const char *shortopts, const struct option *longopts);
 /* Whole number in [min, max], or xusage() naming OPT. */
 long long xarg_num(const char *opt, const char *val, long long min, long long max);
 /* A size with optional K/M/G suffix in [min, max], or xusage(). */

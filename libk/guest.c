@@ -4,19 +4,24 @@
 #include "xio.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
-void xinitramfs_self(uint8_t **out, size_t *len)
+void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t **out, size_t *len)
 {
 	struct cpio c;
 	size_t selflen;
-	uint8_t *self = xread_file("/proc/self/exe", &selflen);
+	uint8_t *self = xread_file(init ? init : "/proc/self/exe", &selflen);
 
 	cpio_init(&c);
 	cpio_dir(&c, "dev", 0755);
@@ -29,10 +34,32 @@ void xinitramfs_self(uint8_t **out, size_t *len)
 	cpio_dir(&c, "bin", 0755);
 	cpio_file(&c, "init", 0755, self, selflen);
 	cpio_symlink(&c, "bin/umlk", "/init");
+	if (conf) {
+		char *text = guest_conf_text(conf);
+		cpio_dir(&c, "etc", 0755);
+		cpio_dir(&c, "etc/umlk", 0755);
+		cpio_file(&c, "etc/umlk/boot.conf", 0644, text, strlen(text));
+		free(text);
+		if (conf->command) {
+			size_t n = 0;
+			for (char **a = conf->argv; *a; a++)
+				n += strlen(*a) + 1;
+			char *buf = xmalloc(n), *p = buf;
+			for (char **a = conf->argv; *a; a++)
+				p = stpcpy(p, *a) + 1;
+			cpio_file(&c, "etc/umlk/argv", 0644, buf, n);
+			free(buf);
+		}
+	}
 	cpio_finish(&c);
 	free(self);
-	xgzip(c.buf, c.len, out, len, 6);
+	xgzip(c.buf, c.len, out, len, 1);
 	cpio_free(&c);
+}
+
+void xinitramfs_self(uint8_t **out, size_t *len)
+{
+	xinitramfs_build(NULL, NULL, out, len);
 }
 
 _Noreturn void guest_poweroff(int status)
@@ -70,4 +97,237 @@ void guest_mount_basics(void)
 	mount_one("proc", "/proc", "proc", NULL);
 	mount_one("sysfs", "/sys", "sysfs", NULL);
 	mount_one("devtmpfs", "/dev", "devtmpfs", "mode=0755");
+}
+
+/* ---- configuration from the host */
+
+int guest_read_conf(struct guest_conf *c)
+{
+	char line[4200];
+	FILE *f = fopen("/etc/umlk/boot.conf", "re");
+
+	memset(c, 0, sizeof(*c));
+	if (!f)
+		return k_seterr("/etc/umlk/boot.conf: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *v = strchr(line, '=');
+		if (!v)
+			continue;
+		*v++ = 0;
+		if (!strcmp(line, "mode"))
+			c->command = !strcmp(v, "command");
+		else if (!strcmp(line, "stdin"))
+			c->stdin_tty = !strcmp(v, "tty");
+		else if (!strcmp(line, "hostname"))
+			snprintf(c->hostname, sizeof(c->hostname), "%s", v);
+		else if (!strcmp(line, "home"))
+			snprintf(c->home, sizeof(c->home), "%s", v);
+	}
+	fclose(f);
+	if (!c->command)
+		return 0;
+	size_t n;
+	char *buf = (char *)xread_file("/etc/umlk/argv", &n);
+	int argc = 0;
+	for (size_t i = 0; i < n; i++)
+		argc += buf[i] == 0;
+	if (!argc || buf[n - 1])
+		return k_seterr("/etc/umlk/argv: malformed");
+	c->argv = xcalloc(argc + 1, sizeof(char *));
+	for (size_t i = 0, a = 0; i < n; i += strlen(buf + i) + 1)
+		c->argv[a++] = buf + i;
+	return 0;
+}
+
+char *guest_conf_text(const struct guest_conf *c)
+{
+	char *t = xmalloc(8192);
+
+	snprintf(t, 8192, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\n",
+		 c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
+		 c->hostname, c->home);
+	return t;
+}
+
+/* ---- the root filesystem */
+
+void guest_mount_root(void)
+{
+	static const char *const rw[] = { "ext4", "ext2" };
+	static const char *const ro[] = { "iso9660", "squashfs" };
+
+	mkdir("/newroot", 0755);
+	for (size_t i = 0; i < 2; i++)
+		if (mount("/dev/ubda", "/newroot", rw[i], 0, NULL) == 0)
+			return;
+	/* Read-only media get the KNOPPIX treatment: writes go to memory. */
+	mkdir("/ro", 0755);
+	mkdir("/rw", 0755);
+	for (size_t i = 0; i < 2; i++) {
+		if (mount("/dev/ubda", "/ro", ro[i], MS_RDONLY, NULL) < 0)
+			continue;
+		if (mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755") < 0)
+			xdie("mount tmpfs for the writable layer:");
+		mkdir("/rw/upper", 0755);
+		mkdir("/rw/work", 0755);
+		if (mount("overlay", "/newroot", "overlay", 0,
+			  "lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work") < 0)
+			xdie("mount overlay on the read-only root:");
+		return;
+	}
+	xdie("cannot mount /dev/ubda: not ext4, ext2, iso9660 or squashfs");
+}
+
+void guest_mount_home(const char *hostdir)
+{
+	mkdir("/newroot/home", 0755);
+	if (mount("none", "/newroot/home", "hostfs", 0, hostdir) < 0)
+		xdie("mount host directory %s on /home:", hostdir);
+}
+
+void guest_set_hostname(const char *name)
+{
+	char buf[65] = "";
+
+	if (!name || !*name) {
+		FILE *f = fopen("/newroot/etc/hostname", "re");
+		if (f) {
+			if (fgets(buf, sizeof(buf), f))
+				buf[strcspn(buf, "\n")] = 0;
+			fclose(f);
+		}
+		name = buf[0] ? buf : "umlk";
+	}
+	if (sethostname(name, strlen(name)) < 0)
+		k_warn("sethostname %s:", name);
+}
+
+/* ---- running the command */
+
+static void raw_output(int fd)
+{
+	struct termios t;
+
+	/* Bytes pass as they are: no "\n" to "\r\n", no echo. */
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+}
+
+int guest_run(const struct guest_conf *c)
+{
+	int out = open(GUEST_TTY_STDIO, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int err = open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (out < 0 || err < 0)
+		xdie("cannot open the console lines %s, %s:", GUEST_TTY_STDIO, GUEST_TTY_STDERR);
+	if (!c->stdin_tty)
+		raw_output(out);
+	raw_output(err);
+	/* What a command expects to find: /proc, /sys, /dev. */
+	static const char *const fs[][3] = {
+		{ "proc", "/newroot/proc", "proc" },
+		{ "sysfs", "/newroot/sys", "sysfs" },
+		{ "devtmpfs", "/newroot/dev", "devtmpfs" },
+	};
+	for (size_t i = 0; i < 3; i++) {
+		mkdir(fs[i][1], 0755);
+		if (mount(fs[i][0], fs[i][1], fs[i][2], MS_NOSUID, NULL) < 0)
+			k_warn("mount %s on %s:", fs[i][2], fs[i][1]);
+	}
+
+	pid_t pid = fork();
+	if (pid < 0)
+		xdie("fork:");
+	if (pid == 0) {
+		int in = c->stdin_tty ? out : open("/dev/null", O_RDONLY);
+		setsid();
+		if (c->stdin_tty)
+			ioctl(out, TIOCSCTTY, 0);
+		if (chroot("/newroot") < 0 || chdir("/") < 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+		setenv("HOME", "/root", 1);
+		setenv("TERM", getenv("TERM") ? getenv("TERM") : "linux", 1);
+		execvp(c->argv[0], c->argv);
+		dprintf(2, "umlk: %s: %s\n", c->argv[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	/* PID 1 reaps every orphan; the command's own status is the answer. */
+	int status = 0;
+	for (;;) {
+		int st;
+		pid_t w = waitpid(-1, &st, 0);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+		if (w == pid) {
+			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			break;
+		}
+	}
+	tcdrain(out);
+	tcdrain(err);
+	close(out);
+	close(err);
+	return status;
+}
+
+void guest_shutdown(void)
+{
+	/* Every guest process descends from PID 1, so "no children left"
+	 * (ECHILD) means everyone is gone.  Give them a second, then kill. */
+	kill(-1, SIGTERM);
+	for (int i = 0; i < 40; i++) {
+		pid_t w;
+		while ((w = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (w < 0 && errno == ECHILD)
+			break;
+		usleep(25000);
+	}
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+	sync();
+	umount2("/newroot/home", MNT_DETACH);
+	umount2("/newroot/proc", MNT_DETACH);
+	umount2("/newroot/sys", MNT_DETACH);
+	umount2("/newroot/dev", MNT_DETACH);
+	if (umount("/newroot") < 0 && mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		k_warn("could not unmount or remount the root read-only:");
+	sync();
+}
+
+_Noreturn void guest_switch_root(void)
+{
+	static const char *const moves[] = { "/dev", "/proc", "/sys" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char to[64];
+		snprintf(to, sizeof(to), "/newroot%s", moves[i]);
+		mkdir(to, 0755);
+		if (mount(moves[i], to, NULL, MS_MOVE, NULL) < 0)
+			umount2(moves[i], MNT_DETACH);
+	}
+	if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0)
+		xdie("switching to the new root:");
+	int fd = open("/dev/console", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	static const char *const inits[] = { "/sbin/init", "/etc/init", "/bin/init", "/bin/sh" };
+	for (size_t i = 0; i < 4; i++)
+		execl(inits[i], inits[i], (char *)NULL);
+	xdie("no init in the guest (/sbin/init, /etc/init, /bin/init, /bin/sh)");
 }

@@ -18,4 +18,40 @@ void guest_become_init(void);
 void guest_mount_basics(void);
 _Noreturn void guest_poweroff(int status);
 
+
+
+/* What the host tells the guest, in /etc/umlk/boot.conf inside the
+ * initramfs ("key=value" lines) and /etc/umlk/argv (the command, its
+ * arguments separated by NUL bytes). */
+struct guest_conf {
+	int command;            /* run argv and power off, else the guest's init */
+	int stdin_tty;          /* the command's stdin is the console, else /dev/null */
+	char hostname[65];
+	char home[4096];        /* host directory for /home (hostfs), or "" */
+	char **argv;
+};
+int guest_read_conf(struct guest_conf *c);      /* -1 with k_seterr() */
+/* Serialise for the initramfs; returns malloc'ed text. */
+char *guest_conf_text(const struct guest_conf *c);
+
+/* Mount /dev/ubda on /newroot: writable ext4/ext2 (through the COW file),
+ * or a read-only iso9660/squashfs under a tmpfs overlay. */
+void guest_mount_root(void);
+void guest_mount_home(const char *hostdir);
+void guest_set_hostname(const char *name);
+/* Run argv chrooted in /newroot, reap everything, return its exit status. */
+int guest_run(const struct guest_conf *c);
+/* Make /newroot the root and exec its init. */
+_Noreturn void guest_switch_root(void);
+/* Stop every other process and unmount /newroot, so the COW file is clean. */
+void guest_shutdown(void);
+
+/* Console lines (UML con0..con3 = /dev/tty0..3): the host wires them. */
+#define GUEST_TTY_STDIO "/dev/tty0"
+#define GUEST_TTY_STDERR "/dev/tty1"
+#define GUEST_TTY_STATUS "/dev/tty2"
+
+/* The initramfs for 'boot': /init is INIT (NULL: this executable), with
+ * CONF and the command in /etc/umlk. */
+void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t **out, size_t *len);
 #endif

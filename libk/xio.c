@@ -241,10 +241,17 @@ void xsrc_open(struct ksrc *s, const char *path)
 
 void ksrc_mem(struct ksrc *s, const void *buf, size_t n, const char *name)
 {
+	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 	s->mem = buf;
 	s->size = n;
 	s->name = name;
+}
+
+void ksrc_window(struct ksrc *s, uint64_t off, uint64_t len)
+{
+	s->base += off;
+	s->size = len;
 }
 
 void ksrc_close(struct ksrc *s)
@@ -260,10 +267,10 @@ int ksrc_read(const struct ksrc *s, void *buf, size_t n, uint64_t off)
 		return k_seterr("%s: truncated: needs %zu bytes at offset %" PRIu64
 				", file is %" PRIu64 " bytes", s->name, n, off, s->size);
 	if (s->fd < 0) {
-		memcpy(buf, s->mem + off, n);
+		memcpy(buf, s->mem + s->base + off, n);
 		return 0;
 	}
-	ssize_t r = full_pread(s->fd, buf, n, off);
+	ssize_t r = full_pread(s->fd, buf, n, s->base + off);
 	if (r < 0)
 		return k_seterr("%s: read error at offset %" PRIu64 ": %s",
 				s->name, off, strerror(errno));

@@ -42,6 +42,7 @@ void kout_abort(struct kout *o);
 struct ksrc {
 	int fd;                 /* -1 for memory */
 	const uint8_t *mem;
+	uint64_t base;          /* where offset 0 lies in the file */
 	uint64_t size;
 	const char *name;
 };
@@ -49,6 +50,8 @@ struct ksrc {
 void xsrc_open(struct ksrc *s, const char *path);
 void ksrc_mem(struct ksrc *s, const void *buf, size_t n, const char *name);
 void ksrc_close(struct ksrc *s);
+/* Narrow S to LEN bytes at OFF (a file inside an ISO image, say). */
+void ksrc_window(struct ksrc *s, uint64_t off, uint64_t len);
 /* Read exactly n bytes at off; -1 with k_seterr() on short read or error. */
 int ksrc_read(const struct ksrc *s, void *buf, size_t n, uint64_t off);
 

@@ -19,4 +19,4 @@ apt-get install -y -qq --no-install-recommends \
 	clang libclang-rt-14-dev \
 	linux-source-6.12 bc flex bison xz-utils \
 	cloop-utils uml-utilities busybox-static e2fsprogs xorriso \
-	util-linux procps iproute2 cpio strace >/dev/null
+	util-linux procps iproute2 cpio strace squashfs-tools passwd tmux >/dev/null

@@ -43,14 +43,18 @@ for f in "$build"/fuzz/fuzz_*; do
 	name=$(basename "$f")
 	corpus=$(mktemp -d)
 	[ -d "$top/test/fuzz/$name.seeds" ] && cp "$top/test/fuzz/$name.seeds"/* "$corpus/" 2>/dev/null
-	if "$f" -max_total_time="${FUZZ_SECONDS:-20}" -seed=1 -rss_limit_mb=2048 "$corpus" \
-		>"$corpus.log" 2>&1; then
+	# Crash inputs go beside the log, never into the working directory.
+	if "$f" -max_total_time="${FUZZ_SECONDS:-20}" -seed=1 -rss_limit_mb=2048 \
+		-artifact_prefix="$corpus.crash-" "$corpus" >"$corpus.log" 2>&1; then
 		echo "PASS: [fuzz] $name ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$corpus.log" | grep -o '[0-9]*$' || grep -Eo '#[0-9]+' "$corpus.log" | tail -n 1) runs)" | tee -a "$log"
 	else
 		echo "FAIL: [fuzz] $name" | tee -a "$log"
 		tail -n 40 "$corpus.log"
+		for a in "$corpus".crash-*; do
+			[ -f "$a" ] && cp "$a" "$build/" && echo "    kept $build/$(basename "$a")"
+		done
 	fi
-	rm -rf "$corpus" "$corpus.log"
+	rm -rf "$corpus" "$corpus.log" "$corpus".crash-*
 done
 
 p=$(grep -c '^PASS' "$log")

@@ -1,0 +1,88 @@
+#include "applets.h"
+#include "../libk/args.h"
+#include "../libk/boot.h"
+#include "../libk/err.h"
+#include "../libk/progress.h"
+
+#include <string.h>
+
+const char boot_usage[] =
+	"Usage: umlk boot [OPTIONS] IMAGE [-- COMMAND [ARGS...]]\n"
+	"\n"
+	"Boot IMAGE as a User Mode Linux virtual machine, as an ordinary user.\n"
+	"IMAGE is a KNOPPIX-style ISO (its KNOPPIX/KNOPPIX cloop file is used), a\n"
+	"cloop file, or an ext2/ext4 or squashfs filesystem image.  A root that is\n"
+	"read-only (iso9660 inside the cloop, as KNOPPIX has, or squashfs) gets a\n"
+	"tmpfs overlay for its writes.  A\n"
+	"cloop is extracted once into ${XDG_CACHE_HOME:-~/.cache}/umlk (sparse,\n"
+	"keyed by the source file and its index, read-only) and used from there.\n"
+	"The guest writes to a COW file, never to the image.\n"
+	"\n"
+	"With COMMAND, the guest runs it as root in its root filesystem, its\n"
+	"output comes to this terminal, and umlk exits with its exit status (like\n"
+	"'docker run'); the command's stdin is this terminal if stdin is one, else\n"
+	"/dev/null.  Without COMMAND, the guest's own init starts on this\n"
+	"terminal.\n"
+	"\n"
+	"  --cow FILE       keep the guest's changes in FILE (created if missing,\n"
+	"                   reused otherwise); default: a temporary COW file,\n"
+	"                   removed at exit, as on a live CD\n"
+	"  --mem SIZE       guest memory (default 256M)\n"
+	"  --kernel PATH    the UML kernel (default: the one embedded in this file,\n"
+	"                   else build/linux beside it)\n"
+	"  --home DIR       mount host directory DIR on the guest's /home (hostfs)\n"
+	"  --hostname NAME  the guest's hostname (default: its /etc/hostname)\n"
+	"  --init PATH      the static umlk to run as the guest's /init (default:\n"
+	"                   this file)\n"
+	"  -v, --verbose    show the kernel's messages (on stderr)\n"
+	"  -q, --quiet      no progress bar while extracting\n"
+	"      --help       show this text\n";
+
+int boot_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "cow", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "home", required_argument, NULL, 'H' },
+		{ "hostname", required_argument, NULL, 'n' },
+		{ "init", required_argument, NULL, 'i' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "mac", required_argument, NULL, 'M' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ 0 },
+	};
+	struct boot_opts o = { .mem = 256ULL << 20 };
+	int c, end = argc;
+
+	/* The command after "--" is the guest's, never parsed here. */
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			end = i;
+			break;
+		}
+	}
+	while ((c = k_getopt(end, argv, "vq", lo)) != -1) {
+		switch (c) {
+		case 'c': o.cow = optarg; break;
+		case 'm': o.mem = xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); break;
+		case 'k': o.kernel = optarg; break;
+		case 'H': o.home = optarg; break;
+		case 'n': o.hostname = optarg; break;
+		case 'i': o.init = optarg; break;
+		case 'N': o.net = optarg; break;
+		case 'M': o.mac = optarg; break;
+		case 'v': o.verbose = 1; break;
+		case 'q': k_quiet = 1; break;
+		}
+	}
+	xarg_count(end, argv, 1, 1);
+	o.image = argv[optind];
+	if (end < argc) {
+		if (end + 1 == argc)
+			xusage("no command after '--'");
+		o.cmd = argv + end + 1;
+	}
+	return xboot(&o);
+}

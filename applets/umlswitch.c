@@ -1,0 +1,103 @@
+#include "applets.h"
+#include "../libk/args.h"
+#include "../libk/daemon.h"
+#include "../libk/err.h"
+#include "../libk/switch.h"
+#include "../libk/switchproto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char umlswitch_usage[] =
+	"Usage: umlk umlswitch [-unix SOCKET] [-hub] [-tap DEV] [-daemon] [OPTIONS]\n"
+	"       umlk umlswitch -status [-unix SOCKET]\n"
+	"\n"
+	"A virtual Ethernet switch for User Mode Linux guests, speaking the\n"
+	"kernel's 'daemon' transport: boot a guest with\n"
+	"    eth0=daemon,,unix,SOCKET      (or: umlk boot --net SOCKET ...)\n"
+	"and every guest on the same SOCKET is on one Ethernet segment.  The\n"
+	"command line is uml_switch's (options take one dash or two), and either\n"
+	"switch serves the other's guests.  Source MACs are learnt per port and\n"
+	"forgotten after -age seconds or when the port leaves; frames to unknown,\n"
+	"broadcast and multicast MACs go to every port.\n"
+	"\n"
+	"  -unix SOCKET     control socket (default /tmp/uml.ctl, the kernel's default)\n"
+	"  -hub             a hub: send every frame to every port\n"
+	"  -tap DEV         also attach the host tap device DEV (created if missing,\n"
+	"                   which needs root; see 'ip tuntap add ... user YOU')\n"
+	"  -daemon          go into the background once the socket is ready\n"
+	"  -ports N         refuse ports beyond N (default 64)\n"
+	"  -age SECONDS     forget a MAC not seen for this long (default 300)\n"
+	"  -pidfile FILE    write the switch's process ID to FILE\n"
+	"  -log FILE        with -daemon, append log lines to FILE (else they are dropped)\n"
+	"  -q, -quiet       log nothing\n"
+	"  -status          print the running switch's ports, learnt MACs and counters\n"
+	"      --help       show this text\n"
+	"\n"
+	"SIGINT or SIGTERM stops the switch and removes SOCKET.\n";
+
+static const char *g_log, *g_pidfile;
+static int g_daemon;
+
+static void ready(void)
+{
+	if (g_daemon)
+		k_daemonize(g_log, g_pidfile);
+	else if (g_pidfile && k_write_pidfile(g_pidfile) < 0)
+		k_warn("%s", k_errmsg());
+}
+
+int umlswitch_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "unix", required_argument, NULL, 'u' },
+		{ "hub", no_argument, NULL, 'H' },
+		{ "tap", required_argument, NULL, 't' },
+		{ "daemon", no_argument, NULL, 'd' },
+		{ "ports", required_argument, NULL, 'p' },
+		{ "age", required_argument, NULL, 'a' },
+		{ "pidfile", required_argument, NULL, 'P' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "status", no_argument, NULL, 's' },
+		{ "compat-v0", no_argument, NULL, 'c' },
+		{ 0 },
+	};
+	struct switch_conf c = { .ctl_path = SW_DEFAULT_CTL, .max_ports = 64, .age_secs = 300,
+				 .ready = ready, .log = k_log };
+	int status = 0, opt;
+
+	while ((opt = k_getopt_only(argc, argv, "q", lo)) != -1) {
+		switch (opt) {
+		case 'u': c.ctl_path = optarg; break;
+		case 'H': c.hub = 1; break;
+		case 't': c.tap = optarg; break;
+		case 'd': g_daemon = 1; break;
+		case 'p': c.max_ports = (int)xarg_num("-ports", optarg, 1, 4096); break;
+		case 'a': c.age_secs = (int)xarg_num("-age", optarg, 1, 86400 * 365); break;
+		case 'P': g_pidfile = optarg; break;
+		case 'l': g_log = optarg; break;
+		case 'q': c.log = NULL; break;
+		case 's': status = 1; break;
+		case 'c': xusage("-compat-v0: the version 0 protocol (UML before 2.4.x) is not supported");
+		}
+	}
+	xarg_count(argc, argv, 0, 0);
+	if (status) {
+		char *text;
+		if (sw_status(c.ctl_path, &text) < 0)
+			xdie("%s", k_errmsg());
+		fputs(text, stdout);
+		free(text);
+		return 0;
+	}
+	if (g_log && !g_daemon)
+		xusage("-log goes with -daemon (in the foreground, log lines go to stderr)");
+	if (switch_run(&c) < 0)
+		xdie("%s", k_errmsg());
+	if (g_pidfile)
+		unlink(g_pidfile);
+	return 0;
+}

@@ -1,0 +1,352 @@
+#include "boot.h"
+#include "cloop.h"
+#include "cow.h"
+#include "err.h"
+#include "guest.h"
+#include "iso9660.h"
+#include "payload.h"
+#include "pipeline.h"
+#include "net.h"
+#include "sha256.h"
+#include "switchproto.h"
+#include "xio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+static void xmkdirs(const char *path)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s == '/') {
+			*s = 0;
+			mkdir(p, 0755);
+			*s = '/';
+		}
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		xdie("%s:", p);
+}
+
+static char *cache_dir(void)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *d = xmalloc(PATH_MAX);
+
+	if (x && *x == '/')
+		snprintf(d, PATH_MAX, "%s/umlk", x);
+	else if (home && *home == '/')
+		snprintf(d, PATH_MAX, "%s/.cache/umlk", home);
+	else
+		snprintf(d, PATH_MAX, "/tmp/umlk-cache-%u", (unsigned)getuid());
+	xmkdirs(d);
+	return d;
+}
+
+/* A raw filesystem the kernel can mount as it is. */
+static const char *fs_kind(const struct ksrc *s)
+{
+	uint8_t b[4];
+
+	if (ksrc_read(s, b, 2, 1080) == 0 && b[0] == 0x53 && b[1] == 0xef)
+		return "ext2/3/4";
+	if (ksrc_read(s, b, 4, 0) == 0 && !memcmp(b, "hsqs", 4))
+		return "squashfs";
+	return NULL;
+}
+
+char *xboot_backing(const char *image)
+{
+	struct ksrc src;
+	struct stat st;
+	struct cloop c;
+	char *abs = xmalloc(PATH_MAX);
+
+	if (!realpath(image, abs))
+		xdie("%s:", image);
+	xsrc_open(&src, abs);
+	src.name = image;
+	if (fstat(src.fd, &st) < 0)
+		xdie("%s:", image);
+	if (iso_detect(&src)) {
+		uint64_t off, len;
+		int r = iso_find(&src, "KNOPPIX/KNOPPIX", &off, &len);
+		if (r < 0)
+			xdie("%s", k_errmsg());
+		if (r == 0)
+			xdie("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", image);
+		ksrc_window(&src, off, len);
+	} else if (fs_kind(&src)) {
+		ksrc_close(&src);
+		return abs;
+	}
+	if (cloop_open(&c, &src) < 0) {
+		if (src.base)
+			xdie("%s", k_errmsg());
+		xdie("%s: unknown format: not an ISO image, a cloop file, or an ext2/ext4 or"
+		     " squashfs filesystem", image);
+	}
+	/* The cache key: which file this is and what its cloop index says, so
+	 * a changed or different image never finds an old extraction. */
+	struct sha256 h;
+	uint8_t d[32];
+	char hex[65], *path = xmalloc(PATH_MAX), *dir = cache_dir();
+	uint64_t id[6] = { st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec,
+			   st.st_mtim.tv_nsec, src.base };
+	sha256_init(&h);
+	sha256_update(&h, "umlk-cache-1", 12);
+	sha256_update(&h, id, sizeof(id));
+	sha256_update(&h, &c.block_size, sizeof(c.block_size));
+	sha256_update(&h, c.ofs, ((size_t)c.num_blocks + 1) * sizeof(*c.ofs));
+	sha256_final(&h, d);
+	sha256_hex(d, hex);
+	snprintf(path, PATH_MAX, "%s/%.32s.img", dir, hex);
+	free(dir);
+	if (stat(path, &st) < 0 || (uint64_t)st.st_size != (uint64_t)c.num_blocks * c.block_size) {
+		struct kout out;
+		xout_open(&out, path);
+		xcloop_extract(&c, &out, k_ncpus());
+		/* Read-only: the kernel only reads it, and so should everyone. */
+		if (fchmod(out.fd, 0444) < 0)
+			xdie("%s: chmod:", path);
+		xout_commit(&out);
+	}
+	cloop_close(&c);
+	ksrc_close(&src);
+	free(abs);
+	return path;
+}
+
+static char *xcow_for(const struct boot_opts *o, const char *backing, int *temporary)
+{
+	char *path = xmalloc(PATH_MAX);
+
+	*temporary = 0;
+	if (o->cow) {
+		snprintf(path, PATH_MAX, "%s", o->cow);
+		if (access(path, F_OK) == 0) {
+			struct ksrc s;
+			struct cow c;
+			xsrc_open(&s, path);
+			if (cow_open(&c, &s) < 0)
+				xdie("%s", k_errmsg());
+			if (strcmp(c.backing, backing))
+				xdie("%s: this COW file belongs to another image (%s), not %s",
+				     path, c.backing, o->image);
+			if (cow_check_backing(&c, backing) < 0)
+				xdie("%s: %s", path, k_errmsg());
+			cow_close(&c);
+			ksrc_close(&s);
+			return path;
+		}
+	} else {
+		const char *dir = getenv("XDG_RUNTIME_DIR");
+		if (!dir || access(dir, W_OK) < 0)
+			dir = getenv("TMPDIR");
+		if (!dir || access(dir, W_OK) < 0)
+			dir = "/tmp";
+		snprintf(path, PATH_MAX, "%s/umlk-%d-%lx.cow", dir, (int)getpid(),
+			 (unsigned long)random());
+		*temporary = 1;
+	}
+	xcow_create(path, backing, 0);
+	if (*temporary)
+		k_cleanup_add(path);
+	return path;
+}
+
+/* eth0's MAC: --mac, else one derived from the COW file's path, so a guest
+ * that keeps its COW file keeps its MAC (and its DHCP lease). */
+static void guest_mac(const struct boot_opts *o, const char *cow, char out[18])
+{
+	uint8_t mac[6];
+
+	if (o->mac) {
+		if (net_parse_mac(o->mac, mac) < 0)
+			xusage("--mac %s: not a MAC address (like 52:54:00:12:34:56)", o->mac);
+		if (net_mac_is_group(mac))
+			xusage("--mac %s: a multicast address cannot be a guest's", o->mac);
+	} else {
+		char abs[PATH_MAX];
+		struct sha256 h;
+		uint8_t d[32];
+		if (!realpath(cow, abs))
+			snprintf(abs, sizeof(abs), "%s", cow);
+		sha256_init(&h);
+		sha256_update(&h, "umlk-mac", 8);
+		sha256_update(&h, abs, strlen(abs));
+		sha256_final(&h, d);
+		mac[0] = 0x52;          /* locally administered, unicast */
+		memcpy(mac + 1, d, 5);
+	}
+	net_fmt_mac(mac, out);
+}
+
+/* The switch's control socket as an absolute path the kernel can use. */
+static char *switch_socket(const struct boot_opts *o)
+{
+	char *path = xmalloc(2 * PATH_MAX);
+
+	if (o->net[0] == '/')
+		snprintf(path, 2 * PATH_MAX, "%s", o->net);
+	else {
+		char cwd[PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			xdie("getcwd:");
+		snprintf(path, 2 * PATH_MAX, "%s/%s", cwd, o->net);
+	}
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		xdie("--net %s: the socket path is too long for a Unix socket (%zu bytes, at most %zu)",
+		     o->net, strlen(path), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (!sw_alive(path))
+		xdie("--net %s: no switch answers there (start one: umlk umlswitch -unix %s -daemon)",
+		     o->net, o->net);
+	return path;
+}
+
+static pid_t child;
+
+static void forward(int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+}
+
+int xboot(const struct boot_opts *o)
+{
+	char *backing = xboot_backing(o->image);
+	int tempcow;
+	char *cow = xcow_for(o, backing, &tempcow);
+	char buf[PATH_MAX + 64];
+
+	struct guest_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	conf.command = o->cmd != NULL;
+	conf.stdin_tty = isatty(STDIN_FILENO);
+	conf.argv = o->cmd;
+	if (o->hostname)
+		snprintf(conf.hostname, sizeof(conf.hostname), "%s", o->hostname);
+	if (o->home && !realpath(o->home, conf.home))
+		xdie("--home %s:", o->home);
+
+	uint8_t *img;
+	size_t len;
+	xinitramfs_build(o->init, &conf, &img, &len);
+	int mfd = memfd_create("umlk-initramfs", 0);   /* inherited by the kernel */
+	if (mfd < 0 || full_write(mfd, img, len) < 0)
+		xdie("memfd for the initramfs:");
+	free(img);
+
+	const char *what;
+	int kfd = xkernel_open(o->kernel, &what);
+	int status_pipe[2] = { -1, -1 };
+	if (conf.command && pipe2(status_pipe, 0) < 0)
+		xdie("pipe:");
+	if (status_pipe[0] >= 0)
+		fcntl(status_pipe[0], F_SETFD, FD_CLOEXEC);
+
+	char *argv[32], *owned[16];
+	int n = 0, nowned = 0;
+	argv[n++] = "linux";
+#define ARG(...) (snprintf(buf, sizeof(buf), __VA_ARGS__), argv[n++] = owned[nowned++] = xstrdup(buf))
+	ARG("mem=%" PRIu64 "M", o->mem >> 20);
+	ARG("ubda=%s,%s", cow, backing);
+	ARG("initrd=/proc/self/fd/%d", mfd);
+	if (o->net) {
+		char mac[18], *sock = switch_socket(o);
+		guest_mac(o, cow, mac);
+		ARG("eth0=daemon,%s,unix,%s", mac, sock);
+		free(sock);
+	}
+	if (!o->verbose)
+		argv[n++] = "quiet";
+	argv[n++] = "con=null";
+	argv[n++] = "ssl=null";
+	if (conf.command) {
+		argv[n++] = "console=tty3";
+		argv[n++] = conf.stdin_tty ? "con0=fd:0,fd:1" : "con0=null,fd:1";
+		argv[n++] = "con1=null,fd:2";
+		ARG("con2=null,fd:%d", status_pipe[1]);
+		argv[n++] = o->verbose ? "con3=null,fd:2" : "con3=null";
+	} else {
+		argv[n++] = "console=tty0";
+		argv[n++] = "con0=fd:0,fd:1";
+	}
+	argv[n] = NULL;
+#undef ARG
+
+	struct termios saved;
+	int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+	fflush(NULL);
+	child = fork();
+	if (child < 0)
+		xdie("fork:");
+	if (child == 0) {
+		kernel_exec(kfd, argv);
+		k_warn("cannot run %s:", what);
+		_exit(126);
+	}
+	close(kfd);
+	close(mfd);
+	while (nowned)
+		free(owned[--nowned]);
+	if (status_pipe[1] >= 0)
+		close(status_pipe[1]);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = forward;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	/* The guest writes "umlk-status N" on its status line before powering off. */
+	int reported = -1;
+	if (status_pipe[0] >= 0) {
+		char text[256];
+		size_t used = 0;
+		for (;;) {
+			ssize_t r = read(status_pipe[0], text + used, sizeof(text) - 1 - used);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				break;
+			used += r;
+			text[used] = 0;
+			char *s = strstr(text, "umlk-status ");
+			if (s && strchr(s, '\n'))
+				reported = atoi(s + 12);
+			if (used == sizeof(text) - 1)
+				used = 0;
+		}
+		close(status_pipe[0]);
+	}
+	int st;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	if (tty)
+		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	k_cleanup_run();        /* the temporary COW file */
+	free(backing);
+	free(cow);
+	if (!conf.command)
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	if (reported >= 0)
+		return reported;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	k_warn("the guest stopped without reporting the command's status (try --verbose)");
+	return 125;
+}

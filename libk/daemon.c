@@ -1,0 +1,80 @@
+#include "daemon.h"
+#include "err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int stamped;
+
+void k_log(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (stamped) {
+		char when[32];
+		time_t t = time(NULL);
+		struct tm tm;
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
+		fprintf(stderr, "%s %s[%d]: %s\n", when, k_progname, (int)getpid(), line);
+	} else {
+		fprintf(stderr, "%s: %s\n", k_progname, line);
+	}
+	fflush(stderr);
+}
+
+int k_write_pidfile(const char *path)
+{
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return k_seterr("%s: %s", tmp, strerror(errno));
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return k_seterr("%s: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+void k_daemonize(const char *logfile, const char *pidfile)
+{
+	int log = -1;
+
+	/* Open the log before forking, so a bad path is reported here. */
+	if (logfile && (log = open(logfile, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+		xdie("%s:", logfile);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		xdie("fork:");
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		dup2(log >= 0 ? log : null, STDERR_FILENO);
+		if (null > STDERR_FILENO)
+			close(null);
+	}
+	if (log > STDERR_FILENO)
+		close(log);
+	stamped = logfile != NULL;
+	if (chdir("/") < 0)
+		k_log("chdir /: %s", strerror(errno));
+	if (pidfile && k_write_pidfile(pidfile) < 0)
+		k_log("%s", k_errmsg());
+}
