@@ -23,10 +23,10 @@ WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
 LIBK = libk/args.c libk/boot.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c libk/cow.c \
-       libk/cowmerge.c libk/cpio.c libk/daemon.c libk/dhcp.c libk/iso9660.c libk/net.c libk/sha256.c \
+       libk/cowmerge.c libk/cpio.c libk/daemon.c libk/dhcp.c libk/dhcpc.c libk/dhcpd.c libk/iso9660.c libk/net.c libk/netif.c libk/sha256.c \
        libk/err.c libk/guest.c libk/payload.c libk/pipeline.c libk/progress.c libk/switch.c \
        libk/switchproto.c libk/xio.c
-APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
+APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
           applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c
 HEADERS = $(wildcard libk/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
@@ -79,13 +79,18 @@ $(BUILD)/san/umlk: $(SAN_OBJS)
 $(BUILD)/unit: test/unit/unit.c $(filter-out applets/%,$(SRCS)) $(HEADERS)
 	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/unit/unit.c $(LIBK) -lz -lpthread
 
-FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_diff $(BUILD)/fuzz/fuzz_iso
+# Test tools, with the sanitizers on.
+$(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
+	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/tools/swprobe.c $(LIBK) -lz -lpthread
+
+FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
+          $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch
 fuzz: $(FUZZERS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBK) -lz -lpthread
 
-check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(FUZZERS) $(BUILD)/release/umlk
+check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk
 	sh test/run.sh
 
 bench: $(BUILD)/umlk $(BUILD)/release/umlk

@@ -17,6 +17,7 @@ struct applet {
 
 APPLET(boot)
 APPLET(cow_merge)
+APPLET(dhcpd)
 APPLET(extract_cloop)
 APPLET(init)
 APPLET(initramfs)

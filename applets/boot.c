@@ -31,7 +31,16 @@ const char boot_usage[] =
 	"  --kernel PATH    the UML kernel (default: the one embedded in this file,\n"
 	"                   else build/linux beside it)\n"
 	"  --home DIR       mount host directory DIR on the guest's /home (hostfs)\n"
-	"  --hostname NAME  the guest's hostname (default: its /etc/hostname)\n"
+	"  --hostname NAME  the guest's hostname (default: the one DHCP offers, else\n"
+	"                   the image's /etc/hostname)\n"
+	"  --net SOCKET     connect eth0 to the switch at SOCKET (umlk umlswitch or\n"
+	"                   uml_switch); the guest configures it by DHCP\n"
+	"  --net auto       the same, on this user's private switch with a DHCP\n"
+	"                   server, started when needed and shared by every guest\n"
+	"                   booted so (in $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID)\n"
+	"  --mac MAC        eth0's MAC (default: derived from the COW file's path,\n"
+	"                   so a kept COW file keeps its address)\n"
+	"  --no-dhcp        leave eth0 unconfigured (for a network without DHCP)\n"
 	"  --init PATH      the static umlk to run as the guest's /init (default:\n"
 	"                   this file)\n"
 	"  -v, --verbose    show the kernel's messages (on stderr)\n"
@@ -49,6 +58,7 @@ int boot_main(int argc, char **argv)
 		{ "init", required_argument, NULL, 'i' },
 		{ "net", required_argument, NULL, 'N' },
 		{ "mac", required_argument, NULL, 'M' },
+		{ "no-dhcp", no_argument, NULL, 'D' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ 0 },
@@ -73,6 +83,7 @@ int boot_main(int argc, char **argv)
 		case 'i': o.init = optarg; break;
 		case 'N': o.net = optarg; break;
 		case 'M': o.mac = optarg; break;
+		case 'D': o.no_dhcp = 1; break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}

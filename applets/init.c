@@ -3,7 +3,6 @@
 #include "../libk/err.h"
 #include "../libk/guest.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -44,18 +43,19 @@ int init_main(int argc, char **argv)
 	}
 	if (guest_read_conf(&c) < 0)
 		xdie("%s", k_errmsg());
+	if (c.command)
+		guest_command_mode();
 	guest_mount_root();
 	if (c.home[0])
 		guest_mount_home(c.home);
-	guest_set_hostname(c.hostname);
+	char offered[64];
+	guest_network(&c, offered, sizeof(offered));
+	/* --hostname, else the DHCP server's name, else the image's own. */
+	guest_set_hostname(c.hostname[0] ? c.hostname : offered);
 	if (!c.command)
 		guest_switch_root();
 	int status = guest_run(&c);
 	guest_shutdown();
-	int fd = open(GUEST_TTY_STATUS, O_WRONLY | O_NOCTTY);
-	if (fd >= 0) {
-		dprintf(fd, "umlk-status %d\n", status);
-		close(fd);
-	}
+	guest_report_status(status);
 	guest_poweroff(0);
 }

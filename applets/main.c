@@ -21,6 +21,7 @@
 static const struct applet applets[] = {
 	{ "boot", boot_main, "boot a live CD image as a UML virtual machine", boot_usage },
 	{ "cow-merge", cow_merge_main, "merge, inspect, create and share UML COW files", cow_merge_usage },
+	{ "dhcpd", dhcpd_main, "DHCP server for guests on a switch or a host interface", dhcpd_usage },
 	{ "extract-cloop", extract_cloop_main, "decompress a cloop image into a raw image", extract_cloop_usage },
 	{ "init", init_main, "guest side: process 1 in the initramfs umlk builds", init_usage },
 	{ "initramfs", initramfs_main, "write an initramfs whose /init is this binary", initramfs_usage },

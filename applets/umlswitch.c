@@ -32,6 +32,8 @@ const char umlswitch_usage[] =
 	"  -age SECONDS     forget a MAC not seen for this long (default 300)\n"
 	"  -pidfile FILE    write the switch's process ID to FILE\n"
 	"  -log FILE        with -daemon, append log lines to FILE (else they are dropped)\n"
+	"  -idle-exit SECS  stop when no guest has been connected for SECS seconds\n"
+	"                   (service ports such as umlk dhcpd do not count)\n"
 	"  -q, -quiet       log nothing\n"
 	"  -status          print the running switch's ports, learnt MACs and counters\n"
 	"      --help       show this text\n"
@@ -62,6 +64,7 @@ int umlswitch_main(int argc, char **argv)
 		{ "log", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "status", no_argument, NULL, 's' },
+		{ "idle-exit", required_argument, NULL, 'i' },
 		{ "compat-v0", no_argument, NULL, 'c' },
 		{ 0 },
 	};
@@ -81,6 +84,7 @@ int umlswitch_main(int argc, char **argv)
 		case 'l': g_log = optarg; break;
 		case 'q': c.log = NULL; break;
 		case 's': status = 1; break;
+		case 'i': c.idle_exit = (int)xarg_num("-idle-exit", optarg, 1, 86400 * 365); break;
 		case 'c': xusage("-compat-v0: the version 0 protocol (UML before 2.4.x) is not supported");
 		}
 	}

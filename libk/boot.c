@@ -6,6 +6,7 @@
 #include "iso9660.h"
 #include "payload.h"
 #include "pipeline.h"
+#include "progress.h"
 #include "net.h"
 #include "sha256.h"
 #include "switchproto.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -195,11 +197,117 @@ static void guest_mac(const struct boot_opts *o, const char *cow, char out[18])
 	net_fmt_mac(mac, out);
 }
 
+/* ---- --net auto: the user's private network */
+
+/* $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID; ours alone (0700). */
+static void private_dir(char *dir, size_t cap)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+
+	if (x && *x == '/' && access(x, W_OK) == 0)
+		snprintf(dir, cap, "%s/umlk", x);
+	else
+		snprintf(dir, cap, "/tmp/umlk-%u", (unsigned)getuid());
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		xdie("%s:", dir);
+	if (lstat(dir, &st) < 0)
+		xdie("%s:", dir);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
+		xdie("%s: not a private directory of this user (it must be yours, mode 0700)", dir);
+}
+
+static int pidfile_alive(const char *path, const char *applet)
+{
+	char buf[32], cmd[256];
+	FILE *f = fopen(path, "re");
+	int pid = 0;
+
+	if (!f)
+		return 0;
+	if (fgets(buf, sizeof(buf), f))
+		pid = atoi(buf);
+	fclose(f);
+	if (pid <= 1 || kill(pid, 0) < 0)
+		return 0;
+	/* The pid may have been reused: it must still be that applet. */
+	snprintf(buf, sizeof(buf), "/proc/%d/cmdline", pid);
+	f = fopen(buf, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(cmd, 1, sizeof(cmd) - 1, f);
+	fclose(f);
+	for (size_t i = 0; i < n; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	cmd[n] = 0;
+	return strstr(cmd, applet) != NULL;
+}
+
+/* Run this same binary with ARGV and wait: the daemons return once ready. */
+static void run_self(char *const argv[], const char *log)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		xdie("fork:");
+	if (pid == 0) {
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		xdie("--net auto: 'umlk %s' failed (see %s)", argv[1], log);
+}
+
+static char *auto_network(int quiet)
+{
+	char dir[PATH_MAX - 64], ctl[PATH_MAX], lock[PATH_MAX], spid[PATH_MAX], slog[PATH_MAX];
+	char dpid[PATH_MAX], dlog[PATH_MAX], leases[PATH_MAX];
+	int started = 0;
+
+	private_dir(dir, sizeof(dir));
+	snprintf(ctl, sizeof(ctl), "%s/switch.ctl", dir);
+	snprintf(lock, sizeof(lock), "%s/net.lock", dir);
+	snprintf(spid, sizeof(spid), "%s/switch.pid", dir);
+	snprintf(slog, sizeof(slog), "%s/switch.log", dir);
+	snprintf(dpid, sizeof(dpid), "%s/dhcpd.pid", dir);
+	snprintf(dlog, sizeof(dlog), "%s/dhcpd.log", dir);
+	snprintf(leases, sizeof(leases), "%s/leases", dir);
+	/* One boot at a time decides what to start. */
+	int lk = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lk < 0 || flock(lk, LOCK_EX) < 0)
+		xdie("%s:", lock);
+	if (!sw_alive(ctl)) {
+		char *a[] = { "umlk", "umlswitch", "-daemon", "-unix", ctl, "-pidfile", spid, "-log", slog,
+			      "-idle-exit", "600", NULL };
+		run_self(a, slog);
+		started = 1;
+	}
+	if (!pidfile_alive(dpid, "dhcpd")) {
+		char *a[] = { "umlk", "dhcpd", "--daemon", "--switch", ctl, "--lease-file", leases,
+			      "--pidfile", dpid, "--log", dlog, NULL };
+		run_self(a, dlog);
+		started = 1;
+	}
+	close(lk);
+	if (started && !quiet)
+		fprintf(stderr, "umlk boot: private network on %s: DHCP from 10.0.2.2, guests get"
+			" 10.0.2.15 and up (it stops 10 minutes after the last guest)\n", ctl);
+	return xstrdup(ctl);
+}
+
 /* The switch's control socket as an absolute path the kernel can use. */
 static char *switch_socket(const struct boot_opts *o)
 {
 	char *path = xmalloc(2 * PATH_MAX);
 
+	if (!strcmp(o->net, "auto")) {
+		free(path);
+		return auto_network(k_quiet);
+	}
 	if (o->net[0] == '/')
 		snprintf(path, 2 * PATH_MAX, "%s", o->net);
 	else {
@@ -237,10 +345,22 @@ int xboot(const struct boot_opts *o)
 	conf.command = o->cmd != NULL;
 	conf.stdin_tty = isatty(STDIN_FILENO);
 	conf.argv = o->cmd;
+	conf.dhcp = o->net && !o->no_dhcp;
 	if (o->hostname)
 		snprintf(conf.hostname, sizeof(conf.hostname), "%s", o->hostname);
 	if (o->home && !realpath(o->home, conf.home))
 		xdie("--home %s:", o->home);
+
+	/* Before any descriptor meant for the kernel exists: --net auto may
+	 * start daemons, which must not inherit them. */
+	char *net_arg = NULL;
+	if (o->net) {
+		char mac[18], *sock = switch_socket(o);
+		guest_mac(o, cow, mac);
+		net_arg = xmalloc(strlen(sock) + 64);
+		sprintf(net_arg, "eth0=daemon,%s,unix,%s", mac, sock);
+		free(sock);
+	}
 
 	uint8_t *img;
 	size_t len;
@@ -265,12 +385,8 @@ int xboot(const struct boot_opts *o)
 	ARG("mem=%" PRIu64 "M", o->mem >> 20);
 	ARG("ubda=%s,%s", cow, backing);
 	ARG("initrd=/proc/self/fd/%d", mfd);
-	if (o->net) {
-		char mac[18], *sock = switch_socket(o);
-		guest_mac(o, cow, mac);
-		ARG("eth0=daemon,%s,unix,%s", mac, sock);
-		free(sock);
-	}
+	if (net_arg)
+		argv[n++] = owned[nowned++] = net_arg;
 	if (!o->verbose)
 		argv[n++] = "quiet";
 	argv[n++] = "con=null";

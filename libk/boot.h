@@ -24,6 +24,7 @@ struct boot_opts {
 	const char *hostname;
 	const char *net;        /* switch control socket, "auto", or NULL */
 	const char *mac;        /* eth0's MAC; NULL: derived from the COW file */
+	int no_dhcp;            /* leave eth0 unconfigured */
 	uint64_t mem;           /* bytes */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */

@@ -72,6 +72,14 @@ void k_daemonize(const char *logfile, const char *pidfile)
 	}
 	if (log > STDERR_FILENO)
 		close(log);
+	/* What the starter left open stays with the starter: a pipe it waits
+	 * on must see its end of file.  Everything umlk opens itself is
+	 * close-on-exec, so a descriptor without that flag was inherited. */
+	for (int fd = STDERR_FILENO + 1; fd < 1024; fd++) {
+		int fl = fcntl(fd, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			close(fd);
+	}
 	stamped = logfile != NULL;
 	if (chdir("/") < 0)
 		k_log("chdir /: %s", strerror(errno));

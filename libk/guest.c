@@ -1,6 +1,8 @@
 #include "guest.h"
 #include "cpio.h"
 #include "err.h"
+#include "dhcpc.h"
+#include "netif.h"
 #include "xio.h"
 
 #include <errno.h>
@@ -12,9 +14,11 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t **out, size_t *len)
@@ -74,9 +78,34 @@ _Noreturn void guest_poweroff(int status)
 	_exit(status);
 }
 
+static int command_mode;
+
+void guest_report_status(int status)
+{
+	int fd = open(GUEST_TTY_STATUS, O_WRONLY | O_NOCTTY);
+	if (fd >= 0) {
+		dprintf(fd, "umlk-status %d\n", status);
+		close(fd);
+	}
+}
+
 static void die_hook(int status)
 {
+	/* Like 'docker run': 125 when the machinery, not the command, failed. */
+	if (command_mode)
+		guest_report_status(125);
 	guest_poweroff(status);
+}
+
+void guest_command_mode(void)
+{
+	int fd = open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+
+	command_mode = 1;
+	if (fd >= 0) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
 }
 
 void guest_become_init(void)
@@ -123,6 +152,8 @@ int guest_read_conf(struct guest_conf *c)
 			snprintf(c->hostname, sizeof(c->hostname), "%s", v);
 		else if (!strcmp(line, "home"))
 			snprintf(c->home, sizeof(c->home), "%s", v);
+		else if (!strcmp(line, "dhcp"))
+			c->dhcp = !strcmp(v, "1");
 	}
 	fclose(f);
 	if (!c->command)
@@ -144,9 +175,9 @@ char *guest_conf_text(const struct guest_conf *c)
 {
 	char *t = xmalloc(8192);
 
-	snprintf(t, 8192, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\n",
+	snprintf(t, 8192, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\n",
 		 c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
-		 c->hostname, c->home);
+		 c->hostname, c->home, c->dhcp);
 	return t;
 }
 
@@ -201,6 +232,98 @@ void guest_set_hostname(const char *name)
 	}
 	if (sethostname(name, strlen(name)) < 0)
 		k_warn("sethostname %s:", name);
+}
+
+/* ---- the network */
+
+static void loopback_up(void)
+{
+	struct dhcpc_lease lo;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.ip = 0x7f000001;
+	lo.mask = 0xff000000;
+	lo.bcast = 0x7fffffff;
+	if (netif_if_up("lo") < 0 || dhcpc_configure("lo", &lo) < 0)
+		k_warn("%s", k_errmsg());
+}
+
+/* Write TEXT to /etc/resolv.conf as the new root sees it (it may be a
+ * symlink into /run, which must resolve there, not in the initramfs). */
+static void write_resolv(const char *text)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (chroot("/newroot") < 0 || chdir("/") < 0)
+			_exit(1);
+		FILE *f = fopen("/etc/.resolv.conf.umlk", "we");
+		if (!f || fputs(text, f) < 0 || fclose(f) != 0 ||
+		    rename("/etc/.resolv.conf.umlk", "/etc/resolv.conf") < 0) {
+			unlink("/etc/.resolv.conf.umlk");
+			_exit(1);
+		}
+		_exit(0);
+	}
+	int st;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+		k_warn("could not write /etc/resolv.conf in the guest's root");
+}
+
+/* Renew at T1; when that fails, retry every minute; after the lease
+ * runs out, start over. */
+static _Noreturn void renew_loop(struct netif *ni, struct dhcpc_lease *l)
+{
+	prctl(PR_SET_NAME, "umlk-dhcpc", 0, 0, 0);
+	for (;;) {
+		time_t got = time(NULL);
+		unsigned wait = l->t1 ? l->t1 : 60;
+		while (time(NULL) - got < (time_t)wait)
+			sleep((unsigned)(wait - (time(NULL) - got)));
+		while (dhcpc_renew(ni, l, 5000) < 0) {
+			if (time(NULL) - got >= (time_t)l->lease) {
+				if (dhcpc_acquire(ni, NULL, 30000, l) == 0 && dhcpc_configure("eth0", l) == 0)
+					break;
+				got = time(NULL);
+			}
+			sleep(60);
+		}
+	}
+}
+
+void guest_network(const struct guest_conf *c, char *name, size_t cap)
+{
+	struct netif ni;
+	struct dhcpc_lease l;
+	char a[16], s[16];
+
+	name[0] = 0;
+	loopback_up();
+	if (!c->dhcp || access("/sys/class/net/eth0", F_OK) < 0)
+		return;
+	if (netif_if_up("eth0") < 0 || netif_open_packet(&ni, "eth0") < 0) {
+		k_warn("%s", k_errmsg());
+		return;
+	}
+	if (dhcpc_acquire(&ni, c->hostname[0] ? c->hostname : NULL, 15000, &l) < 0 ||
+	    dhcpc_configure("eth0", &l) < 0) {
+		k_warn("%s", k_errmsg());
+		netif_close(&ni);
+		return;
+	}
+	printf("umlk-init: eth0 %s/%d from %s%s%s\n", net_fmt_ip(l.ip, a), net_mask_bits(l.mask),
+	       net_fmt_ip(l.server, s), l.hostname[0] ? ", host name " : "", l.hostname);
+	fflush(stdout);
+	snprintf(name, cap, "%s", l.hostname);
+	char *resolv = dhcpc_resolv_text(&l);
+	if (resolv) {
+		write_resolv(resolv);
+		free(resolv);
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		renew_loop(&ni, &l);
+	netif_close(&ni);
 }
 
 /* ---- running the command */

@@ -28,6 +28,7 @@ struct guest_conf {
 	int stdin_tty;          /* the command's stdin is the console, else /dev/null */
 	char hostname[65];
 	char home[4096];        /* host directory for /home (hostfs), or "" */
+	int dhcp;               /* configure eth0 by DHCP when there is one */
 	char **argv;
 };
 int guest_read_conf(struct guest_conf *c);      /* -1 with k_seterr() */
@@ -39,6 +40,15 @@ char *guest_conf_text(const struct guest_conf *c);
 void guest_mount_root(void);
 void guest_mount_home(const char *hostdir);
 void guest_set_hostname(const char *name);
+/* lo up; eth0 (if the kernel has one) by DHCP, with resolv.conf in the new
+ * root and a process that renews the lease.  Fills NAME with the host name
+ * the server offered ("" if none).  Problems are reported, not fatal. */
+void guest_network(const struct guest_conf *c, char *name, size_t cap);
+/* In command mode: init's own messages to the command's stderr line, and
+ * a fatal error reports status 125 to the host. */
+void guest_command_mode(void);
+/* Tell the host the command's exit status (console line 2). */
+void guest_report_status(int status);
 /* Run argv chrooted in /newroot, reap everything, return its exit status. */
 int guest_run(const struct guest_conf *c);
 /* Make /newroot the root and exec its init. */

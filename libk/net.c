@@ -54,11 +54,11 @@ static int parse_arp(struct net_pkt *p, const uint8_t *a, size_t n)
 	/* Only Ethernet hardware and IPv4 protocol addresses. */
 	if (get16(a) != 1 || get16(a + 2) != NET_ETH_IPV4 || a[4] != 6 || a[5] != 4)
 		return k_seterr("ARP packet for other than Ethernet/IPv4");
-	p->arp_op = get16(a + 6);
-	memcpy(p->arp_sha, a + 8, 6);
-	p->arp_spa = get32(a + 14);
-	memcpy(p->arp_tha, a + 18, 6);
-	p->arp_tpa = get32(a + 24);
+	p->arp.op = get16(a + 6);
+	memcpy(p->arp.sha, a + 8, 6);
+	p->arp.spa = get32(a + 14);
+	memcpy(p->arp.tha, a + 18, 6);
+	p->arp.tpa = get32(a + 24);
 	return 0;
 }
 

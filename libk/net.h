@@ -33,10 +33,13 @@ struct net_pkt {
 	uint8_t dst[6], src[6];
 	uint16_t ethertype;
 
-	/* ARP over Ethernet/IPv4 (ethertype NET_ETH_ARP) */
-	uint16_t arp_op;
-	uint8_t arp_sha[6], arp_tha[6];
-	uint32_t arp_spa, arp_tpa;
+	/* ARP over Ethernet/IPv4 (ethertype NET_ETH_ARP).  A struct, not
+	 * arp_* names: libc headers define arp_op as a macro. */
+	struct {
+		uint16_t op;
+		uint8_t sha[6], tha[6];
+		uint32_t spa, tpa;
+	} arp;
 
 	/* IPv4 (ethertype NET_ETH_IPV4) */
 	uint32_t saddr, daddr;

@@ -42,6 +42,7 @@ struct port {
 	time_t since;
 	unsigned long long in, out, drops;
 	char descr[129];                /* VDE's description, or the tap's name */
+	char service[32];               /* a umlk service port (dhcpd), or "" */
 };
 
 struct pending {
@@ -308,8 +309,10 @@ static char *status_text(struct sw *s, size_t *len)
 		struct port *pt = &s->ports[p];
 		if (!pt->used)
 			continue;
-		fprintf(f, "  port %d: %s%s, up %lld s, frames in %llu, out %llu, dropped %llu\n", p,
-			pt->tap >= 0 ? "tap " : "uml", pt->tap >= 0 ? pt->descr : "",
+		fprintf(f, "  port %d: %s%s%s%s, up %lld s, frames in %llu, out %llu, dropped %llu\n", p,
+			pt->tap >= 0 ? "tap " : pt->service[0] ? "service " : "uml",
+			pt->tap >= 0 ? pt->descr : pt->service,
+			pt->tap < 0 && pt->descr[0] ? " " : "", pt->tap < 0 ? pt->descr : "",
 			(long long)(time(NULL) - pt->since), pt->in, pt->out, pt->drops);
 	}
 	int nmac = 0;
@@ -378,6 +381,8 @@ static void pending_input(struct sw *s, int i)
 	pt->ctl = pd->fd;
 	pt->addr = req.addr;
 	pt->addrlen = sizeof(pt->addr);
+	if (!sw_addr_service(&pt->addr, pt->service, sizeof(pt->service)))
+		pt->service[0] = 0;
 	/* A client's words go into our log: printable characters only. */
 	for (size_t k = 0; k < sizeof(req.descr) && req.descr[k]; k++)
 		pt->descr[k] = (req.descr[k] >= 32 && req.descr[k] < 127) ? req.descr[k] : '?';
@@ -388,7 +393,8 @@ static void pending_input(struct sw *s, int i)
 		return;
 	}
 	s->pend[i] = s->pend[--s->npend];
-	LOG("port %d: new%s%s", p, pt->descr[0] ? ", " : "", pt->descr);
+	LOG("port %d: new%s%s%s%s", p, pt->service[0] ? ", service " : "", pt->service,
+	    pt->descr[0] ? ", " : "", pt->descr);
 }
 
 static void accept_one(struct sw *s)
@@ -404,7 +410,12 @@ static void accept_one(struct sw *s)
 			if (s->pend[i].deadline < s->pend[old].deadline)
 				old = i;
 		s->refused++;
-		LOG("too many unfinished control connections: one closed");
+		/* Once a second at most: this is what a flood looks like. */
+		static time_t last;
+		if (time(NULL) != last) {
+			last = time(NULL);
+			LOG("more than %d unfinished control connections: closing the oldest", MAX_PENDING);
+		}
 		pending_close(s, old);
 	}
 	s->pend[s->npend].fd = fd;
@@ -622,8 +633,20 @@ int switch_run(const struct switch_conf *c)
 		k_seterr("out of memory");
 		goto out;
 	}
+	long long idle_since = now_ms();
 	while (!stopping) {
 		int n = 0;
+		if (c->idle_exit) {
+			int guests = 0;
+			for (int p = 0; p < s->nports; p++)
+				guests += s->ports[p].used && !s->ports[p].service[0] && s->ports[p].tap < 0;
+			if (guests)
+				idle_since = now_ms();
+			else if (now_ms() - idle_since >= c->idle_exit * 1000LL) {
+				LOG("no guests for %d s", c->idle_exit);
+				break;
+			}
+		}
 		/* who[]: -1 listen, -2 data, 0.. pending i as -(3+i), ports as p */
 		pf[n] = (struct pollfd){ .fd = s->listen, .events = POLLIN }; who[n++] = -1;
 		pf[n] = (struct pollfd){ .fd = s->data, .events = POLLIN }; who[n++] = -2;
@@ -638,7 +661,7 @@ int switch_run(const struct switch_conf *c)
 						 .events = POLLIN };
 			who[n++] = p;
 		}
-		long long now = now_ms(), wait = -1;
+		long long now = now_ms(), wait = c->idle_exit ? 1000 : -1;
 		for (int i = 0; i < s->npend; i++) {
 			long long left = s->pend[i].deadline - now;
 			if (wait < 0 || left < wait)

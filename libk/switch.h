@@ -20,6 +20,7 @@ struct switch_conf {
 	int hub;                        /* flood everything */
 	int max_ports;
 	int age_secs;
+	int idle_exit;                  /* stop after this many seconds without guests; 0: never */
 	/* Called once everything is bound and listening (the daemon forks
 	 * here, so the parent returns only when the switch is ready). */
 	void (*ready)(void);

@@ -128,7 +128,22 @@ static int read_within(int fd, void *buf, size_t n, int timeout_ms)
 	return 0;
 }
 
-int sw_port_open(struct sw_port *p, const char *ctl_path)
+const char *sw_addr_service(const struct sockaddr_un *a, char *buf, size_t cap)
+{
+	const char *n = a->sun_path + 1;
+	size_t tl = strlen(SW_SERVICE_TAG);
+
+	if (a->sun_path[0] || memcmp(n, SW_SERVICE_TAG, tl))
+		return NULL;
+	size_t i = 0;
+	for (const char *c = n + tl; i + 1 < cap && c < a->sun_path + sizeof(a->sun_path) &&
+	     ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'); c++)
+		buf[i++] = *c;
+	buf[i] = 0;
+	return buf;
+}
+
+int sw_port_open(struct sw_port *p, const char *ctl_path, const char *service)
 {
 	struct sockaddr_un me;
 	struct timeval tv;
@@ -145,11 +160,20 @@ int sw_port_open(struct sw_port *p, const char *ctl_path)
 	gettimeofday(&tv, NULL);
 	name.pid = getpid();
 	name.usecs = (int)tv.tv_usec;
-	memcpy(me.sun_path, &name, sizeof(name));
+	if (service)
+		snprintf(me.sun_path + 1, sizeof(me.sun_path) - 1, "%s%s:%d:%d", SW_SERVICE_TAG, service,
+			 name.pid, name.usecs);
+	else
+		memcpy(me.sun_path, &name, sizeof(name));
 	p->data = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (p->data < 0 || bind(p->data, (struct sockaddr *)&me, sizeof(me)) < 0) {
 		k_seterr("datagram socket for %s: %s", ctl_path, strerror(errno));
 		goto fail;
+	}
+	if (service) {
+		/* A server answers many: room for a burst. */
+		int sz = 1 << 20;
+		setsockopt(p->data, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	}
 	sw_build_request(req, SW_REQ_NEW_CONTROL, &me);
 	if (full_write(p->ctl, req, sizeof(req)) < 0) {

@@ -57,8 +57,15 @@ struct sw_port {
 	struct sockaddr_un sw;          /* the switch's datagram socket */
 };
 /* -1 with k_seterr() naming CTL_PATH on failure.  Both sockets are
- * non-blocking and close-on-exec. */
-int sw_port_open(struct sw_port *p, const char *ctl_path);
+ * non-blocking and close-on-exec.  SERVICE, when not NULL, names a port
+ * that serves the network (dhcpd) rather than being a guest: it is put in
+ * the port's abstract address ("\0umlk-svc:NAME:..."), so the wire protocol
+ * stays the kernel's, and umlk umlswitch shows it and does not count it
+ * as a guest for -idle-exit. */
+int sw_port_open(struct sw_port *p, const char *ctl_path, const char *service);
+#define SW_SERVICE_TAG "umlk-svc:"
+/* The service name in a registered address, or NULL for a guest. */
+const char *sw_addr_service(const struct sockaddr_un *a, char *buf, size_t cap);
 /* Send one frame; -1 with errno (EAGAIN when the switch is busy). */
 ssize_t sw_port_send(struct sw_port *p, const void *frame, size_t n);
 /* Receive one frame from the switch (datagrams from others are dropped):

@@ -9,7 +9,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$top/build}
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.rc"' EXIT
 
 . "$top/test/lib.sh"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -19,7 +19,13 @@ run_part() {            # LABEL COMMAND...: run, echo, record PASS/FAIL lines
 	label=$1
 	shift
 	echo "== $label"
-	"$@" 2>&1 | sed "s/^\(PASS\|FAIL\): /\1: [$label] /" | tee -a "$log" | grep -v '^PASS' || true
+	# A test file that hangs is a failure, not a hung run.
+	{ timeout -k 10 "${TEST_TIMEOUT:-1200}" "$@" 2>&1; echo "rc=$?" > "$log.rc"; } |
+		sed "s/^\(PASS\|FAIL\): /\1: [$label] /" | tee -a "$log" | grep -v '^PASS' || true
+	if grep -q '^rc=124$' "$log.rc" 2>/dev/null; then
+		echo "FAIL: [$label] timed out after ${TEST_TIMEOUT:-1200} s" | tee -a "$log"
+	fi
+	rm -f "$log.rc"
 }
 
 run_part unit "$build/unit"

@@ -2,7 +2,10 @@
  * and the cloop parser against images built here in memory. */
 #include "../../libk/cloop.h"
 #include "../../libk/cow.h"
+#include "../../libk/dhcp.h"
+#include "../../libk/net.h"
 #include "../../libk/sha256.h"
+#include "../../libk/switchproto.h"
 #include "../../libk/err.h"
 #include "../../libk/xio.h"
 
@@ -57,6 +60,177 @@ static int open_mem(struct cloop *c, struct ksrc *s, const uint8_t *f, size_t n)
 {
 	ksrc_mem(s, f, n, "mem");
 	return cloop_open(c, s);
+}
+
+/* Ethernet/IP codecs: text forms, checksums (RFC 1071's example), a UDP
+ * frame built and parsed back, and lies in length fields refused. */
+static void net_tests(void)
+{
+	uint8_t mac[6], f[NET_FRAME_MAX];
+	uint32_t ip, mask;
+	char buf[18];
+
+	T("mac parse/format", net_parse_mac("52:54:0A:bc:de:f0", mac) == 0 &&
+	  !strcmp(net_fmt_mac(mac, buf), "52:54:0a:bc:de:f0"));
+	T("mac refuses short and long", net_parse_mac("52:54:0a:bc:de", mac) < 0 &&
+	  net_parse_mac("52:54:0a:bc:de:f0:11", mac) < 0 && net_parse_mac("5:54:0a:bc:de:f0", mac) < 0);
+	T("ip parse/format", net_parse_ip("10.0.2.15", &ip) == 0 && ip == 0x0a00020f &&
+	  !strcmp(net_fmt_ip(ip, buf), "10.0.2.15"));
+	T("ip refuses 256, 1.2.3, 1.2.3.4.5, 01234", net_parse_ip("1.2.3.256", &ip) < 0 &&
+	  net_parse_ip("1.2.3", &ip) < 0 && net_parse_ip("1.2.3.4.5", &ip) < 0 && net_parse_ip("1.2.3.1234", &ip) < 0);
+	T("mask as bits and dotted", net_parse_mask("24", &mask) == 0 && mask == 0xffffff00 &&
+	  net_parse_mask("255.255.0.0", &mask) == 0 && net_mask_bits(mask) == 16);
+	T("non-contiguous mask refused", net_parse_mask("255.0.255.0", &mask) < 0 && net_parse_mask("33", &mask) < 0);
+	static const uint8_t rfc1071[] = { 0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7 };
+	T("internet checksum (RFC 1071 example)", net_sum_fold(net_sum(0, rfc1071, 8)) == (uint16_t)~0xddf2);
+
+	struct net_ends e = { { 2, 0, 0, 0, 0, 1 }, { 2, 0, 0, 0, 0, 2 }, 0x0a000201, 0x0a000202, 1234, 68 };
+	struct net_pkt p;
+	size_t n = net_build_udp(f, sizeof(f), &e, "hello", 5);
+	T("udp frame padded to 60", n == 60);
+	T("udp frame parses back", net_parse(&p, f, n) == 0 && p.ethertype == NET_ETH_IPV4 &&
+	  p.proto == NET_IP_UDP && p.saddr == e.saddr && p.daddr == e.daddr && p.sport == 1234 &&
+	  p.dport == 68 && p.datalen == 5 && !memcmp(p.data, "hello", 5));
+	f[14 + 20 + 8] ^= 1;
+	T("udp checksum checked", net_parse(&p, f, n) < 0 && strstr(k_errmsg(), "UDP checksum"));
+	f[14 + 20 + 8] ^= 1;
+	f[14 + 3] = 200;
+	T("ip total length past the frame", net_parse(&p, f, n) < 0 && strstr(k_errmsg(), "do not fit"));
+	T("runt frame", net_parse(&p, f, 13) < 0);
+	n = net_build_tcp(f, sizeof(f), &e, 1000, 2000, NET_TCP_SYN, 65535, 1460, NULL, 0);
+	T("tcp syn with mss parses back", net_parse(&p, f, n) == 0 && p.proto == NET_IP_TCP &&
+	  p.seq == 1000 && p.tcp_flags == NET_TCP_SYN && p.mss == 1460 && p.datalen == 0);
+	f[14 + 20 + 12] = 0xf0;                 /* header length 60 > segment */
+	T("tcp header length checked", net_parse(&p, f, n) < 0);
+	n = net_build_arp(f, sizeof(f), NET_ARP_REQUEST, net_broadcast_mac, e.src_mac, e.saddr, mac, e.daddr);
+	T("arp round trip", net_parse(&p, f, n) == 0 && p.arp.op == NET_ARP_REQUEST &&
+	  p.arp.spa == e.saddr && p.arp.tpa == e.daddr);
+}
+
+/* DHCP: a message round trip, option overload, lies refused, and the
+ * server's DORA, exhaustion, NAK, RELEASE and DECLINE. */
+static void dhcp_tests(void)
+{
+	uint8_t b[DHCP_MAX_MSG];
+	struct dhcp_msg m, r, out;
+
+	memset(&m, 0, sizeof(m));
+	m.op = 1;
+	m.type = DHCPREQUEST;
+	m.xid = 0xabcdef01;
+	memcpy(m.chaddr, "\x02\0\0\0\0\x01", 6);
+	m.reqip = 0x0a00020f;
+	m.have = DH_REQIP | DH_HOSTNAME;
+	strcpy(m.hostname, "box");
+	size_t n = dhcp_build(b, &m);
+	T("dhcp build/parse", n == 300 && dhcp_parse(&r, b, n) == 0 && r.type == DHCPREQUEST &&
+	  r.xid == m.xid && r.reqip == m.reqip && !strcmp(r.hostname, "box"));
+	T("dhcp short message", dhcp_parse(&r, b, 239) < 0 && strstr(k_errmsg(), "too short"));
+	b[243 + 0] = 12, b[243 + 1] = 200;      /* an option running past the end */
+	T("dhcp option past the end", dhcp_parse(&r, b, 300) < 0 && strstr(k_errmsg(), "past the end"));
+	n = dhcp_build(b, &m);
+	/* Overload: the host name lives in 'file'. */
+	memcpy(b + 240, "\x35\x01\x01\x34\x01\x01\xff", 7);
+	memset(b + 108, 0, 128);
+	memcpy(b + 108, "\x0c\x04" "file" "\xff", 7);      /* split: \x04f would be one escape */
+	T("dhcp option overload (file)", dhcp_parse(&r, b, n) == 0 && r.type == DHCPDISCOVER &&
+	  !strcmp(r.hostname, "file"));
+	b[109] = 200;
+	T("dhcp overloaded option past 'file'", dhcp_parse(&r, b, n) < 0);
+	b[109] = 4;
+	b[246 - 1] = 7;                         /* overload value 7 */
+	T("dhcp bad overload value", dhcp_parse(&r, b, n) < 0 && strstr(k_errmsg(), "option 52"));
+
+	struct dhcps s;
+	struct dhcps_conf c;
+	memset(&c, 0, sizeof(c));
+	c.server_ip = 0x0a000202;
+	c.mask = 0xffffff00;
+	c.pool_first = 0x0a00020f;
+	c.pool_last = 0x0a000210;               /* two addresses */
+	c.lease_secs = 600;
+	strcpy(c.hostname_prefix, "g");
+	T("server config ok", dhcps_init(&s, &c) == 0);
+	struct dhcps bad;
+	c.pool_last = 0x0a000302;
+	T("pool outside the subnet refused", dhcps_init(&bad, &c) < 0);
+	c.pool_last = 0x0a000210;
+
+	struct dhcp_msg in;
+	memset(&in, 0, sizeof(in));
+	in.op = 1;
+	in.type = DHCPDISCOVER;
+	for (int i = 0; i < 3; i++) {
+		in.chaddr[0] = 2, in.chaddr[5] = (uint8_t)(i + 1);
+		in.type = DHCPDISCOVER;
+		int got = dhcps_handle(&s, &in, &out, 1000);
+		if (i < 2) {
+			T("offer", got == 1 && out.type == DHCPOFFER && out.yiaddr == 0x0a00020f + (uint32_t)i &&
+			  !strcmp(out.hostname, i ? "g16" : "g15"));
+			in.type = DHCPREQUEST;
+			in.reqip = out.yiaddr;
+			in.serverid = c.server_ip;
+			in.have = DH_REQIP | DH_SERVERID;
+			T("ack", dhcps_handle(&s, &in, &out, 1001) == 1 && out.type == DHCPACK &&
+			  out.lease == 600 && out.t1 == 300);
+			in.have = 0;
+		} else {
+			T("pool exhausted: no offer", got == 0);
+		}
+	}
+	in.type = DHCPREQUEST;                  /* INIT-REBOOT for a taken address */
+	in.reqip = 0x0a00020f;
+	in.have = DH_REQIP;
+	T("taken address: NAK", dhcps_handle(&s, &in, &out, 1002) == 1 && out.type == DHCPNAK);
+	in.chaddr[5] = 1;
+	in.type = DHCPRELEASE;
+	in.ciaddr = 0x0a00020f;
+	in.have = 0;
+	dhcps_handle(&s, &in, &out, 1003);
+	in.chaddr[5] = 3;
+	in.type = DHCPDISCOVER;
+	in.ciaddr = 0;
+	T("released address offered to the next", dhcps_handle(&s, &in, &out, 1004) == 1 &&
+	  out.yiaddr == 0x0a00020f);
+	in.chaddr[5] = 2;
+	in.type = DHCPDECLINE;
+	in.reqip = 0x0a000210;
+	in.have = DH_REQIP;
+	dhcps_handle(&s, &in, &out, 1005);
+	in.type = DHCPDISCOVER;
+	in.have = 0;
+	/* .15 is on offer to the third client, .16 declined: nothing is free. */
+	T("declined address kept out of the pool", dhcps_handle(&s, &in, &out, 1006) == 0);
+	dhcps_free(&s);
+
+	/* Expiry: a pool of one, A's lease of 600 s taken at 1000. */
+	c.pool_last = c.pool_first;
+	dhcps_init(&s, &c);
+	memset(&in, 0, sizeof(in));
+	in.op = 1;
+	in.chaddr[0] = 2, in.chaddr[5] = 0xa;
+	in.type = DHCPREQUEST;                  /* INIT-REBOOT straight to a lease */
+	in.reqip = c.pool_first;
+	in.have = DH_REQIP;
+	T("init-reboot binds a free address", dhcps_handle(&s, &in, &out, 1000) == 1 && out.type == DHCPACK);
+	in.chaddr[5] = 0xb;
+	in.type = DHCPDISCOVER;
+	in.have = 0;
+	T("held until it expires", dhcps_handle(&s, &in, &out, 1599) == 0);
+	T("an expired lease is reused", dhcps_handle(&s, &in, &out, 1601) == 1 && out.yiaddr == c.pool_first);
+	dhcps_free(&s);
+
+	/* The switch's request parser. */
+	uint8_t req[SW_REQ_VDE];
+	struct sw_request sr;
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	sw_build_request(req, SW_REQ_NEW_CONTROL, &a);
+	T("switch request: kernel size", sw_parse_request(&sr, req, SW_REQ_KERNEL) == 1);
+	T("switch request: not yet complete", sw_parse_request(&sr, req, 100) == 0);
+	req[0] ^= 1;
+	T("switch request: bad magic refused at 4 bytes", sw_parse_request(&sr, req, 4) < 0);
 }
 
 int main(void)
@@ -178,5 +352,8 @@ int main(void)
 	hdr[24] = 0, hdr[25] = 0, hdr[26] = 0x0b, hdr[27] = 0xb8;     /* alignment 3000 */
 	T("cow bad alignment", cow_parse_header(hdr, COW_V3_HEADER, "t", &back) < 0 && strstr(k_errmsg(), "alignment"));
 	cow_close(&cw);
+
+	net_tests();
+	dhcp_tests();
 	return failed != 0;
 }
