@@ -3,6 +3,7 @@
 #   make            build/umlk, static, musl
 #   make kernel     build/linux, the UML kernel (cached; see kernel/)
 #   make release    build/release/umlk: umlk with the kernel embedded
+#   make rootfs     guest images under build/rootfs (tiny, and the Debian mini live CD)
 #   make demo       build all that, then boot a guest and show it
 #   make check      every test, on the musl build and on an ASan/UBSan build
 #   make fuzz       libFuzzer targets under build/fuzz/ (clang)
@@ -23,11 +24,11 @@ WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
 LIBK = libk/args.c libk/boot.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c libk/cow.c \
-       libk/cowmerge.c libk/cpio.c libk/daemon.c libk/dhcp.c libk/dhcpc.c libk/dhcpd.c libk/iso9660.c libk/net.c libk/netif.c libk/sha256.c \
+       libk/cowmerge.c libk/cpio.c libk/daemon.c libk/dhcp.c libk/dhcpc.c libk/dhcpd.c libk/iso9660.c libk/mconsole.c libk/net.c libk/netif.c libk/sha256.c libk/tcpgw.c libk/xauth.c libk/xnest.c \
        libk/err.c libk/guest.c libk/payload.c libk/pipeline.c libk/progress.c libk/switch.c \
        libk/switchproto.c libk/xio.c
 APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
-          applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c
+          applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c applets/xnest_launch.c
 HEADERS = $(wildcard libk/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
 
@@ -37,7 +38,7 @@ MUSL_OBJS = $(SRCS:%.c=$(BUILD)/musl/%.o)
 SAN_OBJS  = $(SRCS:%.c=$(BUILD)/san/%.o)
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all kernel release demo check fuzz bench clean
+.PHONY: all kernel release rootfs demo check fuzz bench clean
 all: $(BUILD)/umlk
 
 # The kernel build is cached by kernel/build.sh (keyed by source version,
@@ -54,8 +55,16 @@ $(BUILD)/release/umlk: $(BUILD)/umlk $(BUILD)/linux
 		-o $@ $(BUILD)/umlk
 	@echo "release: $@ ($$(stat -c %s $@) bytes)"
 
-demo: $(BUILD)/release/umlk
-	sh release/demo.sh $(BUILD)/release/umlk
+# Guest images: the tiny busybox one, and the Debian mini live CD (its
+# debootstrap part is cached; see rootfs/debian.sh).
+rootfs: $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso
+$(BUILD)/rootfs/tiny.iso: rootfs/tiny.sh $(BUILD)/umlk
+	sh rootfs/tiny.sh $(BUILD)/umlk $(BUILD)/rootfs
+$(BUILD)/rootfs/debian.iso: rootfs/debian.sh $(BUILD)/umlk
+	sh rootfs/debian.sh $(BUILD)/umlk $(BUILD)/rootfs
+
+demo: $(BUILD)/release/umlk $(BUILD)/rootfs/tiny.iso
+	sh release/demo.sh $(BUILD)/release/umlk $(BUILD)/rootfs/tiny.iso
 
 $(ZLIB): libk/zlib-musl.sh
 	sh libk/zlib-musl.sh $(BUILD)/zlib
@@ -90,10 +99,11 @@ $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBK) -lz -lpthread
 
-check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk
+check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk \
+       $(BUILD)/rootfs/debian.iso
 	sh test/run.sh
 
-bench: $(BUILD)/umlk $(BUILD)/release/umlk
+bench: $(BUILD)/umlk $(BUILD)/release/umlk $(BUILD)/rootfs/debian.iso
 	sh bench/run.sh
 
 clean:

@@ -25,6 +25,7 @@ APPLET(kernel_info)
 APPLET(linux)
 APPLET(make_cloop)
 APPLET(umlswitch)
+APPLET(xnest_launch)
 
 #undef APPLET
 

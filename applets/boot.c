@@ -3,6 +3,7 @@
 #include "../libk/boot.h"
 #include "../libk/err.h"
 #include "../libk/progress.h"
+#include "../libk/xauth.h"
 
 #include <string.h>
 
@@ -41,6 +42,10 @@ const char boot_usage[] =
 	"  --mac MAC        eth0's MAC (default: derived from the COW file's path,\n"
 	"                   so a kept COW file keeps its address)\n"
 	"  --no-dhcp        leave eth0 unconfigured (for a network without DHCP)\n"
+	"  --env NAME=VALUE set a variable for COMMAND (up to 16 times)\n"
+	"  --x11-cookie HEX an MIT-MAGIC-COOKIE-1 for the X display that --env\n"
+	"                   DISPLAY=HOST:N names; written to /root/.Xauthority in\n"
+	"                   the guest, and XAUTHORITY set (xnest-launch uses it)\n"
 	"  --init PATH      the static umlk to run as the guest's /init (default:\n"
 	"                   this file)\n"
 	"  -v, --verbose    show the kernel's messages (on stderr)\n"
@@ -59,6 +64,8 @@ int boot_main(int argc, char **argv)
 		{ "net", required_argument, NULL, 'N' },
 		{ "mac", required_argument, NULL, 'M' },
 		{ "no-dhcp", no_argument, NULL, 'D' },
+		{ "env", required_argument, NULL, 'e' },
+		{ "x11-cookie", required_argument, NULL, 'X' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ 0 },
@@ -84,6 +91,26 @@ int boot_main(int argc, char **argv)
 		case 'N': o.net = optarg; break;
 		case 'M': o.mac = optarg; break;
 		case 'D': o.no_dhcp = 1; break;
+		case 'e': {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || strchr(optarg, '\n') || strlen(optarg) > 1024)
+				xusage("--env: '%s' is not NAME=VALUE (one line, at most 1024 bytes)", optarg);
+			for (const char *ch = optarg; ch < eq; ch++)
+				if (!(*ch == '_' || (*ch >= 'A' && *ch <= 'Z') || (*ch >= 'a' && *ch <= 'z') ||
+				      (ch > optarg && *ch >= '0' && *ch <= '9')))
+					xusage("--env: '%.*s' is not a variable name", (int)(eq - optarg), optarg);
+			if (o.nenv == 16)
+				xusage("--env: at most 16");
+			o.env[o.nenv++] = optarg;
+			break;
+		}
+		case 'X': {
+			uint8_t ck[XAUTH_COOKIE_LEN];
+			if (xauth_unhex(optarg, ck) < 0)
+				xusage("--x11-cookie: not 32 lowercase hex digits");
+			o.xcookie = optarg;
+			break;
+		}
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}

@@ -6,7 +6,11 @@
 #include "../libk/netif.h"
 #include "../libk/xio.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +58,28 @@ const char dhcpd_usage[] =
 
 static volatile sig_atomic_t stopping;
 static void on_stop(int sig) { (void)sig; stopping = 1; }
+
+/* On a host interface the packets reach us through the packet socket, but
+ * the host's own stack sees unicasts to port 67 too and would answer them
+ * "port unreachable".  A socket bound there (never read; what it queues is
+ * dropped) keeps it quiet.  Another DHCP server already bound: say so. */
+static void hold_port_67(const char *dev)
+{
+	struct sockaddr_in a;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), one = 1, small = 4096;
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, dev, (socklen_t)strlen(dev) + 1);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_port = htons(DHCP_SERVER_PORT);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == EADDRINUSE)
+		xdie("%s: another DHCP server is using port 67 there", dev);
+	/* kept open for the life of the server */
+}
 
 static uint32_t xarg_ip(const char *opt, const char *v)
 {
@@ -195,6 +221,7 @@ int dhcpd_main(int argc, char **argv)
 	if (dev) {
 		if (netif_open_packet(&ni, dev) < 0)
 			xdie("%s", k_errmsg());
+		hold_port_67(dev);
 		if (!address) {
 			if (!ni.ip)
 				xdie("%s: the interface has no IPv4 address; give one with --address", dev);

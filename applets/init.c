@@ -52,8 +52,21 @@ int init_main(int argc, char **argv)
 	guest_network(&c, offered, sizeof(offered));
 	/* --hostname, else the DHCP server's name, else the image's own. */
 	guest_set_hostname(c.hostname[0] ? c.hostname : offered);
-	if (!c.command)
+	guest_xauth(&c);
+	if (!c.command && guest_has_init())
 		guest_switch_root();
+	if (!c.command) {
+		/* No init in the image (Debian's minbase has none): a login
+		 * shell on the console, and power off when it ends. */
+		static char *shell[] = { "/bin/sh", "-l", NULL };
+		if (access("/newroot/bin/bash", X_OK) == 0)
+			shell[0] = "/bin/bash";
+		printf("umlk init: the image has no init: a shell on the console ('exit' powers off)\n");
+		fflush(stdout);
+		c.argv = shell;
+		c.stdin_tty = 1;
+		c.console_shell = 1;
+	}
 	int status = guest_run(&c);
 	guest_shutdown();
 	guest_report_status(status);

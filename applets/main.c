@@ -29,6 +29,7 @@ static const struct applet applets[] = {
 	{ "linux", linux_main, "run the embedded UML kernel with kernel arguments", linux_usage },
 	{ "make-cloop", make_cloop_main, "compress a raw image into a cloop image", make_cloop_usage },
 	{ "umlswitch", umlswitch_main, "virtual Ethernet switch for UML guests (uml_switch compatible)", umlswitch_usage },
+	{ "xnest-launch", xnest_launch_main, "a guest's X desktop in an Xnest window on this host", xnest_launch_usage },
 };
 #define NAPPLETS (sizeof(applets) / sizeof(applets[0]))
 

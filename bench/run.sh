@@ -3,7 +3,8 @@
 # the same run; nothing here passes or fails on timing.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-for b in "$top"/bench/boot.sh "$top"/bench/cloop.sh "$top"/bench/cow.sh; do
+for b in "$top"/bench/boot.sh "$top"/bench/cloop.sh "$top"/bench/cow.sh "$top"/bench/net.sh \
+	"$top"/bench/xnest.sh; do
 	echo "=== $(basename "$b")"
 	sh "$b"
 done

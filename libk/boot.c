@@ -4,6 +4,7 @@
 #include "err.h"
 #include "guest.h"
 #include "iso9660.h"
+#include "mconsole.h"
 #include "payload.h"
 #include "pipeline.h"
 #include "progress.h"
@@ -24,7 +25,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static void xmkdirs(const char *path)
@@ -200,7 +203,7 @@ static void guest_mac(const struct boot_opts *o, const char *cow, char out[18])
 /* ---- --net auto: the user's private network */
 
 /* $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID; ours alone (0700). */
-static void private_dir(char *dir, size_t cap)
+void xboot_private_dir(char *dir, size_t cap)
 {
 	const char *x = getenv("XDG_RUNTIME_DIR");
 	struct stat st;
@@ -268,7 +271,7 @@ static char *auto_network(int quiet)
 	char dpid[PATH_MAX], dlog[PATH_MAX], leases[PATH_MAX];
 	int started = 0;
 
-	private_dir(dir, sizeof(dir));
+	xboot_private_dir(dir, sizeof(dir));
 	snprintf(ctl, sizeof(ctl), "%s/switch.ctl", dir);
 	snprintf(lock, sizeof(lock), "%s/net.lock", dir);
 	snprintf(spid, sizeof(spid), "%s/switch.pid", dir);
@@ -299,38 +302,128 @@ static char *auto_network(int quiet)
 	return xstrdup(ctl);
 }
 
-/* The switch's control socket as an absolute path the kernel can use. */
-static char *switch_socket(const struct boot_opts *o)
+char *xboot_switch(const char *net)
 {
 	char *path = xmalloc(2 * PATH_MAX);
 
-	if (!strcmp(o->net, "auto")) {
+	if (!strcmp(net, "auto")) {
 		free(path);
 		return auto_network(k_quiet);
 	}
-	if (o->net[0] == '/')
-		snprintf(path, 2 * PATH_MAX, "%s", o->net);
+	if (net[0] == '/')
+		snprintf(path, 2 * PATH_MAX, "%s", net);
 	else {
 		char cwd[PATH_MAX];
 		if (!getcwd(cwd, sizeof(cwd)))
 			xdie("getcwd:");
-		snprintf(path, 2 * PATH_MAX, "%s/%s", cwd, o->net);
+		snprintf(path, 2 * PATH_MAX, "%s/%s", cwd, net);
 	}
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
 		xdie("--net %s: the socket path is too long for a Unix socket (%zu bytes, at most %zu)",
-		     o->net, strlen(path), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		     net, strlen(path), sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	if (!sw_alive(path))
 		xdie("--net %s: no switch answers there (start one: umlk umlswitch -unix %s -daemon)",
-		     o->net, o->net);
+		     net, net);
 	return path;
 }
 
 static pid_t child;
+static int child_status;
+static volatile sig_atomic_t stop_signal;
 
-static void forward(int sig)
+static void on_stop_signal(int sig)
 {
-	if (child > 0)
-		kill(child, sig);
+	stop_signal = sig;
+}
+
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Told to stop: halt the guest cleanly, harder as time passes.
+ *   step 1  command mode: Ctrl-Alt-Del, which the guest's init (umlk)
+ *           turns into stopping the command, unmounting, powering off;
+ *           a guest's own init: sync and remount read-only (sysrq s, u),
+ *           then halt
+ *   step 2  (10 s later) sync, remount read-only, halt
+ *   step 3  (5 s later) SIGKILL to the kernel's whole process group */
+static void halt_step(int step, int command, const char *mc)
+{
+	if (step == 1 && command) {
+		if (mconsole_cmd(mc, "cad", NULL, 0, 2000) == 0)
+			return;
+		step = 2;
+	}
+	if (step == 1 || step == 2) {
+		mconsole_cmd(mc, "sysrq s", NULL, 0, 2000);
+		mconsole_cmd(mc, "sysrq u", NULL, 0, 2000);
+		if (mconsole_cmd(mc, "halt", NULL, 0, 2000) == 0)
+			return;
+	}
+	kill(-child, SIGKILL);
+}
+
+/* Wait for the kernel to finish, reading the command's status from the
+ * guest ("umlk-status N" on console line 2) when there is one. */
+static int supervise(int status_fd, int command, const char *mc)
+{
+	char text[256];
+	size_t used = 0;
+	int reported = -1, step = 0;
+	long long next = 0;
+
+	for (;;) {
+		if (stop_signal && now_ms() >= next && step < 3) {
+			halt_step(++step, command, mc);
+			next = now_ms() + (step == 1 ? 10000 : 5000);
+		}
+		int st;
+		pid_t w = waitpid(child, &st, WNOHANG);
+		if (w == child) {
+			child_status = st;
+			break;
+		}
+		struct pollfd p = { .fd = status_fd, .events = POLLIN };
+		int r = poll(&p, status_fd >= 0 ? 1 : 0, 200);
+		if (r <= 0 || !(p.revents & (POLLIN | POLLHUP)))
+			continue;
+		ssize_t n = read(status_fd, text + used, sizeof(text) - 1 - used);
+		if (n <= 0) {
+			close(status_fd);       /* the kernel is going: wait for it */
+			status_fd = -1;
+			continue;
+		}
+		used += (size_t)n;
+		text[used] = 0;
+		char *s2 = strstr(text, "umlk-status ");
+		if (s2 && strchr(s2, '\n'))
+			reported = atoi(s2 + 12);
+		if (used == sizeof(text) - 1)
+			used = 0;
+	}
+	if (status_fd >= 0)
+		close(status_fd);
+	return reported;
+}
+
+/* UML leaves UML_DIR/UMID behind when it does not exit cleanly. */
+static void remove_umid_dir(const char *mc)
+{
+	char dir[PATH_MAX], f[PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s", mc);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return;
+	*slash = 0;
+	static const char *const names[] = { "mconsole", "pid" };
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(f, sizeof(f), "%s/%s", dir, names[i]);
+		unlink(f);
+	}
+	rmdir(dir);
 }
 
 int xboot(const struct boot_opts *o)
@@ -346,6 +439,10 @@ int xboot(const struct boot_opts *o)
 	conf.stdin_tty = isatty(STDIN_FILENO);
 	conf.argv = o->cmd;
 	conf.dhcp = o->net && !o->no_dhcp;
+	for (int i = 0; i < o->nenv; i++)
+		conf.env[conf.nenv++] = (char *)o->env[i];
+	if (o->xcookie)
+		snprintf(conf.xcookie, sizeof(conf.xcookie), "%s", o->xcookie);
 	if (o->hostname)
 		snprintf(conf.hostname, sizeof(conf.hostname), "%s", o->hostname);
 	if (o->home && !realpath(o->home, conf.home))
@@ -355,7 +452,7 @@ int xboot(const struct boot_opts *o)
 	 * start daemons, which must not inherit them. */
 	char *net_arg = NULL;
 	if (o->net) {
-		char mac[18], *sock = switch_socket(o);
+		char mac[18], *sock = xboot_switch(o->net);
 		guest_mac(o, cow, mac);
 		net_arg = xmalloc(strlen(sock) + 64);
 		sprintf(net_arg, "eth0=daemon,%s,unix,%s", mac, sock);
@@ -378,6 +475,11 @@ int xboot(const struct boot_opts *o)
 	if (status_pipe[0] >= 0)
 		fcntl(status_pipe[0], F_SETFD, FD_CLOEXEC);
 
+	/* UML makes RUNDIR/boot-PID/mconsole: how we stop it cleanly. */
+	char rundir[PATH_MAX - 64], mcsock[PATH_MAX];
+	xboot_private_dir(rundir, sizeof(rundir));
+	snprintf(mcsock, sizeof(mcsock), "%s/boot-%d/mconsole", rundir, (int)getpid());
+
 	char *argv[32], *owned[16];
 	int n = 0, nowned = 0;
 	argv[n++] = "linux";
@@ -385,6 +487,8 @@ int xboot(const struct boot_opts *o)
 	ARG("mem=%" PRIu64 "M", o->mem >> 20);
 	ARG("ubda=%s,%s", cow, backing);
 	ARG("initrd=/proc/self/fd/%d", mfd);
+	ARG("uml_dir=%s", rundir);
+	ARG("umid=boot-%d", (int)getpid());
 	if (net_arg)
 		argv[n++] = owned[nowned++] = net_arg;
 	if (!o->verbose)
@@ -406,14 +510,24 @@ int xboot(const struct boot_opts *o)
 
 	struct termios saved;
 	int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+	/* The kernel and every process it makes live in a process group of
+	 * their own, so that at the end nothing of it can be left behind.  If
+	 * we own the terminal, that group gets it while the guest runs. */
+	int fg = tty && tcgetpgrp(STDIN_FILENO) == getpgrp();
 	fflush(NULL);
 	child = fork();
 	if (child < 0)
 		xdie("fork:");
 	if (child == 0) {
+		setpgid(0, 0);
 		kernel_exec(kfd, argv);
 		k_warn("cannot run %s:", what);
 		_exit(126);
+	}
+	setpgid(child, child);
+	if (fg) {
+		signal(SIGTTOU, SIG_IGN);
+		tcsetpgrp(STDIN_FILENO, child);
 	}
 	close(kfd);
 	close(mfd);
@@ -423,40 +537,24 @@ int xboot(const struct boot_opts *o)
 		close(status_pipe[1]);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = forward;
+	sa.sa_handler = on_stop_signal;         /* no SA_RESTART: poll() returns */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	/* The guest writes "umlk-status N" on its status line before powering off. */
-	int reported = -1;
-	if (status_pipe[0] >= 0) {
-		char text[256];
-		size_t used = 0;
-		for (;;) {
-			ssize_t r = read(status_pipe[0], text + used, sizeof(text) - 1 - used);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0)
-				break;
-			used += r;
-			text[used] = 0;
-			char *s = strstr(text, "umlk-status ");
-			if (s && strchr(s, '\n'))
-				reported = atoi(s + 12);
-			if (used == sizeof(text) - 1)
-				used = 0;
-		}
-		close(status_pipe[0]);
-	}
-	int st;
-	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
-		;
+	int reported = supervise(status_pipe[0], conf.command, mcsock);
+	int st = child_status;
+	kill(-child, SIGKILL);          /* anything of the kernel's still there */
+	if (fg)
+		tcsetpgrp(STDIN_FILENO, getpgrp());
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+	remove_umid_dir(mcsock);
 	k_cleanup_run();        /* the temporary COW file */
 	free(backing);
 	free(cow);
+	if (stop_signal)
+		return 128 + stop_signal;
 	if (!conf.command)
 		return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (reported >= 0)

@@ -13,6 +13,7 @@
 #ifndef UMLK_BOOT_H
 #define UMLK_BOOT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct boot_opts {
@@ -25,6 +26,9 @@ struct boot_opts {
 	const char *net;        /* switch control socket, "auto", or NULL */
 	const char *mac;        /* eth0's MAC; NULL: derived from the COW file */
 	int no_dhcp;            /* leave eth0 unconfigured */
+	const char *env[16];    /* NAME=VALUE for the guest's command */
+	int nenv;
+	const char *xcookie;    /* MIT-MAGIC-COOKIE-1, 32 hex digits, for $DISPLAY */
 	uint64_t mem;           /* bytes */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */
@@ -32,6 +36,12 @@ struct boot_opts {
 
 /* Returns the exit status to exit with. */
 int xboot(const struct boot_opts *o);
+/* The switch for --net NET ("auto": the user's private network, started if
+ * needed) as an absolute socket path; dies if none answers there. */
+char *xboot_switch(const char *net);
+/* $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID: made if missing, and refused
+ * unless it is this user's alone. */
+void xboot_private_dir(char *dir, size_t cap);
 /* The backing file for IMAGE (extracting into the cache if needed). */
 char *xboot_backing(const char *image);
 

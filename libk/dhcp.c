@@ -242,22 +242,89 @@ int dhcps_init(struct dhcps *s, const struct dhcps_conf *c)
 	}
 	if (c->lease_secs < 10)
 		return k_seterr("a lease time under 10 seconds is not useful");
+	s->by_ip = calloc((size_t)(c->pool_last - c->pool_first) + 1, sizeof(*s->by_ip));
+	if (!s->by_ip)
+		return k_seterr("out of memory");
 	return 0;
 }
 
 void dhcps_free(struct dhcps *s)
 {
 	free(s->leases);
+	free(s->by_ip);
+	free(s->by_mac);
 	s->leases = NULL;
-	s->n = s->cap = 0;
+	s->by_ip = s->by_mac = NULL;
+	s->n = s->cap = s->mac_slots = 0;
 }
+
+static size_t mac_hash(const uint8_t m[6])
+{
+	uint32_t h = 2166136261u;
+	for (int i = 0; i < 6; i++)
+		h = (h ^ m[i]) * 16777619u;
+	return h;
+}
+
+static const uint8_t no_mac[6];
 
 static struct lease *by_mac(struct dhcps *s, const uint8_t mac[6])
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (!memcmp(s->leases[i].mac, mac, 6))
+	if (!s->mac_slots)
+		return NULL;
+	for (size_t i = mac_hash(mac) & (s->mac_slots - 1);; i = (i + 1) & (s->mac_slots - 1)) {
+		uint32_t k = s->by_mac[i];
+		if (!k)
+			return NULL;
+		if (!memcmp(s->leases[k - 1].mac, mac, 6))
+			return &s->leases[k - 1];
+	}
+}
+
+static void mac_insert(struct dhcps *s, uint32_t idx)
+{
+	size_t i = mac_hash(s->leases[idx].mac) & (s->mac_slots - 1);
+	while (s->by_mac[i])
+		i = (i + 1) & (s->mac_slots - 1);
+	s->by_mac[i] = idx + 1;
+}
+
+static int in_pool(const struct dhcps *s, uint32_t ip)
+{
+	return ip >= s->c.pool_first && ip <= s->c.pool_last;
+}
+
+/* The record holding IP, if any (each address is in one record at most). */
+static struct lease *ip_owner(struct dhcps *s, uint32_t ip)
+{
+	if (in_pool(s, ip)) {
+		uint32_t k = s->by_ip[ip - s->c.pool_first];
+		return k ? &s->leases[k - 1] : NULL;
+	}
+	for (size_t i = 0; i < s->n; i++)       /* static addresses outside the pool: few */
+		if (s->leases[i].ip == ip)
 			return &s->leases[i];
 	return NULL;
+}
+
+/* Give L the address IP (0: none), taking it from whoever had it. */
+static void set_ip(struct dhcps *s, struct lease *l, uint32_t ip)
+{
+	if (l->ip == ip)
+		return;
+	if (l->ip && in_pool(s, l->ip) && s->by_ip[l->ip - s->c.pool_first] == (uint32_t)(l - s->leases) + 1)
+		s->by_ip[l->ip - s->c.pool_first] = 0;
+	if (ip) {
+		struct lease *o = ip_owner(s, ip);
+		if (o && o != l) {
+			o->ip = 0;
+			if (o->state != LEASE_DECLINED)
+				o->state = LEASE_FREE;
+		}
+		if (in_pool(s, ip))
+			s->by_ip[ip - s->c.pool_first] = (uint32_t)(l - s->leases) + 1;
+	}
+	l->ip = ip;
 }
 
 static const struct dhcp_static *static_for_mac(const struct dhcps *s, const uint8_t mac[6])
@@ -276,8 +343,11 @@ static const struct dhcp_static *static_for_ip(const struct dhcps *s, uint32_t i
 	return NULL;
 }
 
+/* A new record for MAC (all zeros: an address owned by no client). */
 static struct lease *new_lease(struct dhcps *s, const uint8_t mac[6])
 {
+	if (s->n >= (1u << 24))
+		return NULL;                    /* a flood of made-up MACs ends here */
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
 		struct lease *l = realloc(s->leases, cap * sizeof(*l));
@@ -286,9 +356,23 @@ static struct lease *new_lease(struct dhcps *s, const uint8_t mac[6])
 		s->leases = l;
 		s->cap = cap;
 	}
+	if ((s->n + 1) * 2 > s->mac_slots) {    /* keep the MAC table half empty */
+		size_t slots = s->mac_slots ? s->mac_slots * 2 : 128;
+		uint32_t *t = calloc(slots, sizeof(*t));
+		if (!t)
+			return NULL;
+		free(s->by_mac);
+		s->by_mac = t;
+		s->mac_slots = slots;
+		for (size_t i = 0; i < s->n; i++)
+			if (memcmp(s->leases[i].mac, no_mac, 6))
+				mac_insert(s, (uint32_t)i);
+	}
 	struct lease *l = &s->leases[s->n++];
 	memset(l, 0, sizeof(*l));
 	memcpy(l->mac, mac, 6);
+	if (memcmp(mac, no_mac, 6))
+		mac_insert(s, (uint32_t)(s->n - 1));
 	return l;
 }
 
@@ -301,21 +385,17 @@ static int available(struct dhcps *s, uint32_t ip, const uint8_t mac[6], time_t 
 	const struct dhcp_static *st = static_for_ip(s, ip);
 	if (st && memcmp(st->mac, mac, 6))
 		return 0;
-	for (size_t i = 0; i < s->n; i++) {
-		struct lease *l = &s->leases[i];
-		if (l->ip == ip && l->state != LEASE_FREE && l->expires > now && memcmp(l->mac, mac, 6))
-			return 0;
-	}
-	return 1;
+	struct lease *o = ip_owner(s, ip);
+	return !o || !memcmp(o->mac, mac, 6) || o->state == LEASE_FREE || o->expires <= now;
 }
 
-static int in_pool(const struct dhcps *s, uint32_t ip)
+static int reserved(const struct dhcps *s, uint32_t ip)
 {
-	return ip >= s->c.pool_first && ip <= s->c.pool_last;
+	return ip == s->c.server_ip || static_for_ip(s, ip);
 }
 
 /* The address for MAC: its static one, the one it has or had, the one it
- * asks for, a never-used one, or the one expired longest ago.  0: none. */
+ * asks for, a never-used one, or the one free longest.  0: none. */
 static uint32_t choose(struct dhcps *s, const uint8_t mac[6], uint32_t want, time_t now)
 {
 	const struct dhcp_static *st = static_for_mac(s, mac);
@@ -324,32 +404,31 @@ static uint32_t choose(struct dhcps *s, const uint8_t mac[6], uint32_t want, tim
 	struct lease *l = by_mac(s, mac);
 	if (l && l->ip && l->state != LEASE_DECLINED && in_pool(s, l->ip) && available(s, l->ip, mac, now))
 		return l->ip;
-	if (want && in_pool(s, want) && available(s, want, mac, now))
+	if (want && in_pool(s, want) && !reserved(s, want) && available(s, want, mac, now))
 		return want;
-	uint32_t oldest = 0;
-	time_t oldest_t = now + 1;
-	for (uint32_t ip = s->c.pool_first; ip <= s->c.pool_last && ip; ip++) {
-		if (static_for_ip(s, ip) || ip == s->c.server_ip)
-			continue;
-		int used = 0;
-		time_t last = 0;
-		for (size_t i = 0; i < s->n; i++) {
-			if (s->leases[i].ip == ip) {
-				used = 1;
-				if (s->leases[i].state != LEASE_FREE && s->leases[i].expires > now)
-					last = now + 1;         /* taken */
-				else if (s->leases[i].expires > last)
-					last = s->leases[i].expires;
-			}
-		}
-		if (!used)
+	/* Never used (or given up): from where the last search stopped. */
+	uint32_t size = s->c.pool_last - s->c.pool_first + 1;
+	for (uint32_t k = 0; k < size; k++) {
+		uint32_t ip = s->c.pool_first + (s->cursor + k) % size;
+		if (!s->by_ip[ip - s->c.pool_first] && !reserved(s, ip)) {
+			s->cursor = (s->cursor + k + 1) % size;
 			return ip;
-		if (last <= now && last < oldest_t) {
-			oldest = ip;
-			oldest_t = last;
 		}
 	}
-	return oldest;
+	/* All taken once: the one whose lease ended longest ago. */
+	uint32_t best = 0;
+	time_t best_t = now + 1;
+	for (uint32_t ip = s->c.pool_first; ip <= s->c.pool_last && ip; ip++) {
+		struct lease *o = ip_owner(s, ip);
+		if (reserved(s, ip) || !o)
+			continue;
+		time_t t = o->state == LEASE_FREE ? (o->expires < now ? o->expires : now) : o->expires;
+		if (t <= now && t < best_t) {
+			best = ip;
+			best_t = t;
+		}
+	}
+	return best;
 }
 
 static void hostname_for(struct dhcps *s, const uint8_t mac[6], uint32_t ip, char *out, size_t cap)
@@ -371,6 +450,8 @@ static void reply_base(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_m
 	out->xid = in->xid;
 	out->flags = in->flags;
 	out->giaddr = in->giaddr;
+	if (in->giaddr && type == DHCPNAK)
+		out->flags |= 0x8000;   /* the relay broadcasts it to the client */
 	memcpy(out->chaddr, in->chaddr, 6);
 	out->serverid = s->c.server_ip;
 	out->have = DH_SERVERID;
@@ -423,8 +504,9 @@ int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *ou
 
 	if (in->op != 1 || !in->type)
 		return 0;
-	if (in->giaddr) {
-		LOG("%s from %s through relay %s ignored: relays are not supported",
+	if (in->giaddr && !in_subnet(&s->c, in->giaddr)) {
+		/* One subnet is served: a relay elsewhere asks for another. */
+		LOG("%s from %s through relay %s ignored: not in the served subnet",
 		    dhcp_type_name(in->type), net_fmt_mac(in->chaddr, m), net_fmt_ip(in->giaddr, a));
 		return 0;
 	}
@@ -445,7 +527,7 @@ int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *ou
 			l->state = LEASE_OFFERED;
 			l->expires = now + 60;  /* held that long for the REQUEST */
 		}
-		l->ip = ip;
+		set_ip(s, l, ip);
 		reply_base(s, in, out, DHCPOFFER);
 		out->yiaddr = ip;
 		reply_params(s, out, 1);
@@ -487,12 +569,8 @@ int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *ou
 			if (!l && !(l = new_lease(s, in->chaddr)))
 				return 0;
 		}
-		/* The address may be the client's old one, now reused: drop the
-		 * record of whoever had it before. */
-		for (size_t i = 0; i < s->n; i++)
-			if (&s->leases[i] != l && s->leases[i].ip == ip)
-				s->leases[i].ip = 0, s->leases[i].state = LEASE_FREE;
-		l->ip = ip;
+		/* Whoever had the address before loses its record of it. */
+		set_ip(s, l, ip);
 		l->state = LEASE_BOUND;
 		l->expires = now + s->c.lease_secs;
 		hostname_for(s, in->chaddr, ip, l->hostname, sizeof(l->hostname));
@@ -519,13 +597,16 @@ int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *ou
 		/* Something else answers on that address: the client loses it,
 		 * and it stays out of the pool for a lease time, owned by no one. */
 		uint32_t ip = l->ip;
-		l->ip = 0;
+		size_t li = (size_t)(l - s->leases);
+		struct lease *d = new_lease(s, no_mac);  /* may move the table */
+		l = &s->leases[li];
 		l->state = LEASE_FREE;
-		struct lease *d = new_lease(s, (const uint8_t[6]){ 0 });
 		if (d) {
-			d->ip = ip;
 			d->state = LEASE_DECLINED;
 			d->expires = now + s->c.lease_secs;
+			set_ip(s, d, ip);
+		} else {
+			set_ip(s, l, 0);
 		}
 		s->dirty = 1;
 		LOG("DECLINE %s by %s: address kept out of use", net_fmt_ip(ip, a),
@@ -555,6 +636,10 @@ int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *ou
 
 int dhcps_reply_dest(const struct dhcp_msg *in, const struct dhcp_msg *out, uint32_t *ip)
 {
+	if (in->giaddr) {               /* through a relay: to the relay, always */
+		*ip = in->giaddr;
+		return 0;
+	}
 	if (out->type == DHCPNAK || (!in->ciaddr && (in->flags & 0x8000))) {
 		*ip = 0xffffffff;
 		return 1;
@@ -619,12 +704,17 @@ int dhcps_load(struct dhcps *s, time_t now)
 			memcpy(l.hostname, host, strlen(host) + 1);     /* valid: at most 63 */
 		}
 		l.expires = (time_t)exp;
+		if (l.state == LEASE_DECLINED)
+			memset(l.mac, 0, 6);
 		struct lease *dst = (l.state == LEASE_BOUND) ? by_mac(s, l.mac) : NULL;
 		if (!dst && !(dst = new_lease(s, l.mac))) {
 			fclose(f);
 			return k_seterr("out of memory");
 		}
+		uint32_t addr = l.ip;
+		l.ip = dst->ip;         /* set_ip() moves it, keeping the index right */
 		*dst = l;
+		set_ip(s, dst, addr);
 	}
 	fclose(f);
 	return 0;

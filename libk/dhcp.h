@@ -99,6 +99,14 @@ struct dhcps {
 	struct lease *leases;
 	size_t n, cap;
 	int dirty;                      /* the lease file needs writing */
+	/* Indexes, so a lease is found in constant time however many there
+	 * are: the pool's addresses (an array: index + 1 of the one record
+	 * holding each, 0 for none), and MACs (open addressing, insert-only,
+	 * as records are never removed). */
+	uint32_t *by_ip;
+	uint32_t *by_mac;
+	size_t mac_slots;
+	uint32_t cursor;                /* where the search for a never-used address resumes */
 };
 
 /* Check the configuration (pool inside the subnet, server outside the
@@ -113,8 +121,9 @@ int dhcps_save(struct dhcps *s);
 int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now);
 void dhcps_free(struct dhcps *s);
 
-/* Where a server reply goes (RFC 2131 4.1): broadcast, or to OUT->yiaddr
- * or IN->ciaddr at the client's MAC.  Sets *ip; 1 when broadcast. */
+/* Where a server reply goes (RFC 2131 4.1): to the relay (IN->giaddr, port
+ * 67), broadcast, or to OUT->yiaddr or IN->ciaddr at the client's MAC.
+ * Sets *ip; 1 when broadcast.  Relays in the served subnet are answered. */
 int dhcps_reply_dest(const struct dhcp_msg *in, const struct dhcp_msg *out, uint32_t *ip);
 
 #endif

@@ -65,7 +65,7 @@ static int wait_reply(struct netif *ni, uint32_t xid, long long deadline, struct
 		if (n == 0)
 			return 0;
 		struct net_pkt p;
-		if (net_parse(&p, frame, (size_t)n) < 0)
+		if (net_parse_ex(&p, frame, (size_t)n, !ni->csum_partial) < 0)
 			continue;
 		if (netif_answer(ni, &p))
 			continue;

@@ -29,7 +29,7 @@ void dhcpd_frame(struct netif *ni, struct dhcps *s, struct dhcpd_stats *st,
 	uint8_t buf[DHCP_MAX_MSG], reply[NET_FRAME_MAX];
 
 	st->frames++;
-	if (net_parse(&p, frame, n) < 0) {
+	if (net_parse_ex(&p, frame, n, !ni->csum_partial) < 0) {
 		st->malformed++;
 		if (n >= 12)
 			log_malformed(s, frame + 6, k_errmsg());
@@ -58,11 +58,12 @@ void dhcpd_frame(struct netif *ni, struct dhcps *s, struct dhcpd_stats *st,
 	memcpy(e.src_mac, ni->mac, 6);
 	/* Unicast to the client's hardware address: no ARP needed (it may
 	 * not have an address yet). */
-	memcpy(e.dst_mac, broadcast ? net_broadcast_mac : (in.ciaddr ? p.src : in.chaddr), 6);
+	/* A relay or a renewing client gets it at the MAC it came from. */
+	memcpy(e.dst_mac, broadcast ? net_broadcast_mac : (in.giaddr || in.ciaddr) ? p.src : in.chaddr, 6);
 	e.saddr = ni->ip;
 	e.daddr = dst;
 	e.sport = DHCP_SERVER_PORT;
-	e.dport = DHCP_CLIENT_PORT;
+	e.dport = in.giaddr ? DHCP_SERVER_PORT : DHCP_CLIENT_PORT;
 	size_t fl = net_build_udp(reply, sizeof(reply), &e, buf, len);
 	if (fl && netif_send(ni, reply, fl) == 0)
 		st->replies++;

@@ -3,6 +3,7 @@
 #include "err.h"
 #include "dhcpc.h"
 #include "netif.h"
+#include "xauth.h"
 #include "xio.h"
 
 #include <errno.h>
@@ -97,11 +98,26 @@ static void die_hook(int status)
 	guest_poweroff(status);
 }
 
+static volatile sig_atomic_t told_to_stop;
+
+static void on_cad(int sig)
+{
+	(void)sig;
+	told_to_stop = 1;
+}
+
 void guest_command_mode(void)
 {
 	int fd = open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	struct sigaction sa;
 
 	command_mode = 1;
+	/* Ctrl-Alt-Del (the host's "umlk boot" was told to stop) comes to us
+	 * as SIGINT instead of rebooting: stop the command, shut down. */
+	reboot(RB_DISABLE_CAD);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_cad;         /* no SA_RESTART: waitpid returns */
+	sigaction(SIGINT, &sa, NULL);
 	if (fd >= 0) {
 		dup2(fd, STDERR_FILENO);
 		close(fd);
@@ -154,6 +170,10 @@ int guest_read_conf(struct guest_conf *c)
 			snprintf(c->home, sizeof(c->home), "%s", v);
 		else if (!strcmp(line, "dhcp"))
 			c->dhcp = !strcmp(v, "1");
+		else if (!strcmp(line, "env") && c->nenv < GUEST_MAX_ENV && strchr(v, '='))
+			c->env[c->nenv++] = xstrdup(v);
+		else if (!strcmp(line, "xcookie"))
+			snprintf(c->xcookie, sizeof(c->xcookie), "%s", v);
 	}
 	fclose(f);
 	if (!c->command)
@@ -173,11 +193,21 @@ int guest_read_conf(struct guest_conf *c)
 
 char *guest_conf_text(const struct guest_conf *c)
 {
-	char *t = xmalloc(8192);
+	char *t = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&t, &n);
 
-	snprintf(t, 8192, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\n",
-		 c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
-		 c->hostname, c->home, c->dhcp);
+	if (!f)
+		xdie("out of memory");
+	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\n",
+		c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
+		c->hostname, c->home, c->dhcp);
+	for (int i = 0; i < c->nenv; i++)
+		fprintf(f, "env=%s\n", c->env[i]);
+	if (c->xcookie[0])
+		fprintf(f, "xcookie=%s\n", c->xcookie);
+	if (fclose(f))
+		xdie("out of memory");
 	return t;
 }
 
@@ -248,26 +278,35 @@ static void loopback_up(void)
 		k_warn("%s", k_errmsg());
 }
 
-/* Write TEXT to /etc/resolv.conf as the new root sees it (it may be a
- * symlink into /run, which must resolve there, not in the initramfs). */
-static void write_resolv(const char *text)
+/* Write N bytes to PATH as the new root sees it (a symlink such as
+ * /etc/resolv.conf -> /run/... must resolve there, not in the initramfs):
+ * from a child chroot'ed into it, through a temporary file and rename. */
+static int write_in_root(const char *path, const void *data, size_t n, mode_t mode)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
+		char tmp[4200];
 		if (chroot("/newroot") < 0 || chdir("/") < 0)
 			_exit(1);
-		FILE *f = fopen("/etc/.resolv.conf.umlk", "we");
-		if (!f || fputs(text, f) < 0 || fclose(f) != 0 ||
-		    rename("/etc/.resolv.conf.umlk", "/etc/resolv.conf") < 0) {
-			unlink("/etc/.resolv.conf.umlk");
+		snprintf(tmp, sizeof(tmp), "%s.umlk-new", path);
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+		if (fd < 0 || full_write(fd, data, n) < 0 || close(fd) < 0 || rename(tmp, path) < 0) {
+			unlink(tmp);
 			_exit(1);
 		}
 		_exit(0);
 	}
 	int st;
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-		k_warn("could not write /etc/resolv.conf in the guest's root");
+		return k_seterr("could not write %s in the guest's root", path);
+	return 0;
+}
+
+static void write_resolv(const char *text)
+{
+	if (write_in_root("/etc/resolv.conf", text, strlen(text), 0644) < 0)
+		k_warn("%s", k_errmsg());
 }
 
 /* Renew at T1; when that fails, retry every minute; after the lease
@@ -326,6 +365,29 @@ void guest_network(const struct guest_conf *c, char *name, size_t cap)
 	netif_close(&ni);
 }
 
+/* ---- X */
+
+void guest_xauth(const struct guest_conf *c)
+{
+	uint8_t cookie[XAUTH_COOKIE_LEN], entry[128];
+	const char *display = NULL;
+
+	if (!c->xcookie[0])
+		return;
+	for (int i = 0; i < c->nenv; i++)
+		if (!strncmp(c->env[i], "DISPLAY=", 8))
+			display = c->env[i] + 8;
+	const char *colon = display ? strrchr(display, ':') : NULL;
+	if (!colon || xauth_unhex(c->xcookie, cookie) < 0) {
+		k_warn("an X cookie without DISPLAY=HOST:NUMBER, or not 32 hex digits: not installed");
+		return;
+	}
+	size_t n = xauth_entry(entry, sizeof(entry), atoi(colon + 1), cookie);
+	mkdir("/newroot/root", 0700);
+	if (write_in_root(GUEST_XAUTHORITY, entry, n, 0600) < 0)
+		k_warn("%s", k_errmsg());
+}
+
 /* ---- running the command */
 
 static void raw_output(int fd)
@@ -341,24 +403,35 @@ static void raw_output(int fd)
 
 int guest_run(const struct guest_conf *c)
 {
+	/* A shell on the console (no init in the image) has everything on
+	 * line 0, in the terminal's own modes. */
 	int out = open(GUEST_TTY_STDIO, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	int err = open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	int err = c->console_shell ? dup(out) : open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
 	if (out < 0 || err < 0)
 		xdie("cannot open the console lines %s, %s:", GUEST_TTY_STDIO, GUEST_TTY_STDERR);
 	if (!c->stdin_tty)
 		raw_output(out);
-	raw_output(err);
+	if (!c->console_shell)
+		raw_output(err);
 	/* What a command expects to find: /proc, /sys, /dev. */
-	static const char *const fs[][3] = {
-		{ "proc", "/newroot/proc", "proc" },
-		{ "sysfs", "/newroot/sys", "sysfs" },
-		{ "devtmpfs", "/newroot/dev", "devtmpfs" },
+	/* ... and pseudo-terminals (xterm, ssh, script need them), and
+	 * shared memory. */
+	static const char *const fs[][4] = {
+		{ "proc", "/newroot/proc", "proc", NULL },
+		{ "sysfs", "/newroot/sys", "sysfs", NULL },
+		{ "devtmpfs", "/newroot/dev", "devtmpfs", NULL },
+		{ "devpts", "/newroot/dev/pts", "devpts", "gid=5,mode=620,ptmxmode=666" },
+		{ "tmpfs", "/newroot/dev/shm", "tmpfs", "mode=1777" },
 	};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(fs) / sizeof(fs[0]); i++) {
 		mkdir(fs[i][1], 0755);
-		if (mount(fs[i][0], fs[i][1], fs[i][2], MS_NOSUID, NULL) < 0)
+		if (mount(fs[i][0], fs[i][1], fs[i][2], MS_NOSUID, fs[i][3]) < 0)
 			k_warn("mount %s on %s:", fs[i][2], fs[i][1]);
 	}
+	/* devtmpfs's own /dev/ptmx is not the one of this devpts instance. */
+	unlink("/newroot/dev/ptmx");
+	if (symlink("pts/ptmx", "/newroot/dev/ptmx") < 0)
+		k_warn("symlink /dev/ptmx:");
 
 	pid_t pid = fork();
 	if (pid < 0)
@@ -376,15 +449,25 @@ int guest_run(const struct guest_conf *c)
 		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
 		setenv("HOME", "/root", 1);
 		setenv("TERM", getenv("TERM") ? getenv("TERM") : "linux", 1);
+		for (int i = 0; i < c->nenv; i++)
+			putenv(c->env[i]);
+		if (c->xcookie[0])
+			setenv("XAUTHORITY", GUEST_XAUTHORITY, 1);
 		execvp(c->argv[0], c->argv);
 		dprintf(2, "umlk: %s: %s\n", c->argv[0], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
 	/* PID 1 reaps every orphan; the command's own status is the answer. */
-	int status = 0;
+	int status = 0, stopping = 0;
 	for (;;) {
 		int st;
-		pid_t w = waitpid(-1, &st, 0);
+		pid_t w = waitpid(-1, &st, stopping ? WNOHANG : 0);
+		if (told_to_stop && stopping == 0) {
+			/* The command runs in a session of its own: stop all of it. */
+			kill(-pid, SIGTERM);
+			kill(pid, SIGTERM);
+			stopping = 1;
+		}
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -392,6 +475,13 @@ int guest_run(const struct guest_conf *c)
 		if (w == pid) {
 			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			break;
+		}
+		if (w == 0) {                   /* stopping: give it 3 s, then kill */
+			if (++stopping > 60) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+			}
+			usleep(50000);
 		}
 	}
 	tcdrain(out);
@@ -421,10 +511,26 @@ void guest_shutdown(void)
 	umount2("/newroot/home", MNT_DETACH);
 	umount2("/newroot/proc", MNT_DETACH);
 	umount2("/newroot/sys", MNT_DETACH);
+	umount2("/newroot/dev/pts", MNT_DETACH);
+	umount2("/newroot/dev/shm", MNT_DETACH);
 	umount2("/newroot/dev", MNT_DETACH);
 	if (umount("/newroot") < 0 && mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 		k_warn("could not unmount or remount the root read-only:");
 	sync();
+}
+
+const char *const guest_inits[] = { "/sbin/init", "/etc/init", "/bin/init", NULL };
+
+int guest_has_init(void)
+{
+	char p[64];
+
+	for (size_t i = 0; guest_inits[i]; i++) {
+		snprintf(p, sizeof(p), "/newroot%s", guest_inits[i]);
+		if (access(p, X_OK) == 0)
+			return 1;
+	}
+	return 0;
 }
 
 _Noreturn void guest_switch_root(void)
@@ -449,8 +555,7 @@ _Noreturn void guest_switch_root(void)
 		if (fd > 2)
 			close(fd);
 	}
-	static const char *const inits[] = { "/sbin/init", "/etc/init", "/bin/init", "/bin/sh" };
-	for (size_t i = 0; i < 4; i++)
-		execl(inits[i], inits[i], (char *)NULL);
-	xdie("no init in the guest (/sbin/init, /etc/init, /bin/init, /bin/sh)");
+	for (size_t i = 0; guest_inits[i]; i++)
+		execl(guest_inits[i], guest_inits[i], (char *)NULL);
+	xdie("no init in the guest (/sbin/init, /etc/init, /bin/init)");
 }

@@ -20,6 +20,8 @@ _Noreturn void guest_poweroff(int status);
 
 
 
+#define GUEST_MAX_ENV 16
+
 /* What the host tells the guest, in /etc/umlk/boot.conf inside the
  * initramfs ("key=value" lines) and /etc/umlk/argv (the command, its
  * arguments separated by NUL bytes). */
@@ -29,6 +31,10 @@ struct guest_conf {
 	char hostname[65];
 	char home[4096];        /* host directory for /home (hostfs), or "" */
 	int dhcp;               /* configure eth0 by DHCP when there is one */
+	char *env[GUEST_MAX_ENV];       /* NAME=VALUE for the command */
+	int nenv;
+	char xcookie[33];       /* MIT-MAGIC-COOKIE-1 (hex) for $DISPLAY, or "" */
+	int console_shell;      /* argv is a shell on the console (set in the guest) */
 	char **argv;
 };
 int guest_read_conf(struct guest_conf *c);      /* -1 with k_seterr() */
@@ -44,6 +50,10 @@ void guest_set_hostname(const char *name);
  * root and a process that renews the lease.  Fills NAME with the host name
  * the server offered ("" if none).  Problems are reported, not fatal. */
 void guest_network(const struct guest_conf *c, char *name, size_t cap);
+/* The X cookie (if the host sent one) into GUEST_XAUTHORITY in the new
+ * root, for the display named by the DISPLAY variable sent with it. */
+void guest_xauth(const struct guest_conf *c);
+#define GUEST_XAUTHORITY "/root/.Xauthority"
 /* In command mode: init's own messages to the command's stderr line, and
  * a fatal error reports status 125 to the host. */
 void guest_command_mode(void);
@@ -51,6 +61,9 @@ void guest_command_mode(void);
 void guest_report_status(int status);
 /* Run argv chrooted in /newroot, reap everything, return its exit status. */
 int guest_run(const struct guest_conf *c);
+/* Is there an init in /newroot to hand over to? */
+int guest_has_init(void);
+extern const char *const guest_inits[];
 /* Make /newroot the root and exec its init. */
 _Noreturn void guest_switch_root(void);
 /* Stop every other process and unmount /newroot, so the COW file is clean. */

@@ -62,6 +62,8 @@ static int parse_arp(struct net_pkt *p, const uint8_t *a, size_t n)
 	return 0;
 }
 
+static int check_l4;            /* set by net_parse_ex for one call */
+
 static int parse_tcp(struct net_pkt *p, const uint8_t *t, size_t n)
 {
 	if (n < 20)
@@ -69,7 +71,7 @@ static int parse_tcp(struct net_pkt *p, const uint8_t *t, size_t n)
 	size_t hl = (size_t)(t[12] >> 4) * 4;
 	if (hl < 20 || hl > n)
 		return k_seterr("TCP header length %zu does not fit a %zu-byte segment", hl, n);
-	if (net_sum_fold(net_sum(pseudo_sum(p->saddr, p->daddr, NET_IP_TCP, n), t, n)) != 0)
+	if (check_l4 && net_sum_fold(net_sum(pseudo_sum(p->saddr, p->daddr, NET_IP_TCP, n), t, n)) != 0)
 		return k_seterr("TCP checksum is wrong");
 	p->sport = get16(t);
 	p->dport = get16(t + 2);
@@ -126,7 +128,7 @@ static int parse_ipv4(struct net_pkt *p, const uint8_t *ip, size_t n)
 		size_t ulen = get16(l4 + 4);
 		if (ulen < 8 || ulen > l4len)
 			return k_seterr("UDP length %zu does not fit %zu bytes", ulen, l4len);
-		if (get16(l4 + 6) &&     /* 0: the sender computed no checksum */
+		if (check_l4 && get16(l4 + 6) &&        /* 0: the sender computed none */
 		    net_sum_fold(net_sum(pseudo_sum(p->saddr, p->daddr, NET_IP_UDP, ulen), l4, ulen)) != 0)
 			return k_seterr("UDP checksum is wrong");
 		p->sport = get16(l4);
@@ -140,7 +142,7 @@ static int parse_ipv4(struct net_pkt *p, const uint8_t *ip, size_t n)
 	case NET_IP_ICMP:
 		if (l4len < 8)
 			return k_seterr("ICMP message of %zu bytes is too short", l4len);
-		if (net_sum_fold(net_sum(0, l4, l4len)) != 0)
+		if (check_l4 && net_sum_fold(net_sum(0, l4, l4len)) != 0)
 			return k_seterr("ICMP checksum is wrong");
 		p->icmp_type = l4[0];
 		p->icmp_code = l4[1];
@@ -153,6 +155,12 @@ static int parse_ipv4(struct net_pkt *p, const uint8_t *ip, size_t n)
 
 int net_parse(struct net_pkt *p, const uint8_t *f, size_t len)
 {
+	return net_parse_ex(p, f, len, 1);
+}
+
+int net_parse_ex(struct net_pkt *p, const uint8_t *f, size_t len, int l4)
+{
+	check_l4 = l4;
 	memset(p, 0, sizeof(*p));
 	if (len < NET_ETH_HLEN)
 		return k_seterr("Ethernet frame of %zu bytes is too short", len);

@@ -65,6 +65,10 @@ struct net_pkt {
  * (only the outer layers are filled in); -1 with k_seterr() when a header
  * is short, a length field lies, or a checksum is wrong. */
 int net_parse(struct net_pkt *p, const uint8_t *frame, size_t len);
+/* The same, but with CHECK_L4 0 the UDP/TCP/ICMP checksums are not
+ * verified: for frames a host's packet socket saw before the checksum was
+ * filled in (offload; the kernel says so, see netif). */
+int net_parse_ex(struct net_pkt *p, const uint8_t *frame, size_t len, int check_l4);
 
 /* The two ends of a UDP/TCP/ICMP exchange, as the sender sees them. */
 struct net_ends {

@@ -27,6 +27,13 @@ int netif_open_switch(struct netif *ni, const char *ctl_path, const uint8_t mac[
 	return sw_port_open(&ni->port, ctl_path, service);
 }
 
+/* From <linux/if_packet.h> (musl's headers stop at PACKET_AUXDATA). */
+struct k_tpacket_auxdata {
+	uint32_t tp_status, tp_len, tp_snaplen;
+	uint16_t tp_mac, tp_net, tp_vlan_tci, tp_vlan_tpid;
+};
+#define K_TP_STATUS_CSUMNOTREADY (1u << 3)
+
 int netif_open_packet(struct netif *ni, const char *ifname)
 {
 	struct sockaddr_ll sll;
@@ -45,6 +52,9 @@ int netif_open_packet(struct netif *ni, const char *ifname)
 	sll.sll_family = AF_PACKET;
 	sll.sll_protocol = htons(ETH_P_ALL);
 	sll.sll_ifindex = ni->ifindex;
+	/* Tell us when a frame's checksum is left for the hardware to fill. */
+	int one = 1;
+	setsockopt(ni->pfd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one));
 	if (bind(ni->pfd, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
 		int e = errno;
 		close(ni->pfd);
@@ -79,12 +89,24 @@ ssize_t netif_recv(struct netif *ni, uint8_t *buf, size_t cap)
 		return sw_port_recv(&ni->port, buf, cap);
 	for (;;) {
 		struct sockaddr_ll from;
-		socklen_t fl = sizeof(from);
-		ssize_t r = recvfrom(ni->pfd, buf, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &fl);
+		union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(struct k_tpacket_auxdata))]; } ctl;
+		struct iovec v = { buf, cap };
+		struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &v,
+				    .msg_iovlen = 1, .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+		ssize_t r = recvmsg(ni->pfd, &m, MSG_DONTWAIT | MSG_TRUNC);
 		if (r < 0)
 			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
 		if (from.sll_pkttype == PACKET_OUTGOING || (size_t)r > cap)
 			continue;               /* our own frames, or oversized */
+		ni->csum_partial = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+			    c->cmsg_len >= CMSG_LEN(sizeof(struct k_tpacket_auxdata))) {
+				struct k_tpacket_auxdata a;
+				memcpy(&a, CMSG_DATA(c), sizeof(a));
+				ni->csum_partial = (a.tp_status & K_TP_STATUS_CSUMNOTREADY) != 0;
+			}
+		}
 		return r;
 	}
 }

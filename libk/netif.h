@@ -25,6 +25,7 @@ struct netif {
 	uint8_t mac[6];
 	uint32_t ip, mask;              /* ip 0: not configured yet */
 	int answer_arp;                 /* 0 on a host interface: the host does it */
+	int csum_partial;               /* the last frame's L4 checksum is not filled in yet */
 };
 
 /* -1 with k_seterr() naming the socket or interface. */
@@ -38,7 +39,8 @@ int netif_fd(const struct netif *ni);
 /* A descriptor that becomes readable when the switch goes away, or -1. */
 int netif_ctl_fd(const struct netif *ni);
 
-/* One frame: its length, 0 when none is waiting, -1 with errno. */
+/* One frame: its length, 0 when none is waiting, -1 with errno.  Parse it
+ * with net_parse_ex(..., !ni->csum_partial). */
 ssize_t netif_recv(struct netif *ni, uint8_t *buf, size_t cap);
 /* Wait up to TIMEOUT_MS for a frame: length, 0 on timeout, -1 on error. */
 ssize_t netif_wait(struct netif *ni, uint8_t *buf, size_t cap, int timeout_ms);

@@ -32,10 +32,23 @@
 #define MAC_SLOTS 4096                  /* a power of two */
 #define MAC_PROBE 16
 
+/* Frames waiting for a port whose socket is full (UML's data socket holds
+ * only net.unix.max_dgram_qlen datagrams, 10 by default).  Queued, not
+ * dropped, so TCP between guests does not see losses on every burst; but
+ * bounded, so a port that never reads costs only its own frames. */
+#define TXQ 512
+struct txq {
+	unsigned head, n;
+	uint16_t len[TXQ];
+	uint8_t (*buf)[NET_FRAME_MAX + 4];      /* allocated when first needed */
+};
+
 struct port {
 	int used;
 	int ctl;                        /* control connection; -1 for the tap */
 	int tap;                        /* the host tap device's fd, or -1 */
+	int probe;                      /* connected to the port: POLLOUT when it has room */
+	struct txq q;
 	struct sockaddr_un addr;
 	socklen_t addrlen;              /* what we send to */
 	unsigned gen;                   /* bumped when the slot is reused */
@@ -71,11 +84,6 @@ struct sw {
 	long long age_ms;
 	time_t started;
 	unsigned long long frames_in, forwarded, flooded, dropped, strangers, malformed, refused;
-	/* one batch of frames to send */
-	struct mmsghdr out[BATCH * 8];
-	struct iovec outv[BATCH * 8];
-	int outport[BATCH * 8];         /* which port each is for, for the counters */
-	int nout;
 	int last_port;                  /* the port the previous datagram came from */
 };
 
@@ -157,51 +165,61 @@ static void mac_learn(struct sw *s, const uint8_t m[6], int port, long long now)
 
 /* ---- sending */
 
-static void flush_out(struct sw *s)
+static int enqueue(struct sw *s, struct port *pt, const uint8_t *frame, size_t n)
 {
-	int done = 0;
+	struct txq *q = &pt->q;
 
-	while (done < s->nout) {
-		int r = sendmmsg(s->data, s->out + done, (unsigned)(s->nout - done), MSG_DONTWAIT);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			/* The first message failed: its port is busy or gone. */
-			s->ports[s->outport[done]].drops++;
-			s->dropped++;
-			done++;
-			continue;
-		}
-		for (int i = done; i < done + r; i++)
-			s->ports[s->outport[i]].out++;
-		done += r;
+	if (q->n == TXQ || n > sizeof(q->buf[0]) ||
+	    (!q->buf && !(q->buf = malloc(TXQ * sizeof(q->buf[0]))))) {
+		pt->drops++;
+		s->dropped++;
+		return -1;
 	}
-	s->nout = 0;
+	unsigned i = (q->head + q->n++) % TXQ;
+	memcpy(q->buf[i], frame, n);
+	q->len[i] = (uint16_t)n;
+	return 0;
+}
+
+/* One frame to the port, now: 1 sent, 0 it has no room (try later), -1 lost. */
+static int send_now(struct sw *s, struct port *pt, const uint8_t *frame, size_t n)
+{
+	ssize_t r;
+
+	if (pt->tap >= 0)
+		r = write(pt->tap, frame, n);
+	else
+		r = sendto(s->data, frame, n, MSG_DONTWAIT, (struct sockaddr *)&pt->addr, pt->addrlen);
+	if (r == (ssize_t)n) {
+		pt->out++;
+		return 1;
+	}
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS))
+		return 0;
+	pt->drops++;                    /* gone, or refused: this frame is lost */
+	s->dropped++;
+	return -1;
+}
+
+/* Send what is queued for the port, in order, as far as it has room. */
+static void drain(struct sw *s, struct port *pt)
+{
+	struct txq *q = &pt->q;
+
+	while (q->n) {
+		if (send_now(s, pt, q->buf[q->head], q->len[q->head]) == 0)
+			return;
+		q->head = (q->head + 1) % TXQ;
+		q->n--;
+	}
 }
 
 static void send_to(struct sw *s, int p, const uint8_t *frame, size_t n)
 {
 	struct port *pt = &s->ports[p];
 
-	if (pt->tap >= 0) {
-		if (write(pt->tap, frame, n) == (ssize_t)n)
-			pt->out++;
-		else
-			pt->drops++, s->dropped++;
-		return;
-	}
-	if (s->nout == (int)(sizeof(s->out) / sizeof(s->out[0])))
-		flush_out(s);
-	struct mmsghdr *m = &s->out[s->nout];
-	struct iovec *v = &s->outv[s->nout];
-	memset(m, 0, sizeof(*m));
-	v->iov_base = (void *)frame;
-	v->iov_len = n;
-	m->msg_hdr.msg_name = &pt->addr;
-	m->msg_hdr.msg_namelen = pt->addrlen;
-	m->msg_hdr.msg_iov = v;
-	m->msg_hdr.msg_iovlen = 1;
-	s->outport[s->nout++] = p;
+	if (pt->q.n || send_now(s, pt, frame, n) == 0)
+		enqueue(s, pt, frame, n);       /* behind what already waits */
 }
 
 static void forward(struct sw *s, int in, const uint8_t *frame, size_t n, long long now)
@@ -246,7 +264,11 @@ static int port_by_addr(struct sw *s, const struct sockaddr_un *a, socklen_t len
 		if (s->ports[p].used && s->ports[p].tap < 0 && sw_addr_match(a, len, &s->ports[p].addr)) {
 			s->last_port = p;
 			/* Send back with the length the port really bound with. */
-			s->ports[p].addrlen = len;
+			if (s->ports[p].addrlen != len) {
+				s->ports[p].addrlen = len;
+				if (s->ports[p].probe >= 0)
+					connect(s->ports[p].probe, (struct sockaddr *)&s->ports[p].addr, len);
+			}
 			return p;
 		}
 	}
@@ -262,8 +284,12 @@ static void port_remove(struct sw *s, int p, const char *why)
 		close(pt->ctl);
 	if (pt->tap >= 0)
 		close(pt->tap);
+	if (pt->probe >= 0)
+		close(pt->probe);
+	free(pt->q.buf);
+	memset(&pt->q, 0, sizeof(pt->q));
 	pt->used = 0;
-	pt->ctl = pt->tap = -1;
+	pt->ctl = pt->tap = pt->probe = -1;
 	pt->gen++;
 }
 
@@ -276,7 +302,7 @@ static int port_new(struct sw *s)
 			memset(pt, 0, sizeof(*pt));
 			pt->gen = gen;
 			pt->used = 1;
-			pt->ctl = pt->tap = -1;
+			pt->ctl = pt->tap = pt->probe = -1;
 			pt->since = time(NULL);
 			return p;
 		}
@@ -309,11 +335,11 @@ static char *status_text(struct sw *s, size_t *len)
 		struct port *pt = &s->ports[p];
 		if (!pt->used)
 			continue;
-		fprintf(f, "  port %d: %s%s%s%s, up %lld s, frames in %llu, out %llu, dropped %llu\n", p,
+		fprintf(f, "  port %d: %s%s%s%s, up %lld s, frames in %llu, out %llu, dropped %llu, queued %u\n", p,
 			pt->tap >= 0 ? "tap " : pt->service[0] ? "service " : "uml",
 			pt->tap >= 0 ? pt->descr : pt->service,
 			pt->tap < 0 && pt->descr[0] ? " " : "", pt->tap < 0 ? pt->descr : "",
-			(long long)(time(NULL) - pt->since), pt->in, pt->out, pt->drops);
+			(long long)(time(NULL) - pt->since), pt->in, pt->out, pt->drops, pt->q.n);
 	}
 	int nmac = 0;
 	for (int i = 0; i < MAC_SLOTS; i++)
@@ -383,6 +409,13 @@ static void pending_input(struct sw *s, int i)
 	pt->addrlen = sizeof(pt->addr);
 	if (!sw_addr_service(&pt->addr, pt->service, sizeof(pt->service)))
 		pt->service[0] = 0;
+	/* A socket connected to the port, never sent on: poll() says POLLOUT
+	 * on it when the port's receive queue has room again. */
+	pt->probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (pt->probe >= 0 && connect(pt->probe, (struct sockaddr *)&pt->addr, pt->addrlen) < 0) {
+		close(pt->probe);
+		pt->probe = -1;         /* then queued frames are retried on a timer */
+	}
 	/* A client's words go into our log: printable characters only. */
 	for (size_t k = 0; k < sizeof(req.descr) && req.descr[k]; k++)
 		pt->descr[k] = (req.descr[k] >= 32 && req.descr[k] < 127) ? req.descr[k] : '?';
@@ -472,7 +505,6 @@ static void data_input(struct sw *s)
 			}
 			forward(s, p, bufs[i], m[i].msg_len, now);
 		}
-		flush_out(s);           /* before the buffers are reused */
 		if (n < BATCH)
 			break;
 	}
@@ -487,7 +519,6 @@ static void tap_input(struct sw *s, int p)
 		if (r <= 0)
 			break;
 		forward(s, p, buf, (size_t)r, now_ms());
-		flush_out(s);
 	}
 }
 
@@ -600,7 +631,7 @@ int switch_run(const struct switch_conf *c)
 		goto out;
 	}
 	for (int p = 0; p < s->nports; p++)
-		s->ports[p].ctl = s->ports[p].tap = -1;
+		s->ports[p].ctl = s->ports[p].tap = s->ports[p].probe = -1;
 	if (c->tap) {
 		int fd = open_tap(c->tap);
 		if (fd < 0)
@@ -625,8 +656,12 @@ int switch_run(const struct switch_conf *c)
 	LOG("%s on %s, up to %d ports%s%s", c->hub ? "hub" : "switch", c->ctl_path, c->max_ports,
 	    c->tap ? ", tap " : "", c->tap ? c->tap : "");
 
-	struct pollfd *pf = calloc((size_t)(3 + MAX_PENDING + s->nports), sizeof(*pf));
-	int *who = calloc((size_t)(3 + MAX_PENDING + s->nports), sizeof(*who));
+	/* Each poll entry says what it is: */
+	enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE };
+	struct who { int kind, idx; };
+	size_t maxfds = 2 + MAX_PENDING + 2 * (size_t)s->nports;
+	struct pollfd *pf = calloc(maxfds, sizeof(*pf));
+	struct who *who = calloc(maxfds, sizeof(*who));
 	if (!pf || !who) {
 		free(pf);
 		free(who);
@@ -635,7 +670,7 @@ int switch_run(const struct switch_conf *c)
 	}
 	long long idle_since = now_ms();
 	while (!stopping) {
-		int n = 0;
+		int n = 0, stuck = 0;
 		if (c->idle_exit) {
 			int guests = 0;
 			for (int p = 0; p < s->nports; p++)
@@ -647,21 +682,31 @@ int switch_run(const struct switch_conf *c)
 				break;
 			}
 		}
-		/* who[]: -1 listen, -2 data, 0.. pending i as -(3+i), ports as p */
-		pf[n] = (struct pollfd){ .fd = s->listen, .events = POLLIN }; who[n++] = -1;
-		pf[n] = (struct pollfd){ .fd = s->data, .events = POLLIN }; who[n++] = -2;
-		for (int i = 0; i < s->npend; i++) {
-			pf[n] = (struct pollfd){ .fd = s->pend[i].fd, .events = POLLIN };
-			who[n++] = -3 - i;
-		}
+#define ADD(fd_, ev, k, i) (pf[n] = (struct pollfd){ .fd = (fd_), .events = (ev) }, \
+			    who[n++] = (struct who){ (k), (i) })
+		ADD(s->listen, POLLIN, W_LISTEN, 0);
+		ADD(s->data, POLLIN, W_DATA, 0);
+		for (int i = 0; i < s->npend; i++)
+			ADD(s->pend[i].fd, POLLIN, W_PENDING, i);
 		for (int p = 0; p < s->nports; p++) {
-			if (!s->ports[p].used)
+			struct port *pt = &s->ports[p];
+			if (!pt->used)
 				continue;
-			pf[n] = (struct pollfd){ .fd = s->ports[p].tap >= 0 ? s->ports[p].tap : s->ports[p].ctl,
-						 .events = POLLIN };
-			who[n++] = p;
+			if (pt->tap >= 0)
+				ADD(pt->tap, POLLIN | (pt->q.n ? POLLOUT : 0), W_TAP, p);
+			else
+				ADD(pt->ctl, POLLIN, W_CTL, p);
+			if (pt->tap < 0 && pt->q.n) {
+				if (pt->probe >= 0)
+					ADD(pt->probe, POLLOUT, W_PROBE, p);
+				else
+					stuck = 1;
+			}
 		}
+#undef ADD
 		long long now = now_ms(), wait = c->idle_exit ? 1000 : -1;
+		if (stuck)
+			wait = 10;
 		for (int i = 0; i < s->npend; i++) {
 			long long left = s->pend[i].deadline - now;
 			if (wait < 0 || left < wait)
@@ -674,25 +719,38 @@ int switch_run(const struct switch_conf *c)
 			free(who);
 			goto out;
 		}
-		/* Frames first, then the rest; pending indexes shift when one
-		 * closes, so walk those from the end. */
+		/* Room first (queued frames go before new ones), then frames,
+		 * then control; pending indexes shift when one closes, so those
+		 * are walked from the end. */
 		for (int i = 0; i < n && r > 0; i++) {
-			if (!pf[i].revents)
+			struct port *pt = &s->ports[who[i].idx];
+			if ((who[i].kind == W_PROBE || who[i].kind == W_TAP) && (pf[i].revents & POLLOUT) &&
+			    pt->used)
+				drain(s, pt);
+		}
+		if (stuck)
+			for (int p = 0; p < s->nports; p++)
+				if (s->ports[p].used && s->ports[p].q.n && s->ports[p].probe < 0)
+					drain(s, &s->ports[p]);
+		for (int i = 0; i < n && r > 0; i++) {
+			if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
 				continue;
-			if (who[i] == -2)
+			if (who[i].kind == W_DATA)
 				data_input(s);
-			else if (who[i] >= 0 && s->ports[who[i]].used && s->ports[who[i]].tap == pf[i].fd)
-				tap_input(s, who[i]);
+			else if (who[i].kind == W_TAP && s->ports[who[i].idx].used &&
+				 s->ports[who[i].idx].tap == pf[i].fd)
+				tap_input(s, who[i].idx);
 		}
 		for (int i = n - 1; i >= 0 && r > 0; i--) {
-			if (!pf[i].revents)
+			if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
 				continue;
-			if (who[i] == -1)
+			int k = who[i].idx;
+			if (who[i].kind == W_LISTEN)
 				accept_one(s);
-			else if (who[i] <= -3 && -3 - who[i] < s->npend && s->pend[-3 - who[i]].fd == pf[i].fd)
-				pending_input(s, -3 - who[i]);
-			else if (who[i] >= 0 && s->ports[who[i]].used && s->ports[who[i]].ctl == pf[i].fd)
-				ctl_input(s, who[i]);
+			else if (who[i].kind == W_PENDING && k < s->npend && s->pend[k].fd == pf[i].fd)
+				pending_input(s, k);
+			else if (who[i].kind == W_CTL && s->ports[k].used && s->ports[k].ctl == pf[i].fd)
+				ctl_input(s, k);
 		}
 		now = now_ms();
 		for (int i = s->npend - 1; i >= 0; i--) {
@@ -719,6 +777,9 @@ out:
 			close(s->ports[p].ctl);
 		if (s->ports[p].tap >= 0)
 			close(s->ports[p].tap);
+		if (s->ports[p].probe >= 0)
+			close(s->ports[p].probe);
+		free(s->ports[p].q.buf);
 	}
 	for (int i = 0; i < s->npend; i++)
 		close(s->pend[i].fd);

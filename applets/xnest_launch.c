@@ -1,0 +1,86 @@
+#include "applets.h"
+#include "../libk/args.h"
+#include "../libk/err.h"
+#include "../libk/progress.h"
+#include "../libk/xnest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char xnest_launch_usage[] =
+	"Usage: umlk xnest-launch [OPTIONS] IMAGE\n"
+	"\n"
+	"Show a guest's X desktop in a window on this host's display ($DISPLAY).\n"
+	"Starts Xnest (or Xephyr) on a free display that listens only on its Unix\n"
+	"socket and admits only a fresh MIT-MAGIC-COOKIE-1; puts a gateway on the\n"
+	"guest's switch (an address from its DHCP server) that carries TCP port\n"
+	"6000+N there to that socket; then boots IMAGE as 'umlk boot' would, with\n"
+	"DISPLAY pointing at the gateway and the cookie in the guest's\n"
+	"/root/.Xauthority, and runs the image's X session (~/.xsession, else\n"
+	"/etc/X11/Xsession, else an xterm) or the command given with --run.\n"
+	"\n"
+	"When the session or the command ends, the guest powers off, the window\n"
+	"closes, and xnest-launch exits with its status.  Closing the window halts\n"
+	"the guest cleanly (exit 0); SIGINT or SIGTERM do both (128+signal).  No\n"
+	"root is needed: the gateway is a user-space program on the switch.\n"
+	"\n"
+	"  --run 'COMMAND'   run this shell command in the guest instead of its\n"
+	"                    session, e.g. --run 'xterm -e top'\n"
+	"  --net SOCKET      the guest's switch (default: auto, the user's private\n"
+	"                    network that umlk boot --net auto uses)\n"
+	"  --geometry WxH    the window's size (default 1024x768)\n"
+	"  --title TEXT      the window's title (default 'umlk: IMAGE')\n"
+	"  --xephyr          use Xephyr instead of Xnest (also the fallback when\n"
+	"                    Xnest is not installed)\n"
+	"  --cow FILE, --mem SIZE, --kernel PATH, --home DIR, --init PATH, -v\n"
+	"                    as for umlk boot\n"
+	"      --help        show this text\n";
+
+int xnest_launch_main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "run", required_argument, NULL, 'r' },
+		{ "net", required_argument, NULL, 'N' },
+		{ "geometry", required_argument, NULL, 'g' },
+		{ "title", required_argument, NULL, 't' },
+		{ "xephyr", no_argument, NULL, 'x' },
+		{ "cow", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "home", required_argument, NULL, 'H' },
+		{ "init", required_argument, NULL, 'i' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ 0 },
+	};
+	struct xnest_opts o = { .net = "auto", .geometry = "1024x768" };
+	int c;
+
+	while ((c = k_getopt(argc, argv, "vq", lo)) != -1) {
+		switch (c) {
+		case 'r': o.run = optarg; break;
+		case 'N': o.net = optarg; break;
+		case 'g': {
+			unsigned w, h;
+			char end;
+			if (sscanf(optarg, "%ux%u%c", &w, &h, &end) != 2 || w < 64 || h < 64 || w > 16384 || h > 16384)
+				xusage("--geometry: '%s' is not WIDTHxHEIGHT (64 to 16384 each)", optarg);
+			o.geometry = optarg;
+			break;
+		}
+		case 't': o.title = optarg; break;
+		case 'x': o.xephyr = 1; break;
+		case 'c': o.cow = optarg; break;
+		case 'm': xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); o.mem = optarg; break;
+		case 'k': o.kernel = optarg; break;
+		case 'H': o.home = optarg; break;
+		case 'i': o.init = optarg; break;
+		case 'v': o.verbose = 1; break;
+		case 'q': k_quiet = 1; break;
+		}
+	}
+	xarg_count(argc, argv, 1, 1);
+	o.image = argv[optind];
+	return xnest_launch(&o);
+}
