@@ -93,11 +93,12 @@ $(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
 	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/tools/swprobe.c $(LIBK) -lz -lpthread
 
 FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
-          $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch
+          $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw
 fuzz: $(FUZZERS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBK) -lz -lpthread
+	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
+		-o $@ $< $(LIBK) -lz -lpthread
 
 check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk \
        $(BUILD)/rootfs/debian.iso

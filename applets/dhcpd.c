@@ -257,12 +257,7 @@ int dhcpd_main(int argc, char **argv)
 	ni.ip = c.server_ip;
 	ni.mask = c.mask;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	k_on_stop(on_stop);
 	if (daemon)
 		k_daemonize(logfile, pidfile);
 	else if (pidfile && k_write_pidfile(pidfile) < 0)

@@ -77,16 +77,7 @@ int extract_cloop_main(int argc, char **argv)
 	struct ksrc src;
 	struct cloop cl;
 	xsrc_open(&src, argv[optind]);
-	if (iso_detect(&src)) {
-		uint64_t off, len;
-		int r = iso_find(&src, "KNOPPIX/KNOPPIX", &off, &len);
-		if (r < 0)
-			xdie("%s", k_errmsg());
-		if (r == 0)
-			xdie("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", src.name);
-		ksrc_window(&src, off, len);
-	}
-	if (cloop_open(&cl, &src) < 0)
+	if (iso_open_knoppix(&src) < 0 || cloop_open(&cl, &src) < 0)
 		xdie("%s", k_errmsg());
 	if (want_info) {
 		info(&cl);

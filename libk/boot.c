@@ -86,15 +86,10 @@ char *xboot_backing(const char *image)
 	src.name = image;
 	if (fstat(src.fd, &st) < 0)
 		xdie("%s:", image);
-	if (iso_detect(&src)) {
-		uint64_t off, len;
-		int r = iso_find(&src, "KNOPPIX/KNOPPIX", &off, &len);
-		if (r < 0)
-			xdie("%s", k_errmsg());
-		if (r == 0)
-			xdie("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", image);
-		ksrc_window(&src, off, len);
-	} else if (fs_kind(&src)) {
+	int iso = iso_open_knoppix(&src);
+	if (iso < 0)
+		xdie("%s", k_errmsg());
+	if (!iso && fs_kind(&src)) {
 		ksrc_close(&src);
 		return abs;
 	}
@@ -336,13 +331,6 @@ static void on_stop_signal(int sig)
 	stop_signal = sig;
 }
 
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Told to stop: halt the guest cleanly, harder as time passes.
  *   step 1  command mode: Ctrl-Alt-Del, which the guest's init (umlk)
  *           turns into stopping the command, unmounting, powering off;
@@ -376,9 +364,9 @@ static int supervise(int status_fd, int command, const char *mc)
 	long long next = 0;
 
 	for (;;) {
-		if (stop_signal && now_ms() >= next && step < 3) {
+		if (stop_signal && k_now_ms() >= next && step < 3) {
 			halt_step(++step, command, mc);
-			next = now_ms() + (step == 1 ? 10000 : 5000);
+			next = k_now_ms() + (step == 1 ? 10000 : 5000);
 		}
 		int st;
 		pid_t w = waitpid(child, &st, WNOHANG);

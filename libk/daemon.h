@@ -13,6 +13,10 @@
 
 void k_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void k_daemonize(const char *logfile, const char *pidfile);
+/* SIGINT and SIGTERM call HANDLER (without SA_RESTART, so a blocked poll()
+ * returns); SIGPIPE is ignored: a peer that went away is an error, not
+ * the end. */
+void k_on_stop(void (*handler)(int));
 /* Write our pid to PATH (temporary file and rename); -1 with k_seterr(). */
 int k_write_pidfile(const char *path);
 

@@ -1,6 +1,7 @@
 #include "dhcpc.h"
 #include "dhcp.h"
 #include "err.h"
+#include "progress.h"
 #include "xio.h"
 
 #include <arpa/inet.h>
@@ -17,18 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static uint32_t new_xid(void)
 {
 	uint32_t x;
 	if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != sizeof(x))
-		x = (uint32_t)now_ms() ^ (uint32_t)getpid() << 16;
+		x = (uint32_t)k_now_ms() ^ (uint32_t)getpid() << 16;
 	return x;
 }
 
@@ -56,7 +50,7 @@ static int wait_reply(struct netif *ni, uint32_t xid, long long deadline, struct
 	static uint8_t frame[NET_FRAME_MAX + 64];
 
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - k_now_ms();
 		if (left <= 0)
 			return 0;
 		ssize_t n = netif_wait(ni, frame, sizeof(frame), (int)left);
@@ -122,14 +116,14 @@ static void take_lease(struct dhcpc_lease *l, const struct dhcp_msg *m, const ui
 
 int dhcpc_acquire(struct netif *ni, const char *send_name, int timeout_ms, struct dhcpc_lease *l)
 {
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = k_now_ms() + timeout_ms;
 	int backoff = 1000, naks = 0;
 
-	while (now_ms() < deadline) {
+	while (k_now_ms() < deadline) {
 		uint32_t xid = new_xid();
 		struct dhcp_msg m, r;
 		uint8_t from[6];
-		long long until = now_ms() + backoff;
+		long long until = k_now_ms() + backoff;
 		if (until > deadline)
 			until = deadline;
 		base_request(&m, ni, xid, DHCPDISCOVER, send_name);
@@ -148,10 +142,10 @@ int dhcpc_acquire(struct netif *ni, const char *send_name, int timeout_ms, struc
 		m.reqip = r.yiaddr;
 		m.serverid = r.serverid;
 		m.have |= DH_REQIP | DH_SERVERID;
-		for (int tries = 0; tries < 3 && now_ms() < deadline; tries++) {
+		for (int tries = 0; tries < 3 && k_now_ms() < deadline; tries++) {
 			if (send_msg(ni, &m, 0, 0xffffffff, net_broadcast_mac) < 0)
 				return k_seterr("%s: sending REQUEST: %s", ni->name, strerror(errno));
-			until = now_ms() + 2000;
+			until = k_now_ms() + 2000;
 			if (until > deadline)
 				until = deadline;
 			struct dhcp_msg a;
@@ -190,7 +184,7 @@ int dhcpc_renew(struct netif *ni, struct dhcpc_lease *l, int timeout_ms)
 	if (send_msg(ni, &m, l->ip, l->server ? l->server : 0xffffffff,
 		     l->server ? l->server_mac : net_broadcast_mac) < 0)
 		return k_seterr("%s: sending REQUEST: %s", ni->name, strerror(errno));
-	int got = wait_reply(ni, xid, now_ms() + timeout_ms, &a, from);
+	int got = wait_reply(ni, xid, k_now_ms() + timeout_ms, &a, from);
 	if (got <= 0)
 		return got < 0 ? -1 : k_seterr("%s: no answer to the renewal", ni->name);
 	if (a.type != DHCPACK || a.yiaddr != l->ip)

@@ -523,14 +523,20 @@ const char *const guest_inits[] = { "/sbin/init", "/etc/init", "/bin/init", NULL
 
 int guest_has_init(void)
 {
-	char p[64];
+	/* Asked from inside the new root: /sbin/init is often an absolute
+	 * symlink (busybox's, systemd's), which means nothing from here. */
+	pid_t pid = fork();
 
-	for (size_t i = 0; guest_inits[i]; i++) {
-		snprintf(p, sizeof(p), "/newroot%s", guest_inits[i]);
-		if (access(p, X_OK) == 0)
-			return 1;
+	if (pid == 0) {
+		if (chroot("/newroot") < 0 || chdir("/") < 0)
+			_exit(1);
+		for (size_t i = 0; guest_inits[i]; i++)
+			if (access(guest_inits[i], X_OK) == 0)
+				_exit(0);
+		_exit(1);
 	}
-	return 0;
+	int st;
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 _Noreturn void guest_switch_root(void)

@@ -199,3 +199,18 @@ int iso_find(const struct ksrc *src, const char *path, uint64_t *off, uint64_t *
 	*len = size;
 	return 1;
 }
+
+int iso_open_knoppix(struct ksrc *src)
+{
+	uint64_t off, len;
+
+	if (!iso_detect(src))
+		return 0;
+	int r = iso_find(src, "KNOPPIX/KNOPPIX", &off, &len);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return k_seterr("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", src->name);
+	ksrc_window(src, off, len);
+	return 1;
+}

@@ -22,4 +22,10 @@ int iso_detect(const struct ksrc *src);
  * -1 with k_seterr() when the image is damaged. */
 int iso_find(const struct ksrc *src, const char *path, uint64_t *off, uint64_t *len);
 
+/* If SRC is an ISO image, narrow it to its KNOPPIX/KNOPPIX file (the
+ * cloop a KNOPPIX-style live CD keeps its root in): 1 when it did, 0 when
+ * SRC is no ISO image, -1 with k_seterr() when it is one without that
+ * file, or a damaged one. */
+int iso_open_knoppix(struct ksrc *src);
+
 #endif

@@ -16,6 +16,11 @@ uint64_t k_now_ns(void)
 
 int k_quiet;
 
+long long k_now_ms(void)
+{
+	return (long long)(k_now_ns() / 1000000);
+}
+
 void prog_start(struct progress *p, const char *label, uint64_t total)
 {
 	const char *term = getenv("TERM");

@@ -15,7 +15,8 @@ struct progress {
 void prog_start(struct progress *p, const char *label, uint64_t total);
 void prog_update(struct progress *p, uint64_t done);
 void prog_end(struct progress *p);      /* clears the line */
-uint64_t k_now_ns(void);
+uint64_t k_now_ns(void);                /* monotonic clock */
+long long k_now_ms(void);
 extern int k_quiet;                     /* -q: never show progress */
 
 #endif

@@ -1,5 +1,7 @@
 #include "switch.h"
+#include "daemon.h"
 #include "err.h"
+#include "progress.h"
 #include "net.h"
 #include "switchproto.h"
 #include "xio.h"
@@ -89,13 +91,6 @@ struct sw {
 
 static volatile sig_atomic_t stopping;
 static void on_stop(int sig) { (void)sig; stopping = 1; }
-
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 #define LOG(...) do { if (s->c->log) s->c->log(__VA_ARGS__); } while (0)
 
@@ -321,7 +316,7 @@ static char *status_text(struct sw *s, size_t *len)
 	char *buf = NULL;
 	size_t sz = 0;
 	FILE *f = open_memstream(&buf, &sz);
-	long long now = now_ms();
+	long long now = k_now_ms();
 	int used = 0;
 
 	if (!f)
@@ -453,7 +448,7 @@ static void accept_one(struct sw *s)
 	}
 	s->pend[s->npend].fd = fd;
 	s->pend[s->npend].n = 0;
-	s->pend[s->npend].deadline = now_ms() + PENDING_MS;
+	s->pend[s->npend].deadline = k_now_ms() + PENDING_MS;
 	s->npend++;
 }
 
@@ -492,7 +487,7 @@ static void data_input(struct sw *s)
 		int n = recvmmsg(s->data, m, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
-		long long now = now_ms();
+		long long now = k_now_ms();
 		for (int i = 0; i < n; i++) {
 			if (m[i].msg_hdr.msg_flags & MSG_TRUNC) {
 				s->malformed++;
@@ -518,7 +513,7 @@ static void tap_input(struct sw *s, int p)
 		ssize_t r = read(s->ports[p].tap, buf, sizeof(buf));
 		if (r <= 0)
 			break;
-		forward(s, p, buf, (size_t)r, now_ms());
+		forward(s, p, buf, (size_t)r, k_now_ms());
 	}
 }
 
@@ -645,12 +640,7 @@ int switch_run(const struct switch_conf *c)
 	if ((s->listen = bind_ctl(c->ctl_path)) < 0)
 		goto out;
 
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	k_on_stop(on_stop);
 	if (c->ready)
 		c->ready();
 	LOG("%s on %s, up to %d ports%s%s", c->hub ? "hub" : "switch", c->ctl_path, c->max_ports,
@@ -668,7 +658,7 @@ int switch_run(const struct switch_conf *c)
 		k_seterr("out of memory");
 		goto out;
 	}
-	long long idle_since = now_ms();
+	long long idle_since = k_now_ms();
 	while (!stopping) {
 		int n = 0, stuck = 0;
 		if (c->idle_exit) {
@@ -676,8 +666,8 @@ int switch_run(const struct switch_conf *c)
 			for (int p = 0; p < s->nports; p++)
 				guests += s->ports[p].used && !s->ports[p].service[0] && s->ports[p].tap < 0;
 			if (guests)
-				idle_since = now_ms();
-			else if (now_ms() - idle_since >= c->idle_exit * 1000LL) {
+				idle_since = k_now_ms();
+			else if (k_now_ms() - idle_since >= c->idle_exit * 1000LL) {
 				LOG("no guests for %d s", c->idle_exit);
 				break;
 			}
@@ -704,7 +694,7 @@ int switch_run(const struct switch_conf *c)
 			}
 		}
 #undef ADD
-		long long now = now_ms(), wait = c->idle_exit ? 1000 : -1;
+		long long now = k_now_ms(), wait = c->idle_exit ? 1000 : -1;
 		if (stuck)
 			wait = 10;
 		for (int i = 0; i < s->npend; i++) {
@@ -752,7 +742,7 @@ int switch_run(const struct switch_conf *c)
 			else if (who[i].kind == W_CTL && s->ports[k].used && s->ports[k].ctl == pf[i].fd)
 				ctl_input(s, k);
 		}
-		now = now_ms();
+		now = k_now_ms();
 		for (int i = s->npend - 1; i >= 0; i--) {
 			if (s->pend[i].deadline <= now) {
 				s->refused++;

@@ -1,5 +1,6 @@
 #include "tcpgw.h"
 #include "err.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,13 +61,6 @@ struct tcpgw {
 #define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
 #define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
 
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 struct tcpgw *tcpgw_new(struct netif *ni)
 {
 	struct tcpgw *g = calloc(1, sizeof(*g));
@@ -123,6 +117,28 @@ unsigned tcpgw_open(const struct tcpgw *g)
 		n += g->c[i].state != C_FREE;
 	return n;
 }
+
+/* What must hold of a connection's send side whatever a guest sends:
+ * snd_una <= snd_nxt; snd_una is data_seq - 1 (our SYN unacknowledged),
+ * data_seq, or data_seq + 1 (our FIN acknowledged); snd_nxt is at most
+ * one past the data (the FIN).  Fuzz builds check it after every step. */
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+static void invariants(const struct conn *c, const char *where)
+{
+	uint32_t d = c->snd_una - c->data_seq;
+
+	if (c->state == C_FREE)
+		return;
+	if (!SEQ_LEQ(c->snd_una, c->snd_nxt) || !(d == 0 || d == 1 || d == 0xffffffffu) ||
+	    !SEQ_LEQ(c->snd_nxt, c->data_seq + (uint32_t)c->slen + 1) || c->slen > SBUF || c->rlen > RBUF) {
+		fprintf(stderr, "tcpgw: broken after %s: state %d una %u nxt %u data_seq %u slen %zu fin %d/%d\n",
+			where, c->state, c->snd_una, c->snd_nxt, c->data_seq, c->slen, c->fin_sent, c->fin_acked);
+		abort();
+	}
+}
+#else
+#define invariants(c, where) ((void)0)
+#endif
 
 /* ---- sending segments */
 
@@ -187,7 +203,7 @@ static void abort_conn(struct tcpgw *g, struct conn *c)
 static void arm(struct conn *c)
 {
 	if (!c->rto_at)
-		c->rto_at = now_ms() + c->rto;
+		c->rto_at = k_now_ms() + c->rto;
 }
 
 /* Send what the guest's window allows: data from the host, then our FIN. */
@@ -331,8 +347,12 @@ static void accept_syn(struct tcpgw *g, const struct net_pkt *p)
 		reset_for(g, p);
 		return;
 	}
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+	c->iss = 0;                     /* a fuzzer must be able to finish the handshake */
+#else
 	if (getrandom(&c->iss, sizeof(c->iss), GRND_NONBLOCK) != sizeof(c->iss))
-		c->iss = (uint32_t)now_ms() * 2654435761u;
+		c->iss = (uint32_t)k_now_ms() * 2654435761u;
+#endif
 	memcpy(c->mac, p->src, 6);
 	c->ip = p->saddr;
 	c->port = p->sport;
@@ -387,7 +407,9 @@ static void tcp_input(struct tcpgw *g, const struct net_pkt *p)
 		c->snd_una = ack;
 		c->rto_at = 0;
 		c->tries = 0;
-	} else if (SEQ_LT(c->snd_una, ack) && SEQ_LEQ(ack, c->snd_nxt)) {
+	} else if (ack - c->snd_una != 0 && ack - c->snd_una <= c->snd_nxt - c->snd_una) {
+		/* Distances, unsigned: a signed comparison cannot tell which way
+		 * round two numbers 2^31 apart are, and a guest may send that. */
 		uint32_t data_end = c->data_seq + (uint32_t)c->slen;
 		uint32_t upto = SEQ_LT(data_end, ack) ? data_end : ack;
 		size_t done = upto - c->data_seq;
@@ -397,6 +419,7 @@ static void tcp_input(struct tcpgw *g, const struct net_pkt *p)
 		if (c->fin_sent && ack == c->snd_nxt)
 			c->fin_acked = 1;
 		c->snd_una = ack;
+		invariants(c, "an acknowledgement");
 		c->dupacks = 0;
 		c->tries = 0;
 		c->rto = RTO_MIN;
@@ -454,15 +477,28 @@ static void tcp_input(struct tcpgw *g, const struct net_pkt *p)
 	output(g, c);
 	if (need_ack)
 		ack_now(g, c);
+	invariants(c, "a segment");
 	if (c->peer_fin && c->fin_acked && !c->rlen)
 		conn_free(c);                   /* both ways closed */
+}
+
+void tcpgw_frame(struct tcpgw *g, const uint8_t *frame, size_t n)
+{
+	struct net_pkt p;
+
+	if (net_parse_ex(&p, frame, n, !g->ni->csum_partial) < 0)
+		return;
+	if (netif_answer(g->ni, &p))
+		return;
+	if (p.ethertype == NET_ETH_IPV4 && !p.fragment && p.proto == NET_IP_TCP && p.daddr == g->ni->ip)
+		tcp_input(g, &p);
 }
 
 /* ---- timers and the poll loop */
 
 static void timers(struct tcpgw *g)
 {
-	long long now = now_ms();
+	long long now = k_now_ms();
 
 	for (int i = 0; i < MAX_CONN; i++) {
 		struct conn *c = &g->c[i];
@@ -485,13 +521,14 @@ static void timers(struct tcpgw *g)
 			c->fin_sent = 0;
 		output(g, c);
 		arm(c);
+		invariants(c, "a retransmission");
 	}
 }
 
 int tcpgw_pollfds(struct tcpgw *g, struct pollfd *pf, int max, int *timeout)
 {
 	int n = 0;
-	long long next = 0, now = now_ms();
+	long long next = 0, now = k_now_ms();
 
 	if (max < 2)
 		return 0;
@@ -530,13 +567,7 @@ int tcpgw_run(struct tcpgw *g, const struct pollfd *pf, int n)
 		ssize_t r = netif_recv(g->ni, frame, sizeof(frame));
 		if (r <= 0)
 			break;
-		struct net_pkt p;
-		if (net_parse_ex(&p, frame, (size_t)r, !g->ni->csum_partial) < 0)
-			continue;
-		if (netif_answer(g->ni, &p))
-			continue;
-		if (p.ethertype == NET_ETH_IPV4 && !p.fragment && p.proto == NET_IP_TCP && p.daddr == g->ni->ip)
-			tcp_input(g, &p);
+		tcpgw_frame(g, frame, (size_t)r);
 	}
 	for (int i = 2; i < n; i++) {
 		if (!pf[i].revents)

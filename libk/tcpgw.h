@@ -41,6 +41,10 @@ int tcpgw_pollfds(struct tcpgw *g, struct pollfd *pf, int max, int *timeout);
  * when the switch went away. */
 int tcpgw_run(struct tcpgw *g, const struct pollfd *pf, int n);
 
+/* Handle one frame from the switch (tcpgw_run does this for each frame it
+ * receives; fuzzers and tests call it directly). */
+void tcpgw_frame(struct tcpgw *g, const uint8_t *frame, size_t n);
+
 /* Connections accepted so far, and open now. */
 unsigned tcpgw_accepted(const struct tcpgw *g);
 unsigned tcpgw_open(const struct tcpgw *g);

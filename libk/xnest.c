@@ -2,6 +2,7 @@
 #include "boot.h"
 #include "dhcpc.h"
 #include "err.h"
+#include "progress.h"
 #include "netif.h"
 #include "tcpgw.h"
 #include "xauth.h"
@@ -28,13 +29,6 @@ static const char session[] =
 
 static volatile sig_atomic_t stop_sig;
 static void on_stop(int sig) { stop_sig = sig; }
-
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 /* PROG found in $PATH: its path in BUF, else NULL. */
 static const char *in_path(const char *prog, char *buf, size_t cap)
@@ -102,10 +96,10 @@ static pid_t start_server(const char *server, int xephyr, const char *auth, cons
 	close(p[1]);
 	char buf[32];
 	size_t used = 0;
-	long long until = now_ms() + 15000;
+	long long until = k_now_ms() + 15000;
 	while (used < sizeof(buf) - 1 && !memchr(buf, '\n', used)) {
 		struct pollfd pf = { .fd = p[0], .events = POLLIN };
-		long long left = until - now_ms();
+		long long left = until - k_now_ms();
 		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
 			break;
 		ssize_t r = read(p[0], buf + used, sizeof(buf) - 1 - used);
@@ -271,7 +265,7 @@ int xnest_launch(const struct xnest_opts *o)
 
 	pid_t gpid = start_guest(o, sock, denv, hex);
 	int status = -1, window_closed = 0, forwarded = 0;
-	long long renew_at = now_ms() + (long long)(lease.t1 ? lease.t1 : 1800) * 1000;
+	long long renew_at = k_now_ms() + (long long)(lease.t1 ? lease.t1 : 1800) * 1000;
 	for (;;) {
 		struct pollfd pf[300];
 		int timeout;
@@ -285,10 +279,10 @@ int xnest_launch(const struct xnest_opts *o)
 			kill(gpid, SIGTERM);
 			forwarded = 1;
 		}
-		if (now_ms() >= renew_at) {
+		if (k_now_ms() >= renew_at) {
 			if (dhcpc_renew(&ni, &lease, 3000) < 0)
 				k_warn("%s", k_errmsg());
-			renew_at = now_ms() + (long long)(lease.t1 ? lease.t1 : 60) * 1000;
+			renew_at = k_now_ms() + (long long)(lease.t1 ? lease.t1 : 60) * 1000;
 		}
 		int st;
 		if (waitpid(gpid, &st, WNOHANG) == gpid) {

@@ -2,15 +2,18 @@
  *
  *   swprobe join SOCKET [VDE]      register a port (the kernel's 124-byte
  *                                  request, or VDE's 250 with a description);
- *                                  prints "ok" and the reply's size
+ *                                  prints "ok" and the reply's size, or
+ *                                  "refused" when the switch hangs up
  *   swprobe ctl SOCKET ATTACK      bad-magic | bad-version | bad-type | short |
  *                                  silent: prints "closed after N s" when the
  *                                  switch hangs up, "open" if it does not;
  *                                  many: 100 silent connections, prints how
  *                                  many the switch closed within a second
  *   swprobe hog SOCKET SECONDS     register, then never read a frame
- *   swprobe flood SOCKET N         send N broadcast frames as fast as it can
+ *   swprobe flood SOCKET N [SECS]  send N broadcast frames (from 02:00:00:00:f1:00)
+ *                                  as fast as it can, then stay SECS seconds
  *   swprobe dhcp SOCKET MAC [NAME] get a lease: prints "IP/BITS HOSTNAME"
+ *   swprobe lease SOCKET MAC       get a lease: prints its time and options
  *   swprobe reboot SOCKET MAC IP   INIT-REBOOT request for IP: "ACK IP" or "NAK why"
  *   swprobe bad-dhcp SOCKET        send every kind of malformed DHCP packet
  *
@@ -158,6 +161,10 @@ static int cmd_join(const char *sock, int vde)
 		return 1;
 	}
 	ssize_t r = read(fd, &sw, sizeof(sw));
+	if (r == 0) {
+		printf("refused\n");   /* closed without an answer */
+		return 0;
+	}
 	printf("%s %zd\n", r == (ssize_t)sizeof(sw) && sw.sun_family == AF_UNIX ? "ok" : "bad", r);
 	/* Stay a moment, so a status request can see the port. */
 	if (vde)
@@ -191,6 +198,22 @@ static int cmd_dhcp(const char *sock, const char *macs, const char *name)
 		return 0;
 	}
 	printf("%s/%d %s\n", net_fmt_ip(l.ip, a), net_mask_bits(l.mask), l.hostname[0] ? l.hostname : "-");
+	return 0;
+}
+
+static int cmd_lease(const char *sock, const char *macs)
+{
+	struct netif ni;
+	struct dhcpc_lease l;
+	char a[16], b[16];
+
+	join_or_die(&ni, sock, macs);
+	if (dhcpc_acquire(&ni, NULL, 4000, &l) < 0) {
+		printf("%s\n", k_errmsg());
+		return 0;
+	}
+	printf("%s lease=%u t1=%u t2=%u router=%s domain=%s\n", net_fmt_ip(l.ip, a), l.lease, l.t1, l.t2,
+	       l.router ? net_fmt_ip(l.router, b) : "-", l.domain[0] ? l.domain : "-");
 	return 0;
 }
 
@@ -342,6 +365,8 @@ int main(int argc, char **argv)
 		return cmd_ctl(sock, argv[3]);
 	if (!strcmp(cmd, "dhcp") && argc >= 4)
 		return cmd_dhcp(sock, argv[3], argc > 4 ? argv[4] : NULL);
+	if (!strcmp(cmd, "lease") && argc == 4)
+		return cmd_lease(sock, argv[3]);
 	if (!strcmp(cmd, "reboot") && argc == 5)
 		return cmd_reboot(sock, argv[3], argv[4]);
 	if (!strcmp(cmd, "bad-dhcp"))
@@ -359,7 +384,7 @@ int main(int argc, char **argv)
 		sleep((unsigned)atoi(argv[3]));
 		return 0;
 	}
-	if (!strcmp(cmd, "flood") && argc == 4) {
+	if (!strcmp(cmd, "flood") && (argc == 4 || argc == 5)) {
 		struct sw_port p;
 		uint8_t f[NET_ETH_MIN + 400];
 		if (sw_port_open(&p, sock, NULL) < 0) {
@@ -378,6 +403,9 @@ int main(int argc, char **argv)
 				usleep(100);
 		}
 		printf("sent %ld of %ld\n", ok, n);
+		fflush(stdout);
+		if (argc == 5)
+			sleep((unsigned)atoi(argv[4]));        /* stay a port meanwhile */
 		return 0;
 	}
 	fprintf(stderr, "swprobe: bad command %s\n", cmd);
