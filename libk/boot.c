@@ -356,7 +356,7 @@ static void halt_step(int step, int command, const char *mc)
 
 /* Wait for the kernel to finish, reading the command's status from the
  * guest ("umlk-status N" on console line 2) when there is one. */
-static int supervise(int status_fd, int command, const char *mc)
+static int supervise(int status_fd, int tty_fd, int command, const char *mc)
 {
 	char text[256];
 	size_t used = 0;
@@ -374,9 +374,17 @@ static int supervise(int status_fd, int command, const char *mc)
 			child_status = st;
 			break;
 		}
-		struct pollfd p = { .fd = status_fd, .events = POLLIN };
-		int r = poll(&p, status_fd >= 0 ? 1 : 0, 200);
-		if (r <= 0 || !(p.revents & (POLLIN | POLLHUP)))
+		/* The terminal is watched for hangup only (events 0): its input is
+		 * the guest's.  The kernel's process group has the terminal, so
+		 * the kernel, not we, gets the SIGHUP, and UML ignores it. */
+		struct pollfd p[2] = { { .fd = status_fd, .events = POLLIN }, { .fd = tty_fd, .events = 0 } };
+		int r = poll(p, 2, 200);
+		if (r > 0 && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
+			if (!stop_signal)
+				stop_signal = SIGHUP;
+			tty_fd = -1;
+		}
+		if (r <= 0 || !(p[0].revents & (POLLIN | POLLHUP)))
 			continue;
 		ssize_t n = read(status_fd, text + used, sizeof(text) - 1 - used);
 		if (n <= 0) {
@@ -530,7 +538,7 @@ int xboot(const struct boot_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	int reported = supervise(status_pipe[0], conf.command, mcsock);
+	int reported = supervise(status_pipe[0], fg ? STDIN_FILENO : -1, conf.command, mcsock);
 	int st = child_status;
 	kill(-child, SIGKILL);          /* anything of the kernel's still there */
 	if (fg)
