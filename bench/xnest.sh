@@ -33,13 +33,22 @@ best=
 i=0
 while [ $i -lt "$runs" ]; do
 	t0=$(now_ns)
-	"$umlk" xnest-launch -q --kernel "$top/build/linux" --run 'xclock & sleep 2' "$iso" 2>"$w/err" &
+	"$umlk" xnest-launch -q ${XNEST_VERBOSE:+-v} --kernel "$top/build/linux" --run 'xclock & sleep 2' "$iso" 2>"$w/err" &
 	lp=$!
-	while ! grep -q 'cookie in ' "$w/err"; do sleep 0.01; done
+	k=0
+	while ! grep -q 'cookie in ' "$w/err" && [ $k -lt 3000 ]; do sleep 0.01; k=$((k + 1)); done
 	nd=$(sed -n 's/.*display is :\([0-9]*\) .*/\1/p' "$w/err")
 	cookie=$(sed -n 's/.*cookie in \(.*\))$/\1/p' "$w/err")
 	until XAUTHORITY="$cookie" xwininfo -display ":$nd" -root -tree 2>/dev/null | grep -q '"xclock"'; do
+		if ! kill -0 $lp 2>/dev/null || [ $k -ge 6000 ]; then
+			echo "xnest: no guest window within 60 s; the launcher said:" >&2
+			cat "$w/err" >&2
+			echo "the network's logs:" >&2
+			tail -n 12 "$w"/run/umlk/*.log >&2
+			exit 1
+		fi
 		sleep 0.01
+		k=$((k + 1))
 	done
 	t=$(( $(now_ns) - t0 ))
 	wait $lp

@@ -324,6 +324,8 @@ char *xboot_switch(const char *net)
 
 static pid_t child;
 static int child_status;
+static sigset_t run_mask;               /* the mask ppoll() waits with: SIGCHLD let in */
+static void on_child(int sig) { (void)sig; }
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig)
@@ -378,7 +380,11 @@ static int supervise(int status_fd, int tty_fd, int command, const char *mc)
 		 * the guest's.  The kernel's process group has the terminal, so
 		 * the kernel, not we, gets the SIGHUP, and UML ignores it. */
 		struct pollfd p[2] = { { .fd = status_fd, .events = POLLIN }, { .fd = tty_fd, .events = 0 } };
-		int r = poll(p, 2, 200);
+		/* SIGCHLD is blocked except inside ppoll(), which it interrupts:
+		 * the kernel's exit is seen at once, and cannot slip in between
+		 * the waitpid() above and the wait here. */
+		struct timespec tick = { 0, 200 * 1000000L };
+		int r = ppoll(p, 2, &tick, &run_mask);
 		if (r > 0 && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
 			if (!stop_signal)
 				stop_signal = SIGHUP;
@@ -435,6 +441,9 @@ int xboot(const struct boot_opts *o)
 	conf.stdin_tty = isatty(STDIN_FILENO);
 	conf.argv = o->cmd;
 	conf.dhcp = o->net && !o->no_dhcp;
+	/* A temporary COW file means a MAC that will not come again: the
+	 * guest gives its lease back when it powers off. */
+	conf.release = conf.dhcp && !o->cow && !o->mac;
 	for (int i = 0; i < o->nenv; i++)
 		conf.env[conf.nenv++] = (char *)o->env[i];
 	if (o->xcookie)
@@ -496,7 +505,17 @@ int xboot(const struct boot_opts *o)
 		argv[n++] = conf.stdin_tty ? "con0=fd:0,fd:1" : "con0=null,fd:1";
 		argv[n++] = "con1=null,fd:2";
 		ARG("con2=null,fd:%d", status_pipe[1]);
-		argv[n++] = o->verbose ? "con3=null,fd:2" : "con3=null";
+		/* UML will not take one host descriptor for two lines (its IRQ
+		 * is per descriptor: EALREADY), so the kernel's messages get a
+		 * copy of stderr of their own. */
+		if (o->verbose) {
+			int e2 = dup(STDERR_FILENO);
+			if (e2 < 0)
+				xdie("dup:");
+			ARG("con3=null,fd:%d", e2);
+		} else {
+			argv[n++] = "con3=null";
+		}
 	} else {
 		argv[n++] = "console=tty0";
 		argv[n++] = "con0=fd:0,fd:1";
@@ -510,12 +529,24 @@ int xboot(const struct boot_opts *o)
 	 * their own, so that at the end nothing of it can be left behind.  If
 	 * we own the terminal, that group gets it while the guest runs. */
 	int fg = tty && tcgetpgrp(STDIN_FILENO) == getpgrp();
+	sigset_t chld, old_mask;
+	struct sigaction sc;
+	memset(&sc, 0, sizeof(sc));
+	sc.sa_handler = on_child;       /* no SA_RESTART: interrupts ppoll() */
+	sigaction(SIGCHLD, &sc, NULL);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &old_mask);
+	run_mask = old_mask;
+	sigdelset(&run_mask, SIGCHLD);
 	fflush(NULL);
 	child = fork();
 	if (child < 0)
 		xdie("fork:");
 	if (child == 0) {
 		setpgid(0, 0);
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);     /* UML needs its SIGCHLD */
+		signal(SIGCHLD, SIG_DFL);
 		kernel_exec(kfd, argv);
 		k_warn("cannot run %s:", what);
 		_exit(126);
@@ -540,6 +571,8 @@ int xboot(const struct boot_opts *o)
 
 	int reported = supervise(status_pipe[0], fg ? STDIN_FILENO : -1, conf.command, mcsock);
 	int st = child_status;
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	signal(SIGCHLD, SIG_DFL);
 	kill(-child, SIGKILL);          /* anything of the kernel's still there */
 	if (fg)
 		tcsetpgrp(STDIN_FILENO, getpgrp());

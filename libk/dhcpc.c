@@ -197,6 +197,21 @@ int dhcpc_renew(struct netif *ni, struct dhcpc_lease *l, int timeout_ms)
 	return 0;
 }
 
+int dhcpc_release(struct netif *ni, const struct dhcpc_lease *l)
+{
+	struct dhcp_msg m;
+
+	if (!l->ip || !l->server)
+		return 0;
+	base_request(&m, ni, new_xid(), DHCPRELEASE, NULL);
+	m.ciaddr = l->ip;
+	m.serverid = l->server;
+	m.have |= DH_SERVERID;
+	if (send_msg(ni, &m, l->ip, l->server, l->server_mac) < 0)
+		return k_seterr("%s: sending RELEASE: %s", ni->name, strerror(errno));
+	return 0;
+}
+
 static int sin_ioctl(int sk, const char *ifname, unsigned long req, uint32_t addr)
 {
 	struct ifreq ifr;

@@ -26,6 +26,9 @@ struct dhcpc_lease {
  * -1 with k_seterr() when no lease came within TIMEOUT_MS. */
 int dhcpc_acquire(struct netif *ni, const char *send_name, int timeout_ms, struct dhcpc_lease *l);
 int dhcpc_renew(struct netif *ni, struct dhcpc_lease *l, int timeout_ms);
+/* Give the address back (DHCPRELEASE, unicast to the server): for clients
+ * whose MAC will not come again (a live CD's temporary COW, a gateway). */
+int dhcpc_release(struct netif *ni, const struct dhcpc_lease *l);
 int dhcpc_configure(const char *ifname, const struct dhcpc_lease *l);
 /* resolv.conf text for the lease (NULL when it names no DNS server). */
 char *dhcpc_resolv_text(const struct dhcpc_lease *l);

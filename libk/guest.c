@@ -170,6 +170,8 @@ int guest_read_conf(struct guest_conf *c)
 			snprintf(c->home, sizeof(c->home), "%s", v);
 		else if (!strcmp(line, "dhcp"))
 			c->dhcp = !strcmp(v, "1");
+		else if (!strcmp(line, "release"))
+			c->release = !strcmp(v, "1");
 		else if (!strcmp(line, "env") && c->nenv < GUEST_MAX_ENV && strchr(v, '='))
 			c->env[c->nenv++] = xstrdup(v);
 		else if (!strcmp(line, "xcookie"))
@@ -199,9 +201,9 @@ char *guest_conf_text(const struct guest_conf *c)
 
 	if (!f)
 		xdie("out of memory");
-	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\n",
+	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\nrelease=%d\n",
 		c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
-		c->hostname, c->home, c->dhcp);
+		c->hostname, c->home, c->dhcp, c->release);
 	for (int i = 0; i < c->nenv; i++)
 		fprintf(f, "env=%s\n", c->env[i]);
 	if (c->xcookie[0])
@@ -330,6 +332,9 @@ static _Noreturn void renew_loop(struct netif *ni, struct dhcpc_lease *l)
 	}
 }
 
+static struct dhcpc_lease eth0_lease;  /* what to give back at power-off */
+static int release_at_end;
+
 void guest_network(const struct guest_conf *c, char *name, size_t cap)
 {
 	struct netif ni;
@@ -354,6 +359,8 @@ void guest_network(const struct guest_conf *c, char *name, size_t cap)
 	       net_fmt_ip(l.server, s), l.hostname[0] ? ", host name " : "", l.hostname);
 	fflush(stdout);
 	snprintf(name, cap, "%s", l.hostname);
+	eth0_lease = l;
+	release_at_end = c->release;
 	char *resolv = dhcpc_resolv_text(&l);
 	if (resolv) {
 		write_resolv(resolv);
@@ -491,8 +498,21 @@ int guest_run(const struct guest_conf *c)
 	return status;
 }
 
+/* A guest whose MAC will not come again gives its address back. */
+static void release_lease(void)
+{
+	struct netif ni;
+
+	if (!release_at_end || !eth0_lease.ip || netif_open_packet(&ni, "eth0") < 0)
+		return;
+	if (dhcpc_release(&ni, &eth0_lease) < 0)
+		k_warn("%s", k_errmsg());
+	netif_close(&ni);
+}
+
 void guest_shutdown(void)
 {
+	release_lease();
 	/* Every guest process descends from PID 1, so "no children left"
 	 * (ECHILD) means everyone is gone.  Give them a second, then kill. */
 	kill(-1, SIGTERM);

@@ -31,6 +31,7 @@ struct guest_conf {
 	char hostname[65];
 	char home[4096];        /* host directory for /home (hostfs), or "" */
 	int dhcp;               /* configure eth0 by DHCP when there is one */
+	int release;            /* give the lease back at power-off (a temporary COW) */
 	char *env[GUEST_MAX_ENV];       /* NAME=VALUE for the command */
 	int nenv;
 	char xcookie[33];       /* MIT-MAGIC-COOKIE-1 (hex) for $DISPLAY, or "" */

@@ -52,6 +52,7 @@ struct listener {
 
 struct tcpgw {
 	struct netif *ni;
+	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 	struct listener ls[MAX_LISTEN];
 	int nls;
 	struct conn c[MAX_CONN];
@@ -103,6 +104,20 @@ int tcpgw_listen(struct tcpgw *g, uint16_t port, const char *path)
 	strcpy(g->ls[g->nls].path, path);
 	g->nls++;
 	return 0;
+}
+
+void tcpgw_set_log(struct tcpgw *g, void (*log)(const char *fmt, ...))
+{
+	g->log = log;
+}
+
+#define LOG(...) do { if (g->log) g->log(__VA_ARGS__); } while (0)
+
+static const char *who(const struct conn *c, char *buf)
+{
+	char a[16];
+	snprintf(buf, 40, "%s:%u->:%u", net_fmt_ip(c->ip, a), c->port, c->lport);
+	return buf;
 }
 
 unsigned tcpgw_accepted(const struct tcpgw *g)
@@ -194,8 +209,11 @@ static void reset_for(struct tcpgw *g, const struct net_pkt *p)
 	}
 }
 
-static void abort_conn(struct tcpgw *g, struct conn *c)
+static void abort_conn(struct tcpgw *g, struct conn *c, const char *why)
 {
+	char w[40];
+
+	LOG("gateway: %s reset: %s", who(c, w), why);
 	segment(g, c, c->snd_nxt, NET_TCP_RST | NET_TCP_ACK, 0, NULL, 0);
 	conn_free(c);
 }
@@ -246,6 +264,9 @@ static void output(struct tcpgw *g, struct conn *c)
 
 /* ---- the host side of a connection */
 
+/* The host socket for a new connection: its descriptor, -1 when nothing
+ * listens there, -2 when the listener's backlog is full for now (a Unix
+ * socket says EAGAIN: no connection was made). */
 static int host_connect(const char *path)
 {
 	struct sockaddr_un a;
@@ -256,9 +277,10 @@ static int host_connect(const char *path)
 	memset(&a, 0, sizeof(a));
 	a.sun_family = AF_UNIX;
 	strcpy(a.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS && errno != EAGAIN) {
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS) {
+		int busy = errno == EAGAIN;
 		close(fd);
-		return -1;
+		return busy ? -2 : -1;
 	}
 	return fd;
 }
@@ -275,7 +297,7 @@ static void flush_to_host(struct tcpgw *g, struct conn *c)
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (w <= 0) {
-			abort_conn(g, c);       /* the host side is gone */
+			abort_conn(g, c, "the host socket refused data");
 			return;
 		}
 		memmove(c->rbuf, c->rbuf + w, c->rlen - (size_t)w);
@@ -298,10 +320,12 @@ static void read_from_host(struct tcpgw *g, struct conn *c)
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (r < 0) {
-			abort_conn(g, c);
+			abort_conn(g, c, strerror(errno));
 			return;
 		}
 		if (r == 0) {
+			char w[40];
+			LOG("gateway: %s: the host side closed", who(c, w));
 			c->host_eof = 1;
 			break;
 		}
@@ -334,7 +358,15 @@ static void accept_syn(struct tcpgw *g, const struct net_pkt *p)
 		if (g->c[i].state == C_FREE)
 			c = &g->c[i];
 	int fd = l && c ? host_connect(l->path) : -1;
+	char a[16];
+	if (fd == -2) {
+		LOG("gateway: SYN from %s:%u: %s is busy, the guest will try again",
+		    net_fmt_ip(p->saddr, a), p->sport, l->path);
+		return;         /* no answer, and the guest sends its SYN again */
+	}
 	if (fd < 0) {
+		LOG("gateway: SYN from %s:%u to port %u refused: %s", net_fmt_ip(p->saddr, a), p->sport,
+		    p->dport, !l ? "not a forwarded port" : !c ? "too many connections" : strerror(errno));
 		reset_for(g, p);                /* nothing listens there, or no room */
 		return;
 	}
@@ -366,6 +398,7 @@ static void accept_syn(struct tcpgw *g, const struct net_pkt *p)
 	c->mss = p->mss ? (p->mss < OUR_MSS ? p->mss : OUR_MSS) : 536;
 	c->rto = RTO_MIN;
 	g->accepted++;
+	LOG("gateway: %s:%u->:%u opened, to %s", net_fmt_ip(p->saddr, a), p->sport, p->dport, l->path);
 	segment(g, c, c->iss, NET_TCP_SYN | NET_TCP_ACK, OUR_MSS, NULL, 0);
 	arm(c);
 }
@@ -383,6 +416,8 @@ static void tcp_input(struct tcpgw *g, const struct net_pkt *p)
 		return;
 	}
 	if (fl & NET_TCP_RST) {
+		char w[40];
+		LOG("gateway: %s reset by the guest", who(c, w));
 		conn_free(c);
 		return;
 	}
@@ -400,6 +435,8 @@ static void tcp_input(struct tcpgw *g, const struct net_pkt *p)
 	uint32_t ack = p->ack;
 	if (c->state == C_SYN_RCVD) {
 		if (ack != c->iss + 1) {
+			char w[40];
+			LOG("gateway: %s: the handshake's ACK is for another sequence", who(c, w));
 			reset_for(g, p);
 			return;
 		}
@@ -478,8 +515,11 @@ static void tcp_input(struct tcpgw *g, const struct net_pkt *p)
 	if (need_ack)
 		ack_now(g, c);
 	invariants(c, "a segment");
-	if (c->peer_fin && c->fin_acked && !c->rlen)
+	if (c->peer_fin && c->fin_acked && !c->rlen) {
+		char w[40];
+		LOG("gateway: %s closed", who(c, w));
 		conn_free(c);                   /* both ways closed */
+	}
 }
 
 void tcpgw_frame(struct tcpgw *g, const uint8_t *frame, size_t n)
@@ -505,7 +545,7 @@ static void timers(struct tcpgw *g)
 		if (c->state == C_FREE || !c->rto_at || c->rto_at > now)
 			continue;
 		if (++c->tries > MAX_TRIES) {
-			abort_conn(g, c);
+			abort_conn(g, c, "no acknowledgement after 10 tries");
 			continue;
 		}
 		c->rto = c->rto * 2 > RTO_MAX ? RTO_MAX : c->rto * 2;

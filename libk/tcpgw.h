@@ -28,6 +28,9 @@ struct tcpgw;
 
 /* A gateway on NI (already open, with its address set). */
 struct tcpgw *tcpgw_new(struct netif *ni);
+/* Say what happens to connections (opened, refused, reset, closed, and
+ * why) through LOG; NULL (the default): nothing. */
+void tcpgw_set_log(struct tcpgw *g, void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2))));
 void tcpgw_free(struct tcpgw *g);
 /* Relay connections to PORT on the gateway's address to the Unix socket
  * at PATH.  -1 with k_seterr() when there is no room for another. */

@@ -1,5 +1,6 @@
 #include "xnest.h"
 #include "boot.h"
+#include "daemon.h"
 #include "dhcpc.h"
 #include "err.h"
 #include "progress.h"
@@ -84,13 +85,16 @@ static pid_t start_server(const char *server, int xephyr, const char *auth, cons
 			dup2(null, STDIN_FILENO);
 		setpgid(0, 0);          /* Ctrl-C in the terminal is ours to handle */
 		/* The server picks a free display and writes its number to the
-		 * pipe once it accepts connections; only the Unix socket. */
+		 * pipe once it accepts connections; only the Unix socket.  No
+		 * reset when its last client leaves: a reset drops every
+		 * connection, also one that has just come in (a guest's first X
+		 * client, as another client quits). */
 		if (xephyr)
 			execl(server, "Xephyr", "-displayfd", fdnum, "-auth", auth, "-screen", geometry,
-			      "-title", title, "-nolisten", "tcp", "-br", (char *)NULL);
+			      "-title", title, "-nolisten", "tcp", "-noreset", "-br", (char *)NULL);
 		else
 			execl(server, "Xnest", "-displayfd", fdnum, "-auth", auth, "-geometry", geometry,
-			      "-name", title, "-nolisten", "tcp", "-br", (char *)NULL);
+			      "-name", title, "-nolisten", "tcp", "-noreset", "-br", (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
@@ -257,6 +261,8 @@ int xnest_launch(const struct xnest_opts *o)
 	struct tcpgw *g = tcpgw_new(&ni);
 	if (!g || tcpgw_listen(g, (uint16_t)(6000 + display), xsock) < 0)
 		xdie("%s", g ? k_errmsg() : "out of memory");
+	if (o->verbose)
+		tcpgw_set_log(g, k_log);
 	char gw[16], denv[64];
 	net_fmt_ip(ni.ip, gw);
 	snprintf(denv, sizeof(denv), "DISPLAY=%s:%d", gw, display);
@@ -309,6 +315,8 @@ int xnest_launch(const struct xnest_opts *o)
 		k_warn("the guest never connected to the display at %s:%d (no network in the guest,"
 		       " or its X program failed?)", gw, display);
 	tcpgw_free(g);
+	if (dhcpc_release(&ni, &lease) < 0)     /* this gateway's MAC will not come again */
+		k_warn("%s", k_errmsg());
 	netif_close(&ni);
 	free(sock);
 	unlink(log);
