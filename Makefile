@@ -20,16 +20,19 @@ CLANG   ?= clang
 OPT     ?= -O2
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
-WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE
+WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilibk
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
-LIBK = libk/args.c libk/boot.c libk/cloop.c libk/cloop_extract.c libk/cloop_make.c libk/cow.c \
-       libk/cowmerge.c libk/cpio.c libk/daemon.c libk/dhcp.c libk/dhcpc.c libk/dhcpd.c libk/iso9660.c libk/mconsole.c libk/net.c libk/netif.c libk/sha256.c libk/tcpgw.c libk/xauth.c libk/xnest.c \
-       libk/err.c libk/guest.c libk/payload.c libk/pipeline.c libk/progress.c libk/switch.c \
-       libk/switchproto.c libk/xio.c
+LIBK = libk/core/args.c libk/core/daemon.c libk/core/err.c libk/core/pipeline.c libk/core/pool.c libk/core/progress.c libk/core/sha256.c libk/core/sys.c libk/core/xio.c \
+       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/iso9660.c \
+       libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c \
+       libk/block/bsrc.c libk/block/bsrc_cloop.c libk/block/bsrc_cow.c libk/block/image.c \
+       libk/vhost/vblk.c libk/vhost/vfs.c libk/vhost/vhost.c libk/share/fuse.c \
+       libk/guest/boot.c libk/guest/cookie.c libk/guest/guest.c libk/guest/mconsole.c libk/guest/payload.c libk/guest/xnest.c
+
 APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
           applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c applets/xnest_launch.c
-HEADERS = $(wildcard libk/*.h applets/*.h)
+HEADERS = $(wildcard libk/*/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
 
 ZLIB = $(BUILD)/zlib/lib/libz.a
@@ -93,7 +96,8 @@ $(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
 	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/tools/swprobe.c $(LIBK) -lz -lpthread
 
 FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
-          $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw
+          $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw \
+          $(BUILD)/fuzz/fuzz_vhost $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_fuse
 fuzz: $(FUZZERS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -1,9 +1,9 @@
+#include "guest/boot.h"
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/boot.h"
-#include "../libk/err.h"
-#include "../libk/progress.h"
-#include "../libk/xauth.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "guest/cookie.h"
 
 #include <string.h>
 
@@ -12,12 +12,13 @@ const char boot_usage[] =
 	"\n"
 	"Boot IMAGE as a User Mode Linux virtual machine, as an ordinary user.\n"
 	"IMAGE is a KNOPPIX-style ISO (its KNOPPIX/KNOPPIX cloop file is used), a\n"
-	"cloop file, or an ext2/ext4 or squashfs filesystem image.  A root that is\n"
+	"cloop file, or an ext2/3/4, squashfs or iso9660 filesystem image.  It is\n"
+	"read where it lies: umlk itself serves it to the guest as its disk\n"
+	"/dev/vda (virtio over vhost-user), inflating a cloop block by block as\n"
+	"the guest reads it; nothing is extracted or copied.  A root that is\n"
 	"read-only (iso9660 inside the cloop, as KNOPPIX has, or squashfs) gets a\n"
-	"tmpfs overlay for its writes.  A\n"
-	"cloop is extracted once into ${XDG_CACHE_HOME:-~/.cache}/umlk (sparse,\n"
-	"keyed by the source file and its index, read-only) and used from there.\n"
-	"The guest writes to a COW file, never to the image.\n"
+	"tmpfs overlay for its writes.  The guest writes to a COW file (the UML\n"
+	"kernel's format), never to the image.\n"
 	"\n"
 	"With COMMAND, the guest runs it as root in its root filesystem, its\n"
 	"output comes to this terminal, and umlk exits with its exit status (like\n"
@@ -29,9 +30,15 @@ const char boot_usage[] =
 	"                   reused otherwise); default: a temporary COW file,\n"
 	"                   removed at exit, as on a live CD\n"
 	"  --mem SIZE       guest memory (default 256M)\n"
+	"  --cloop-cache SIZE  inflated cloop blocks kept in memory (default 32M)\n"
 	"  --kernel PATH    the UML kernel (default: the one embedded in this file,\n"
 	"                   else build/linux beside it)\n"
-	"  --home DIR       mount host directory DIR on the guest's /home (hostfs)\n"
+	"  --home DIR       share host directory DIR as the guest's /home, and\n"
+	"                   nothing else of the host (virtio-fs, served by umlk,\n"
+	"                   which never lets a name, '..' or a link lead out of DIR)\n"
+	"  --home IMAGE     the guest's /home in IMAGE, an ext2/3/4 image file\n"
+	"                   (made, sparse, when missing and its name ends in .img)\n"
+	"  --home-size SIZE the size of a new home image (default 1G)\n"
 	"  --hostname NAME  the guest's hostname (default: the one DHCP offers, else\n"
 	"                   the image's /etc/hostname)\n"
 	"  --net SOCKET     connect eth0 to the switch at SOCKET (umlk umlswitch or\n"
@@ -48,8 +55,9 @@ const char boot_usage[] =
 	"                   the guest, and XAUTHORITY set (xnest-launch uses it)\n"
 	"  --init PATH      the static umlk to run as the guest's /init (default:\n"
 	"                   this file)\n"
-	"  -v, --verbose    show the kernel's messages (on stderr)\n"
-	"  -q, --quiet      no progress bar while extracting\n"
+	"  -v, --verbose    show the kernel's messages (on stderr), and at the end\n"
+	"                   how much of IMAGE was read\n"
+	"  -q, --quiet      no notes on stderr\n"
 	"      --help       show this text\n";
 
 int boot_main(int argc, char **argv)
@@ -57,8 +65,10 @@ int boot_main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "cow", required_argument, NULL, 'c' },
 		{ "mem", required_argument, NULL, 'm' },
+		{ "cloop-cache", required_argument, NULL, 'C' },
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "home", required_argument, NULL, 'H' },
+		{ "home-size", required_argument, NULL, 'S' },
 		{ "hostname", required_argument, NULL, 'n' },
 		{ "init", required_argument, NULL, 'i' },
 		{ "net", required_argument, NULL, 'N' },
@@ -80,12 +90,14 @@ int boot_main(int argc, char **argv)
 			break;
 		}
 	}
-	while ((c = k_getopt(end, argv, "vq", lo)) != -1) {
+	while ((c = xgetopt(end, argv, "vq", lo)) != -1) {
 		switch (c) {
 		case 'c': o.cow = optarg; break;
 		case 'm': o.mem = xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); break;
+		case 'C': o.cache_bytes = xarg_size("--cloop-cache", optarg, 1ULL << 20, 64ULL << 30); break;
 		case 'k': o.kernel = optarg; break;
 		case 'H': o.home = optarg; break;
+		case 'S': o.home_size = xarg_size("--home-size", optarg, 16ULL << 20, 16ULL << 40); break;
 		case 'n': o.hostname = optarg; break;
 		case 'i': o.init = optarg; break;
 		case 'N': o.net = optarg; break;
@@ -105,8 +117,8 @@ int boot_main(int argc, char **argv)
 			break;
 		}
 		case 'X': {
-			uint8_t ck[XAUTH_COOKIE_LEN];
-			if (xauth_unhex(optarg, ck) < 0)
+			uint8_t ck[COOKIE_LEN];
+			if (cookie_unhex(optarg, ck) < 0)
 				xusage("--x11-cookie: not 32 lowercase hex digits");
 			o.xcookie = optarg;
 			break;

@@ -1,8 +1,8 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/cowmerge.h"
-#include "../libk/err.h"
-#include "../libk/progress.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "image/cowmerge.h"
 
 #include <stdlib.h>
 
@@ -65,7 +65,7 @@ int cow_merge_main(int argc, char **argv)
 
 	if (!diffs)
 		xdie("out of memory");
-	while ((c = k_getopt(argc, argv, "b:dicfea:q", lo)) != -1) {
+	while ((c = xgetopt(argc, argv, "b:dicfea:q", lo)) != -1) {
 		switch (c) {
 		case 'b': j.backing = optarg; break;
 		case 'd': case 'i': case 'c': case 'e':

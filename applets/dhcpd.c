@@ -1,10 +1,10 @@
+#include "net/dhcpd.h"
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/daemon.h"
-#include "../libk/dhcpd.h"
-#include "../libk/err.h"
-#include "../libk/netif.h"
-#include "../libk/xio.h"
+#include "core/args.h"
+#include "core/daemon.h"
+#include "core/err.h"
+#include "core/xio.h"
+#include "net/netif.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,11 +135,11 @@ int dhcpd_main(int argc, char **argv)
 	int daemon = 0, have_mask = 0, opt;
 
 	memset(&c, 0, sizeof(c));
-	c.lease_secs = 3600;
+	c.lease_secs = NET_DEFAULT_LEASE;
 	c.log = k_log;
 	snprintf(c.hostname_prefix, sizeof(c.hostname_prefix), "guest-");
 	c.statics = statics;
-	while ((opt = k_getopt_only(argc, argv, "q", lo)) != -1) {
+	while ((opt = xgetopt_only(argc, argv, "q", lo)) != -1) {
 		switch (opt) {
 		case 'S': sw = optarg; break;
 		case 'I': dev = optarg; break;
@@ -204,9 +204,9 @@ int dhcpd_main(int argc, char **argv)
 		} else {
 			netif_mac_from(sw, "umlk-dhcpd", mac);
 		}
-		c.server_ip = 0x0a000202;       /* 10.0.2.2 */
+		c.server_ip = NET_AUTO_SERVER;
 		if (!have_mask)
-			c.mask = 0xffffff00;
+			c.mask = NET_AUTO_MASK;
 	}
 	if (address) {
 		char *slash = strchr(address, '/');
@@ -239,7 +239,7 @@ int dhcpd_main(int argc, char **argv)
 		c.pool_last = xarg_ip("--pool", dash + 1);
 	} else {
 		uint32_t net = c.server_ip & c.mask, last = (c.server_ip | ~c.mask) - 1;
-		c.pool_first = net + 15 <= last ? net + 15 : c.server_ip + 1;
+		c.pool_first = net + NET_AUTO_POOL_HOST <= last ? net + NET_AUTO_POOL_HOST : c.server_ip + 1;
 		if (c.server_ip >= c.pool_first && c.server_ip <= last)
 			c.pool_first = c.server_ip + 1;
 		c.pool_last = last;
@@ -259,7 +259,7 @@ int dhcpd_main(int argc, char **argv)
 
 	k_on_stop(on_stop);
 	if (daemon)
-		k_daemonize(logfile, pidfile);
+		xdaemonize(logfile, pidfile);
 	else if (pidfile && k_write_pidfile(pidfile) < 0)
 		k_warn("%s", k_errmsg());
 	if (c.log) {

@@ -1,10 +1,10 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/cloop.h"
-#include "../libk/err.h"
-#include "../libk/iso9660.h"
-#include "../libk/pipeline.h"
-#include "../libk/progress.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "core/sys.h"
+#include "image/cloop.h"
+#include "image/iso9660.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -65,7 +65,7 @@ int extract_cloop_main(int argc, char **argv)
 	};
 	int threads = k_ncpus(), want_info = 0, c;
 
-	while ((c = k_getopt(argc, argv, "j:iq", lo)) != -1) {
+	while ((c = xgetopt(argc, argv, "j:iq", lo)) != -1) {
 		switch (c) {
 		case 'j': threads = xarg_num("-j", optarg, 1, 256); break;
 		case 'i': want_info = 1; break;

@@ -1,7 +1,7 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/err.h"
-#include "../libk/guest.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "guest/guest.h"
 
 #include <stdio.h>
 #include <sys/utsname.h>
@@ -12,9 +12,12 @@ const char init_usage[] =
 	"\n"
 	"The guest side of umlk: 'umlk boot' puts this same binary at /init in the\n"
 	"initramfs it builds, with /etc/umlk/boot.conf saying what to do.  init\n"
-	"mounts /proc, /sys and /dev; mounts the root from /dev/ubda (writable\n"
-	"ext4/ext2 through the COW file, or a read-only iso9660/squashfs under a\n"
-	"tmpfs overlay); mounts the host directory given to --home on /home; sets\n"
+	"mounts /proc, /sys and /dev; mounts the root from /dev/vda, the disk\n"
+	"umlk serves (writable ext2/3/4, its writes kept by the host in the COW\n"
+	"file, or a read-only iso9660/squashfs under a tmpfs overlay; the\n"
+	"filesystem is read from the superblock); mounts what --home gave on\n"
+	"/home (a host directory shared over virtio-fs, or a home image, the\n"
+	"virtio disk whose serial is umlk-home); sets\n"
 	"the hostname; then either hands over to the guest's own init, or runs the\n"
 	"command, reaps every process, unmounts the root and powers off, reporting\n"
 	"the command's exit status to the host on console line 2.\n"
@@ -45,16 +48,16 @@ int init_main(int argc, char **argv)
 		xdie("%s", k_errmsg());
 	if (c.command)
 		guest_command_mode();
-	guest_mount_root();
+	xguest_mount_root();
 	if (c.home[0])
-		guest_mount_home(c.home);
+		xguest_mount_home(c.home);
 	char offered[64];
 	guest_network(&c, offered, sizeof(offered));
 	/* --hostname, else the DHCP server's name, else the image's own. */
 	guest_set_hostname(c.hostname[0] ? c.hostname : offered);
 	guest_xauth(&c);
 	if (!c.command && guest_has_init())
-		guest_switch_root();
+		xguest_switch_root();
 	if (!c.command) {
 		/* No init in the image (Debian's minbase has none): a login
 		 * shell on the console, and power off when it ends. */
@@ -67,7 +70,7 @@ int init_main(int argc, char **argv)
 		c.stdin_tty = 1;
 		c.console_shell = 1;
 	}
-	int status = guest_run(&c);
+	int status = xguest_run(&c);
 	guest_shutdown();
 	guest_report_status(status);
 	guest_poweroff(0);

@@ -1,8 +1,8 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/err.h"
-#include "../libk/guest.h"
-#include "../libk/xio.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "core/xio.h"
+#include "guest/guest.h"
 
 #include <stdlib.h>
 
@@ -23,7 +23,7 @@ int initramfs_main(int argc, char **argv)
 	size_t len;
 	struct kout out;
 
-	while (k_getopt(argc, argv, "", lo) != -1)
+	while (xgetopt(argc, argv, "", lo) != -1)
 		;
 	xarg_count(argc, argv, 1, 1);
 	xinitramfs_self(&img, &len);

@@ -1,7 +1,7 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/err.h"
-#include "../libk/payload.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "guest/payload.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,7 +34,7 @@ int kernel_info_main(int argc, char **argv)
 	const char *attach = NULL, *release = "unknown", *out = NULL;
 	int c;
 
-	while ((c = k_getopt(argc, argv, "a:r:o:", lo)) != -1) {
+	while ((c = xgetopt(argc, argv, "a:r:o:", lo)) != -1) {
 		switch (c) {
 		case 'a': attach = optarg; break;
 		case 'r': release = optarg; break;

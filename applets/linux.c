@@ -1,7 +1,7 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/err.h"
-#include "../libk/payload.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "guest/payload.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * for every applet is answered here, from the table, so each applet's
  * usage text is written once. */
 #include "applets.h"
-#include "../libk/err.h"
+#include "core/err.h"
 
 #include <errno.h>
 #include <limits.h>

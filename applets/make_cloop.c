@@ -1,9 +1,9 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/cloop.h"
-#include "../libk/err.h"
-#include "../libk/pipeline.h"
-#include "../libk/progress.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "core/sys.h"
+#include "image/cloop.h"
 
 const char make_cloop_usage[] =
 	"Usage: umlk make-cloop [-q] [-B BLOCKSIZE] [-L LEVEL] [-j THREADS] [--v4] IN OUT\n"
@@ -38,7 +38,7 @@ int make_cloop_main(int argc, char **argv)
 	struct cloop_make_opts o = { .block_size = 65536, .level = 9, .threads = k_ncpus() };
 	int c;
 
-	while ((c = k_getopt(argc, argv, "B:L:j:q", lo)) != -1) {
+	while ((c = xgetopt(argc, argv, "B:L:j:q", lo)) != -1) {
 		switch (c) {
 		case 'B':
 			o.block_size = xarg_size("-B", optarg, 512, CLOOP_MAX_BLOCK);

@@ -1,9 +1,9 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/daemon.h"
-#include "../libk/err.h"
-#include "../libk/switch.h"
-#include "../libk/switchproto.h"
+#include "core/args.h"
+#include "core/daemon.h"
+#include "core/err.h"
+#include "net/switch.h"
+#include "net/switchproto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +46,7 @@ static int g_daemon;
 static void ready(void)
 {
 	if (g_daemon)
-		k_daemonize(g_log, g_pidfile);
+		xdaemonize(g_log, g_pidfile);
 	else if (g_pidfile && k_write_pidfile(g_pidfile) < 0)
 		k_warn("%s", k_errmsg());
 }
@@ -72,7 +72,7 @@ int umlswitch_main(int argc, char **argv)
 				 .ready = ready, .log = k_log };
 	int status = 0, opt;
 
-	while ((opt = k_getopt_only(argc, argv, "q", lo)) != -1) {
+	while ((opt = xgetopt_only(argc, argv, "q", lo)) != -1) {
 		switch (opt) {
 		case 'u': c.ctl_path = optarg; break;
 		case 'H': c.hub = 1; break;

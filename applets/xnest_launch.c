@@ -1,8 +1,8 @@
 #include "applets.h"
-#include "../libk/args.h"
-#include "../libk/err.h"
-#include "../libk/progress.h"
-#include "../libk/xnest.h"
+#include "core/args.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "guest/xnest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +57,7 @@ int xnest_launch_main(int argc, char **argv)
 	struct xnest_opts o = { .net = "auto", .geometry = "1024x768" };
 	int c;
 
-	while ((c = k_getopt(argc, argv, "vq", lo)) != -1) {
+	while ((c = xgetopt(argc, argv, "vq", lo)) != -1) {
 		switch (c) {
 		case 'r': o.run = optarg; break;
 		case 'N': o.net = optarg; break;

@@ -22,4 +22,5 @@ apt-get install -y -qq --no-install-recommends \
 	util-linux procps iproute2 cpio strace squashfs-tools passwd tmux \
 	isc-dhcp-client debootstrap dpkg \
 	xnest xvfb xserver-xephyr x11-apps x11-utils xauth imagemagick \
-	kea-admin dnsmasq-base >/dev/null
+	kea-admin dnsmasq-base \
+	qemu-system-common qemu-utils >/dev/null

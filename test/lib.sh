@@ -6,16 +6,38 @@
 #       standard output (plus "rc=N" if the exit status is not 0) equals
 #       EXPECTED.  Like toybox's and busybox's testsuites.
 #   check NAME COMMAND...
-#       passes when COMMAND exits 0.
+#       passes when COMMAND exits 0 (and returns 1 when it failed, so a
+#       section can depend on it).
 #   fails NAME PATTERN COMMAND...
 #       passes when COMMAND exits non-zero and its standard error has PATTERN
 #       (a grep -E pattern) on its first line.
+#   skip NAME WHY
+#       records that a case or section did not run, and why ("SKIP: ").
+#   as_root NAME
+#       true when running as root; otherwise a skip of section NAME, which
+#       on CI ($CI set; CI runs as root) is a failure instead:
+#           if as_root "DHCP clients in a network namespace"; then ... fi
+#   wait_for, stop, screen, wait_screen: waiting on files, daemons and a
+#       tmux session (below).
 #
-# Results go to standard output as "PASS: NAME" or "FAIL: NAME" lines, with
-# details after a failure.  $UMLK is the binary under test.
+# Results go to standard output as "PASS: NAME", "FAIL: NAME" or "SKIP:
+# NAME (WHY)" lines, with details after a failure.  $UMLK is the binary
+# under test.
 
 pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1"; shift; [ $# -gt 0 ] && printf '%s\n' "$@" | sed 's/^/    /'; return 0; }
+
+skip() { echo "SKIP: $1 ($2)"; }
+
+as_root() {
+	[ "$(id -u)" = 0 ] && return 0
+	if [ -n "${CI:-}" ]; then
+		fail "$1" "needs root, and CI runs as root: something is wrong with this machine"
+	else
+		skip "$1" "needs root"
+	fi
+	return 1
+}
 
 testing() {
 	name=$1 cmd=$2 want=$3
@@ -36,6 +58,7 @@ check() {
 		pass "$name"
 	else
 		fail "$name" "command: $*" "$(tail -n 15 "$T/out")"
+		return 1
 	fi
 }
 
@@ -49,6 +72,38 @@ fails() {
 	else
 		fail "$name" "command: $*" "expected stderr matching: $pattern" "got: $(head -c 400 "$T/err")"
 	fi
+}
+
+# wait_for FILE PATTERN [TENTHS]: until PATTERN (grep) is in FILE, for up
+# to TENTHS tenths of a second (200); false if it never comes.
+wait_for() {
+	i=0
+	while ! grep -q -- "$2" "$1" 2>/dev/null; do
+		[ $i -ge "${3:-200}" ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# stop PIDFILE: stop that daemon, wait (up to 5 s) for it to go, remove the file.
+stop() {
+	pid=$(cat "$1" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	rm -f "$1"
+}
+
+# The tmux session "g" on the server at $sock: screen prints what it
+# shows; wait_screen PATTERN waits up to 30 s for PATTERN to show.
+screen() { tmux -S "$sock" capture-pane -t g -p 2>/dev/null; }
+wait_screen() {
+	i=0
+	while ! screen | grep -q -- "$1"; do
+		[ $i -ge 300 ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
 }
 
 # True when the regular files (or blocks devices) have the same bytes.

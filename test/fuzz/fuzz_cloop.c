@@ -1,6 +1,6 @@
 /* libFuzzer target: the cloop header and index parser, and the block
  * decoder on whatever index the parser accepts. */
-#include "../../libk/cloop.h"
+#include "image/cloop.h"
 
 #include <stdlib.h>
 

@@ -1,5 +1,5 @@
 /* libFuzzer target: the UML COW header parser and bitmap checks. */
-#include "../../libk/cow.h"
+#include "image/cow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

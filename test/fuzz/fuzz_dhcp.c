@@ -3,8 +3,8 @@
  * the DHCP parser is reached directly), then the server's answer through
  * a lease table that lives across inputs, and a round trip of the reply
  * (what the server builds, it must be able to read). */
-#include "../../libk/dhcp.h"
-#include "../../libk/net.h"
+#include "net/dhcp.h"
+#include "net/net.h"
 
 #include <stdlib.h>
 #include <string.h>

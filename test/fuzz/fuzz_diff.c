@@ -1,5 +1,5 @@
 /* libFuzzer target: the portable diff reader (header, hash, runs). */
-#include "../../libk/cowmerge.h"
+#include "image/cowmerge.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,5 +1,5 @@
 /* libFuzzer target: the ISO9660 reader, looking up KNOPPIX/KNOPPIX. */
-#include "../../libk/iso9660.h"
+#include "image/iso9660.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

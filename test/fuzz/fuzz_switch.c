@@ -1,7 +1,7 @@
 /* libFuzzer target: what a client may send a switch's control socket
  * (sw_parse_request at every length a read may deliver), and the address
  * checks the switch applies to each datagram's sender. */
-#include "../../libk/switchproto.h"
+#include "net/switchproto.h"
 
 #include <string.h>
 

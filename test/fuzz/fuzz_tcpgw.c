@@ -7,7 +7,7 @@
  * connections are made, fill their buffers, and are torn down.  Nothing
  * is sent anywhere (the netif has no socket).  Each input gets a new
  * gateway, so what a run finds replays on its own. */
-#include "../../libk/tcpgw.h"
+#include "net/tcpgw.h"
 
 #include <stdio.h>
 #include <stdlib.h>

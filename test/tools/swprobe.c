@@ -20,12 +20,13 @@
  * Exit status 0 when the probe did what it says (even when the answer is
  * "closed" or "NAK"), 1 when it could not.
  */
-#include "../../libk/dhcp.h"
-#include "../../libk/dhcpc.h"
-#include "../../libk/err.h"
-#include "../../libk/net.h"
-#include "../../libk/netif.h"
-#include "../../libk/switchproto.h"
+#include "core/err.h"
+#include "core/sys.h"
+#include "net/dhcp.h"
+#include "net/dhcpc.h"
+#include "net/net.h"
+#include "net/netif.h"
+#include "net/switchproto.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -42,9 +43,10 @@ static int connect_ctl(const char *path)
 	struct sockaddr_un a;
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 
-	memset(&a, 0, sizeof(a));
-	a.sun_family = AF_UNIX;
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	if (k_unix_addr(&a, path) < 0) {
+		fprintf(stderr, "%s\n", k_errmsg());
+		exit(1);
+	}
 	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
 		perror(path);
 		exit(1);

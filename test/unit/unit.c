@@ -1,17 +1,24 @@
 /* Unit tests of libk's pure functions: byte order, sizes, zero detection,
  * and the cloop parser against images built here in memory. */
-#include "../../libk/cloop.h"
-#include "../../libk/cow.h"
-#include "../../libk/dhcp.h"
-#include "../../libk/net.h"
-#include "../../libk/sha256.h"
-#include "../../libk/switchproto.h"
-#include "../../libk/err.h"
-#include "../../libk/xio.h"
+#include "block/bsrc.h"
+#include "core/bytes.h"
+#include "core/err.h"
+#include "core/sha256.h"
+#include "core/sys.h"
+#include "core/xio.h"
+#include "image/cloop.h"
+#include "image/cow.h"
+#include "net/dhcp.h"
+#include "net/net.h"
+#include "net/switchproto.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static int failed;
 
@@ -60,6 +67,145 @@ static int open_mem(struct cloop *c, struct ksrc *s, const uint8_t *f, size_t n)
 {
 	ksrc_mem(s, f, n, "mem");
 	return cloop_open(c, s);
+}
+
+/* ---- block sources: a cloop inflated on demand and a COW layer over it,
+ * against the bytes they must give, from several threads at once. */
+
+#define PBS 4096u
+#define PNB 40u
+static uint8_t pattern(uint64_t o) { return (uint8_t)(o * 31 + (o >> 12) * 7); }
+
+static struct bsrc *pattern_cloop(uint64_t *count)
+{
+	size_t idx = (PNB + 1) * 8, cap = CLOOP_HEAD_SIZE + idx + PNB * compressBound(PBS);
+	uint8_t *f = calloc(1, cap), raw[PBS];
+	size_t pos = CLOOP_HEAD_SIZE + idx;
+
+	cloop_make_head(f, 2, PBS, PNB);
+	for (uint32_t b = 0; b < PNB; b++) {
+		for (uint32_t i = 0; i < PBS; i++)
+			raw[i] = pattern((uint64_t)b * PBS + i);
+		uLongf n = compressBound(PBS);
+		compress2(f + pos, &n, raw, PBS, 6);
+		k_put_be64(f + CLOOP_HEAD_SIZE + 8 * b, pos);
+		pos += n;
+	}
+	k_put_be64(f + CLOOP_HEAD_SIZE + 8 * PNB, pos);
+	int fd = memfd_create("unit.cloop", 0);
+	if (fd < 0 || full_write(fd, f, pos) != (ssize_t)pos)
+		abort();
+	free(f);
+	struct bsrc *file = bsrc_file(fd, "unit.cloop", 0, pos, 0, count);
+	struct bsrc *c = bsrc_cloop(file, 6 * PBS, 2);     /* a tiny cache: eviction happens */
+	if (!c)
+		printf("FAIL: cloop source: %s\n", k_errmsg());
+	return c;
+}
+
+struct reader { struct bsrc *s; unsigned seed; int bad; };
+
+static void *random_reads(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t buf[9000];
+
+	for (int i = 0; i < 400; i++) {
+		uint64_t off = rand_r(&r->seed) % (PNB * PBS);
+		size_t n = 1 + rand_r(&r->seed) % sizeof(buf);
+		if (n > PNB * PBS - off)
+			n = PNB * PBS - off;
+		if (bsrc_read(r->s, buf, n, off) < 0) {
+			r->bad++;
+			continue;
+		}
+		for (size_t k = 0; k < n; k++)
+			r->bad += buf[k] != pattern(off + k);
+	}
+	return NULL;
+}
+
+static void bsrc_tests(void)
+{
+	uint64_t count = 0;
+	struct bsrc *c = pattern_cloop(&count);
+	uint8_t buf[PBS * 3];
+	int bad = 0;
+
+	if (!c)
+		return;
+	T("cloop source: its size", c->size == PNB * PBS && c->readonly);
+	for (uint64_t off = 0; off < c->size; off += 3000) {
+		size_t n = c->size - off < 3000 ? (size_t)(c->size - off) : 3000;
+		bad += bsrc_read(c, buf, n, off) < 0;
+		for (size_t k = 0; k < n; k++)
+			bad += buf[k] != pattern(off + k);
+	}
+	T("cloop source: read in sequence, with read-ahead", bad == 0);
+	pthread_t th[4];
+	struct reader rd[4];
+	for (int i = 0; i < 4; i++) {
+		rd[i] = (struct reader){ c, (unsigned)i * 7919u + 1, 0 };
+		pthread_create(&th[i], NULL, random_reads, &rd[i]);
+	}
+	bad = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		bad += rd[i].bad;
+	}
+	T("cloop source: random reads from 4 threads at once", bad == 0);
+	T("cloop source: reads past the end refused", bsrc_read(c, buf, 2, c->size - 1) < 0 &&
+	  strstr(k_errmsg(), "past its end"));
+	T("cloop source: writes refused", bsrc_write(c, buf, 512, 0) < 0);
+
+	/* A COW layer over it, in an unnamed file, against a reference copy. */
+	int cfd = memfd_create("unit.cow", 0);
+	struct bsrc *w = bsrc_cow(NULL, cfd, c, "/images/unit.img", 1234567, 1);
+	uint8_t *ref = malloc(PNB * PBS);
+	for (uint64_t o = 0; o < PNB * PBS; o++)
+		ref[o] = pattern(o);
+	unsigned seed = 42;
+	bad = 0;
+	for (int i = 0; i < 300; i++) {
+		uint64_t sec = rand_r(&seed) % (PNB * PBS / 512);
+		size_t n = 512 * (1 + rand_r(&seed) % 8);
+		if (n > PNB * PBS - sec * 512)
+			n = PNB * PBS - sec * 512;
+		for (size_t k = 0; k < n; k++)
+			buf[k] = (uint8_t)rand_r(&seed);
+		bad += bsrc_write(w, buf, n, sec * 512) < 0;
+		memcpy(ref + sec * 512, buf, n);
+		uint64_t roff = rand_r(&seed) % (PNB * PBS - 5000);
+		bad += bsrc_read(w, buf, 5000, roff) < 0;
+		bad += memcmp(buf, ref + roff, 5000) != 0;
+	}
+	T("cow source: random writes read back over the cloop", bad == 0 && w->size == PNB * PBS);
+	T("cow source: a write of part of a sector refused", bsrc_write(w, buf, 100, 512) < 0 &&
+	  strstr(k_errmsg(), "whole 512-byte sectors"));
+	T("cow source: flush", bsrc_flush(w) == 0);
+	/* The file is the kernel's format: header, bitmap and data agree. */
+	struct ksrc k;
+	struct cow cw;
+	memset(&k, 0, sizeof(k));
+	k.fd = cfd;
+	k.size = (uint64_t)lseek(cfd, 0, SEEK_END);
+	k.name = "unit.cow";
+	int ok = cow_open(&cw, &k) == 0 && cw.version == 3 && cw.size == PNB * PBS && cw.mtime == 1234567 &&
+		 !strcmp(cw.backing, "/images/unit.img") && cw.sectorsize == 512;
+	bad = !ok;
+	for (uint64_t s = 0; ok && s < cw.nsectors; s++) {
+		uint8_t sec[512];
+		if (!cow_test(&cw, s))
+			continue;               /* read from the cloop: checked above */
+		bad += full_pread(cfd, sec, 512, cw.data_off + s * 512) != 512 || memcmp(sec, ref + s * 512, 512);
+	}
+	T("cow source: the file parses as a v3 COW file whose bitmap marks the written data",
+	  bad == 0 && cow_count(&cw) > 0);
+	if (ok)
+		cow_close(&cw);
+	free(ref);
+	bsrc_close(w);          /* and the cloop and the file beneath */
+	T("the file source counted what it read", count > 0);
 }
 
 /* Ethernet/IP codecs: text forms, checksums (RFC 1071's example), a UDP
@@ -245,8 +391,31 @@ int main(void)
 	T("parse 64K", k_parse_size("64K", &v) == 0 && v == 65536);
 	T("parse 1MiB", k_parse_size("1MiB", &v) == 0 && v == 1 << 20);
 	T("parse 512", k_parse_size("512", &v) == 0 && v == 512);
+	T("parse 2GiB", k_parse_size("2GiB", &v) == 0 && v == 2ULL << 30);
+	T("parse 3MB", k_parse_size("3MB", &v) == 0 && v == 3 << 20);
+	T("parse 0", k_parse_size("0", &v) == 0 && v == 0);
 	T("reject 1X", k_parse_size("1X", &v) < 0);
+	T("reject 5i", k_parse_size("5i", &v) < 0);
+	T("reject 5B (no unit before the B)", k_parse_size("5B", &v) < 0);
+	T("reject 1.5G", k_parse_size("1.5G", &v) < 0);
+	T("reject empty", k_parse_size("", &v) < 0);
+	T("reject a leading space", k_parse_size(" 5", &v) < 0);
+	T("reject +5", k_parse_size("+5", &v) < 0);
+	T("reject 1Gx", k_parse_size("1Gx", &v) < 0);
 	T("reject -1", k_parse_size("-1", &v) < 0);
+	errno = ENOENT;
+	k_seterr("a message ending in a colon:");
+	T("k_seterr: a ':' at the end adds strerror", !strcmp(k_errmsg(), "a message ending in a colon: No such file or directory"));
+	k_seterr("a %s:-free message", "colon");
+	T("k_seterr: only at the end", !strcmp(k_errmsg(), "a colon:-free message"));
+	k_put_le32(b, 0x11223344);
+	T("le32 round trip", k_le32(b) == 0x11223344 && b[0] == 0x44);
+	k_put_be16(b, 0xabcd);
+	T("be16", k_be16(b) == 0xabcd && b[0] == 0xab);
+	char h1[17], h2[17];
+	k_random_hex(h1, 16);
+	k_random_hex(h2, 16);
+	T("random names differ", strlen(h1) == 16 && strcmp(h1, h2));
 	T("reject overflow", k_parse_size("99999999999999999999", &v) < 0);
 	T("reject 2^64 via suffix", k_parse_size("17179869184G", &v) < 0);
 
@@ -355,5 +524,6 @@ int main(void)
 
 	net_tests();
 	dhcp_tests();
+	bsrc_tests();
 	return failed != 0;
 }

@@ -1,0 +1,114 @@
+#!/bin/sh
+# The guest's disk, served by umlk over vhost-user, against the peers:
+#  1. cold boot of the Debian mini ISO to '-- true' (the ISO's pages
+#     dropped first): umlk reading the ISO where it lies, against the old
+#     way (extract-cloop, then the kernel's ubd driver on the copy);
+#     bytes read and disk used;
+#  2. a 300 MB file read in sequence in the guest, and 4 KiB reads at
+#     random offsets of the disk (O_DIRECT): umlk's server, the kernel's
+#     ubd driver, and qemu-storage-daemon, all serving the same raw ext2
+#     image under a COW layer (qcow2 for QEMU), warm in the host's cache;
+#  3. the serving side's memory.
+# Times are on the host's clock: each run's boot with the work, less the
+# same boot without it.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
+runs=${RUNS:-3}
+U=$top/build/umlk
+K=$top/build/linux
+iso=$top/build/rootfs/debian.iso
+w=$(mktemp -d)
+trap 'rm -rf "$w"' EXIT
+export XDG_RUNTIME_DIR="$w/run" XDG_CACHE_HOME="$w/cache"
+mkdir -m 700 "$w/run"
+B="$U boot -q --kernel $K"
+
+# The ubd path's guest: busybox as /init, mounting /dev/ubda and running
+# "umlk.run=WHAT" from the kernel's command line.
+mkdir -p "$w/i/bin" "$w/i/dev" "$w/i/proc" "$w/i/mnt"
+cp /bin/busybox "$w/i/bin/busybox"
+cat > "$w/i/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs dev /dev
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount /dev/ubda /mnt || /bin/busybox poweroff -f
+run=$(/bin/busybox sed -n 's/.*umlk.run=\([a-z]*\).*/\1/p' /proc/cmdline)
+case $run in
+seq)  /bin/busybox dd if=/mnt/big of=/dev/null bs=1M 2>/dev/null ;;
+rand) /mnt/randread /dev/ubda 3000 ;;
+esac
+/bin/busybox umount /mnt
+/bin/busybox poweroff -f
+INIT
+chmod +x "$w/i/init"
+(cd "$w/i" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$w/ubd.gz"
+# ubd IMAGE WHAT: a script that boots the kernel with ubd over IMAGE (a
+# fresh COW file) and runs WHAT (seq, rand, or nothing).
+ubd() {
+	cat > "$w/ubd-$2.sh" <<UBD
+rm -f '$w/u.cow'
+'$K' mem=256M 'ubda=$w/u.cow,$1' initrd='$w/ubd.gz' umlk.run=$2 quiet con0=null,fd:1 con=null </dev/null
+UBD
+	echo "$w/ubd-$2.sh"
+}
+
+echo "1. cold boot of the Debian mini ISO to '-- true' (best of $runs)"
+if [ -f "$iso" ]; then
+	size=$(stat -c %s "$iso")
+	new=$(best_of "$runs" sh -c "dd if='$iso' iflag=nocache count=0 2>/dev/null; $B '$iso' -- true")
+	cat > "$w/old.sh" <<OLD
+dd if='$iso' iflag=nocache count=0 2>/dev/null
+rm -f '$w/x.img'
+'$U' extract-cloop -q '$iso' '$w/x.img'
+sh '$(ubd "$w/x.img" none)'
+OLD
+	old=$(best_of "$runs" sh "$w/old.sh")
+	extracted=$(du -k "$w/x.img" | cut -f1)
+	rm -f "$w/x.img"
+	dd if="$iso" iflag=nocache count=0 2>/dev/null
+	$U boot -v --kernel "$K" "$iso" -- true 2> "$w/v.err" >/dev/null
+	res=$(fincore --bytes --noheadings --output RES "$iso")
+	own=$(sed -n 's/^umlk boot: read \(.*\) of .*(\(.*\))$/\1 (\2)/p' "$w/v.err")
+	mem=$(sed -n 's/^umlk boot: at most \(.*\) resident.*/\1/p' "$w/v.err")
+	echo "  umlk, reading the ISO where it lies   ${new}s, no disk used"
+	echo "  extract-cloop, then ubd on the copy   ${old}s, $((extracted / 1024)) MiB written"
+	echo "  umlk is $(ratio "$old" "$new")x faster cold (goal: 3x)"
+	echo "  read from the ISO: umlk counted $own; in the host's page cache $((res / 1024)) KiB of" \
+		"$((size / 1024)) KiB ($(awk -v a="$res" -v b="$size" 'BEGIN { printf "%.1f", 100 * a / b }')%; goal: at most 5%)"
+	echo "  the serving side: $mem resident at most (the default 32 MiB cloop cache)"
+else
+	echo "  $iso missing (make rootfs)"
+fi
+
+echo
+echo "2. a 300 MB file in sequence, and 3000 random 4 KiB reads (O_DIRECT), same raw image, warm"
+mkdir -p "$w/tree"
+sh "$top/rootfs/tiny.sh" "$U" "$w/img" >/dev/null 2>&1
+debugfs -R "rdump / $w/tree" "$w/img/tiny.img" >/dev/null 2>&1
+dd if=/dev/urandom of="$w/tree/big" bs=1M count=300 2>/dev/null
+musl-gcc -static -O2 -o "$w/tree/randread" "$top/bench/tools/randread.c"
+mke2fs -q -F -t ext2 -d "$w/tree" "$w/raw.img" 400M
+rm -rf "$w/tree"
+cat "$w/raw.img" > /dev/null     # warm in the host's cache
+Q="env UMLK_TEST_DISK_SERVER=qemu-storage-daemon $B"
+for what in seq rand; do
+	case $what in
+	seq) cmd="dd if=/big of=/dev/null bs=1M 2>/dev/null" ;;
+	rand) cmd="/randread /dev/vda 3000" ;;
+	esac
+	base_u=$(best_of "$runs" $B "$w/raw.img" -- true)
+	t_u=$(best_of "$runs" $B "$w/raw.img" -- sh -c "$cmd")
+	base_q=$(best_of "$runs" $Q "$w/raw.img" -- true)
+	t_q=$(best_of "$runs" $Q "$w/raw.img" -- sh -c "$cmd")
+	base_b=$(best_of "$runs" sh "$(ubd "$w/raw.img" none)")
+	t_b=$(best_of "$runs" sh "$(ubd "$w/raw.img" "$what")")
+	u=$(awk -v a="$t_u" -v b="$base_u" 'BEGIN { printf "%.3f", a - b }')
+	q=$(awk -v a="$t_q" -v b="$base_q" 'BEGIN { printf "%.3f", a - b }')
+	b=$(awk -v a="$t_b" -v b="$base_b" 'BEGIN { printf "%.3f", a - b }')
+	case $what in
+	seq) echo "  sequential 300 MB: umlk ${u}s ($(awk -v t="$u" 'BEGIN { printf "%.0f", 300 / t }') MB/s), ubd ${b}s, qemu-storage-daemon ${q}s" ;;
+	rand) echo "  3000 random 4 KiB reads: umlk ${u}s, ubd ${b}s, qemu-storage-daemon ${q}s" ;;
+	esac
+	echo "    umlk vs ubd $(ratio "$b" "$u")x, vs qemu-storage-daemon $(ratio "$q" "$u")x (goal: at least 1.0 each)"
+done

@@ -1,0 +1,133 @@
+#include "block/image.h"
+#include "core/bytes.h"
+#include "core/err.h"
+#include "core/sys.h"
+#include "core/xio.h"
+#include "image/cloop.h"
+#include "image/iso9660.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *image_fstype(struct bsrc *d)
+{
+	uint8_t b[8];
+
+	if (d->size >= 2048 && bsrc_read(d, b, 2, 1024 + 56) == 0 && b[0] == 0x53 && b[1] == 0xef) {
+		uint8_t f[12];
+		if (bsrc_read(d, f, 12, 1024 + 92) < 0)
+			return NULL;
+		uint32_t compat = k_le32(f), incompat = k_le32(f + 4);
+		if (incompat & ~0x3u)           /* beyond compression and filetype */
+			return "ext4";
+		return compat & 0x4 ? "ext3" : "ext2";  /* has_journal */
+	}
+	if (d->size >= 4 && bsrc_read(d, b, 4, 0) == 0 && !memcmp(b, "hsqs", 4))
+		return "squashfs";
+	if (d->size >= 32774 && bsrc_read(d, b, 5, 32769) == 0 && !memcmp(b, "CD001", 5))
+		return "iso9660";
+	return NULL;
+}
+
+int image_open(struct image *im, const char *path, uint64_t cache_bytes)
+{
+	struct stat st;
+	struct ksrc k;
+
+	memset(im, 0, sizeof(*im));
+	if (!realpath(path, im->path))
+		return k_seterr("%s:", path);
+	int fd = open(im->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		k_seterr("%s:", path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		close(fd);
+		return k_seterr("%s: is a directory", path);
+	}
+	im->mtime = (uint64_t)st.st_mtime;
+	im->file_size = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(fd, 0, SEEK_END);
+		if (end < 0) {
+			close(fd);
+			return k_seterr("%s: cannot find its size:", path);
+		}
+		im->file_size = (uint64_t)end;
+	} else if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return k_seterr("%s: not a regular file or block device", path);
+	}
+	struct bsrc *file = bsrc_file(fd, path, 0, im->file_size, 0, &im->bytes_read);
+	struct bsrc *disk = file;
+
+	bsrc_ksrc(&k, file);
+	int iso = iso_detect(&k);
+	if (iso) {
+		uint64_t off, len;
+		int found = iso_find(&k, "KNOPPIX/KNOPPIX", &off, &len);
+		if (found < 0)
+			goto fail;
+		if (!found) {
+			k_seterr("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", path);
+			goto fail;
+		}
+		int fd2 = dup(fd);
+		if (fd2 < 0) {
+			k_seterr("dup:");
+			goto fail;
+		}
+		char name[300];
+		snprintf(name, sizeof(name), "%s:KNOPPIX/KNOPPIX", path);
+		struct bsrc *range = bsrc_file(fd2, name, off, len, 0, &im->bytes_read);
+		bsrc_close(file);
+		file = range;
+		if (!(disk = bsrc_cloop(range, cache_bytes, k_ncpus()))) {
+			k_seterr("%s", k_errmsg());
+			goto fail;
+		}
+		snprintf(im->kind, sizeof(im->kind), "ISO image, KNOPPIX cloop KNOPPIX/KNOPPIX");
+		/* Whole compressed blocks are read, and read ahead by the cloop
+		 * source itself: the host's read-ahead would only add bytes. */
+		posix_fadvise(fd2, 0, 0, POSIX_FADV_RANDOM);
+	} else if (image_fstype(file)) {
+		snprintf(im->kind, sizeof(im->kind), "filesystem image");
+	} else {
+		struct bsrc *c = bsrc_cloop(file, cache_bytes, k_ncpus());
+		if (!c) {
+			if (strstr(k_errmsg(), "not a cloop image"))
+				k_seterr("%s: unknown format: not an ISO image, a cloop file, or an ext2/ext4,"
+					 " squashfs or iso9660 filesystem", path);
+			goto fail;
+		}
+		disk = c;
+		snprintf(im->kind, sizeof(im->kind), "cloop image");
+		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
+	}
+	im->fstype = image_fstype(disk);
+	if (!im->fstype) {
+		k_seterr("%s: the root holds no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", path);
+		bsrc_close(disk);
+		return -1;
+	}
+	im->disk = disk;
+	return 0;
+fail:
+	bsrc_close(file);
+	return -1;
+}
+
+void image_close(struct image *im)
+{
+	bsrc_close(im->disk);
+	im->disk = NULL;
+}

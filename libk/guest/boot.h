@@ -1,0 +1,54 @@
+/* boot: the host side of 'umlk boot'.
+ *
+ * Turns an ISO, cloop file or filesystem image into a backing file for the
+ * UML kernel (a cloop is extracted once into the cache, keyed by the source
+ * file's identity and its cloop index), puts a COW file on top, builds the
+ * initramfs in memory (a memfd the kernel opens as /proc/self/fd/N), and
+ * runs the kernel as a child, so it can relay the guest command's exit
+ * status (console line 2, a pipe) and clean up after it.
+ *
+ * Console lines: tty0 = the user's stdin/stdout, tty1 = stderr, tty2 = the
+ * status pipe, tty3 = kernel messages (shown with --verbose).
+ */
+#ifndef UMLK_BOOT_H
+#define UMLK_BOOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct boot_opts {
+	const char *image;
+	const char *cow;        /* keep changes here; NULL: a temporary COW */
+	const char *kernel;     /* NULL: embedded, else build/linux beside us */
+	const char *home;       /* /home: a host directory to share, or a home image */
+	uint64_t home_size;     /* of a new home image; 0: 1 GiB */
+	const char *init;       /* static umlk for the guest; NULL: this file */
+	const char *hostname;
+	const char *net;        /* switch control socket, "auto", or NULL */
+	const char *mac;        /* eth0's MAC; NULL: derived from the COW file */
+	int no_dhcp;            /* leave eth0 unconfigured */
+	const char *env[16];    /* NAME=VALUE for the guest's command */
+	int nenv;
+	const char *xcookie;    /* MIT-MAGIC-COOKIE-1, 32 hex digits, for $DISPLAY */
+	uint64_t mem;           /* bytes */
+	uint64_t cache_bytes;   /* inflated cloop blocks kept; 0: the default */
+	int disk_threads;       /* workers serving the disk; 0: the default */
+	int verbose;
+	char **cmd;             /* NULL: interactive, the guest's own init */
+};
+
+/* Returns the exit status to exit with. */
+int xboot(const struct boot_opts *o);
+/* The switch for --net NET ("auto": the user's private network, started if
+ * needed) as an absolute socket path; dies if none answers there. */
+char *xboot_switch(const char *net);
+/* The user's private directory (see k_private_dir), or die: what --net
+ * auto needs, since every guest must find the same one. */
+void xboot_private_dir(char *dir, size_t cap);
+/* Where this run keeps its temporary files and sockets: the private
+ * directory, or when someone else holds its name, a fresh directory of
+ * this run's own (mkdtemp), which xboot_run_dir_done() removes. */
+void xboot_run_dir(char *dir, size_t cap);
+void xboot_run_dir_done(void);
+
+#endif

@@ -1,0 +1,663 @@
+#include "guest/guest.h"
+#include "block/image.h"
+#include "core/err.h"
+#include "core/xio.h"
+#include "guest/cookie.h"
+#include "image/cpio.h"
+#include "net/dhcpc.h"
+#include "net/netif.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t **out, size_t *len)
+{
+	struct cpio c;
+	size_t selflen;
+	uint8_t *self = xread_file(init ? init : "/proc/self/exe", &selflen);
+
+	cpio_init(&c);
+	cpio_dir(&c, "dev", 0755);
+	cpio_chardev(&c, "dev/console", 0600, 5, 1);
+	cpio_chardev(&c, "dev/null", 0666, 1, 3);
+	cpio_dir(&c, "proc", 0555);
+	cpio_dir(&c, "sys", 0555);
+	cpio_dir(&c, "root", 0700);
+	cpio_dir(&c, "tmp", 01777);
+	cpio_dir(&c, "bin", 0755);
+	cpio_file(&c, "init", 0755, self, selflen);
+	cpio_symlink(&c, "bin/umlk", "/init");
+	if (conf) {
+		char *text = guest_conf_text(conf);
+		cpio_dir(&c, "etc", 0755);
+		cpio_dir(&c, "etc/umlk", 0755);
+		cpio_file(&c, "etc/umlk/boot.conf", 0644, text, strlen(text));
+		free(text);
+		if (conf->command) {
+			size_t n = 0;
+			for (char **a = conf->argv; *a; a++)
+				n += strlen(*a) + 1;
+			char *buf = xmalloc(n), *p = buf;
+			for (char **a = conf->argv; *a; a++)
+				p = stpcpy(p, *a) + 1;
+			cpio_file(&c, "etc/umlk/argv", 0644, buf, n);
+			free(buf);
+		}
+	}
+	if (cpio_finish(&c) < 0)
+		xdie("initramfs: %s", k_errmsg());
+	free(self);
+	xgzip(c.buf, c.len, out, len, 1);
+	cpio_free(&c);
+}
+
+void xinitramfs_self(uint8_t **out, size_t *len)
+{
+	xinitramfs_build(NULL, NULL, out, len);
+}
+
+_Noreturn void guest_poweroff(int status)
+{
+	fflush(stdout);
+	fflush(stderr);
+	sync();
+	if (status)
+		fprintf(stderr, "umlk init: powering off after an error (status %d)\n", status);
+	reboot(RB_POWER_OFF);
+	/* Not PID 1, or not allowed: there is nothing better left to do. */
+	_exit(status);
+}
+
+static int command_mode;
+
+void guest_report_status(int status)
+{
+	int fd = open(GUEST_TTY_STATUS, O_WRONLY | O_NOCTTY);
+	if (fd >= 0) {
+		dprintf(fd, "umlk-status %d\n", status);
+		close(fd);
+	}
+}
+
+static void die_hook(int status)
+{
+	/* Like 'docker run': 125 when the machinery, not the command, failed. */
+	if (command_mode)
+		guest_report_status(125);
+	guest_poweroff(status);
+}
+
+static volatile sig_atomic_t told_to_stop;
+
+static void on_cad(int sig)
+{
+	(void)sig;
+	told_to_stop = 1;
+}
+
+void guest_command_mode(void)
+{
+	int fd = open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	struct sigaction sa;
+
+	command_mode = 1;
+	/* Ctrl-Alt-Del (the host's "umlk boot" was told to stop) comes to us
+	 * as SIGINT instead of rebooting: stop the command, shut down. */
+	reboot(RB_DISABLE_CAD);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_cad;         /* no SA_RESTART: waitpid returns */
+	sigaction(SIGINT, &sa, NULL);
+	if (fd >= 0) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+}
+
+void guest_become_init(void)
+{
+	k_die_hook = die_hook;
+}
+
+static void mount_one(const char *src, const char *dir, const char *type, const char *opts)
+{
+	mkdir(dir, 0755);
+	if (mount(src, dir, type, MS_NOSUID | MS_NOEXEC * !strcmp(type, "proc"), opts) < 0 &&
+	    errno != EBUSY)
+		k_warn("mount %s on %s:", type, dir);
+}
+
+void guest_mount_basics(void)
+{
+	mount_one("proc", "/proc", "proc", NULL);
+	mount_one("sysfs", "/sys", "sysfs", NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", "mode=0755");
+}
+
+/* ---- configuration from the host */
+
+int guest_read_conf(struct guest_conf *c)
+{
+	char line[4200];
+	FILE *f = fopen("/etc/umlk/boot.conf", "re");
+
+	memset(c, 0, sizeof(*c));
+	if (!f)
+		return k_seterr("/etc/umlk/boot.conf:");
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *v = strchr(line, '=');
+		if (!v)
+			continue;
+		*v++ = 0;
+		if (!strcmp(line, "mode"))
+			c->command = !strcmp(v, "command");
+		else if (!strcmp(line, "stdin"))
+			c->stdin_tty = !strcmp(v, "tty");
+		else if (!strcmp(line, "hostname"))
+			snprintf(c->hostname, sizeof(c->hostname), "%s", v);
+		else if (!strcmp(line, "home"))
+			snprintf(c->home, sizeof(c->home), "%s", v);
+		else if (!strcmp(line, "dhcp"))
+			c->dhcp = !strcmp(v, "1");
+		else if (!strcmp(line, "release"))
+			c->release = !strcmp(v, "1");
+		else if (!strcmp(line, "env") && c->nenv < GUEST_MAX_ENV && strchr(v, '='))
+			c->env[c->nenv++] = xstrdup(v);
+		else if (!strcmp(line, "xcookie"))
+			snprintf(c->xcookie, sizeof(c->xcookie), "%s", v);
+	}
+	fclose(f);
+	if (!c->command)
+		return 0;
+	size_t n;
+	char *buf = (char *)k_read_file("/etc/umlk/argv", &n);
+	int argc = 0;
+	if (!buf)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		argc += buf[i] == 0;
+	if (!argc || buf[n - 1]) {
+		free(buf);
+		return k_seterr("/etc/umlk/argv: malformed");
+	}
+	c->argv = xcalloc(argc + 1, sizeof(char *));
+	for (size_t i = 0, a = 0; i < n; i += strlen(buf + i) + 1)
+		c->argv[a++] = buf + i;
+	return 0;
+}
+
+char *guest_conf_text(const struct guest_conf *c)
+{
+	char *t = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&t, &n);
+
+	if (!f)
+		xdie("out of memory");
+	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\nrelease=%d\n",
+		c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
+		c->hostname, c->home, c->dhcp, c->release);
+	for (int i = 0; i < c->nenv; i++)
+		fprintf(f, "env=%s\n", c->env[i]);
+	if (c->xcookie[0])
+		fprintf(f, "xcookie=%s\n", c->xcookie);
+	if (fclose(f))
+		xdie("out of memory");
+	return t;
+}
+
+/* ---- the root filesystem */
+
+/* The root's filesystem, read from its superblock: NULL if none we know. */
+static const char *root_fstype(void)
+{
+	int fd = -1;
+
+	/* The disk is probed while the kernel starts; give it a moment. */
+	for (int i = 0; i < 200 && (fd = open(GUEST_ROOT_DEV, O_RDONLY | O_CLOEXEC)) < 0; i++)
+		usleep(50000);
+	if (fd < 0)
+		xdie("%s: no root disk:", GUEST_ROOT_DEV);
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size < 0)
+		xdie("%s:", GUEST_ROOT_DEV);
+	struct bsrc *b = bsrc_file(fd, GUEST_ROOT_DEV, 0, (uint64_t)size, 0, NULL);
+	const char *t = image_fstype(b);
+	bsrc_close(b);
+	return t;
+}
+
+void xguest_mount_root(void)
+{
+	const char *t = root_fstype();
+
+	mkdir("/newroot", 0755);
+	if (!t)
+		xdie("%s: no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", GUEST_ROOT_DEV);
+	if (!strncmp(t, "ext", 3)) {
+		/* The ext4 driver mounts all three. */
+		if (mount(GUEST_ROOT_DEV, "/newroot", "ext4", 0, NULL) < 0 &&
+		    mount(GUEST_ROOT_DEV, "/newroot", t, 0, NULL) < 0)
+			xdie("mount %s (%s) on /newroot:", GUEST_ROOT_DEV, t);
+		return;
+	}
+	/* Read-only media get the KNOPPIX treatment: writes go to memory. */
+	mkdir("/ro", 0755);
+	mkdir("/rw", 0755);
+	if (mount(GUEST_ROOT_DEV, "/ro", t, MS_RDONLY, NULL) < 0)
+		xdie("mount %s (%s) on /ro:", GUEST_ROOT_DEV, t);
+	if (mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755") < 0)
+		xdie("mount tmpfs for the writable layer:");
+	mkdir("/rw/upper", 0755);
+	mkdir("/rw/work", 0755);
+	if (mount("overlay", "/newroot", "overlay", 0, "lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work") < 0)
+		xdie("mount overlay on the read-only root:");
+}
+
+/* The disk whose virtio serial is SERIAL, as /dev/vdX in DEV. */
+static int disk_by_serial(const char *serial, char *dev, size_t cap)
+{
+	DIR *d = opendir("/sys/block");
+	struct dirent *e;
+	int found = 0;
+
+	while (d && !found && (e = readdir(d))) {
+		char path[300], got[64] = "";
+		if (strncmp(e->d_name, "vd", 2))
+			continue;
+		snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
+		FILE *f = fopen(path, "re");
+		if (f && fgets(got, sizeof(got), f) && !strncmp(got, serial, strlen(serial)) &&
+		    (got[strlen(serial)] == 0 || got[strlen(serial)] == '\n')) {
+			snprintf(dev, cap, "/dev/%.32s", e->d_name);
+			found = 1;
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+void xguest_mount_home(const char *kind)
+{
+	mkdir("/newroot/home", 0755);
+	if (!strcmp(kind, GUEST_HOME_SHARED)) {
+		if (mount(GUEST_HOME_TAG, "/newroot/home", "virtiofs", 0, NULL) < 0)
+			xdie("mount the shared directory (virtiofs %s) on /home:", GUEST_HOME_TAG);
+		return;
+	}
+	if (strcmp(kind, GUEST_HOME_DISK))
+		xdie("/etc/umlk/boot.conf: home=%s is neither %s nor %s", kind, GUEST_HOME_SHARED,
+		     GUEST_HOME_DISK);
+	char dev[64];
+	for (int i = 0; i < 200 && !disk_by_serial(GUEST_HOME_SERIAL, dev, sizeof(dev)); i++)
+		usleep(50000);
+	if (!disk_by_serial(GUEST_HOME_SERIAL, dev, sizeof(dev)))
+		xdie("no home disk (a virtio disk with serial %s)", GUEST_HOME_SERIAL);
+	if (mount(dev, "/newroot/home", "ext4", 0, NULL) < 0)
+		xdie("mount the home image %s on /home:", dev);
+}
+
+void guest_set_hostname(const char *name)
+{
+	char buf[65] = "";
+
+	if (!name || !*name) {
+		FILE *f = fopen("/newroot/etc/hostname", "re");
+		if (f) {
+			if (fgets(buf, sizeof(buf), f))
+				buf[strcspn(buf, "\n")] = 0;
+			fclose(f);
+		}
+		name = buf[0] ? buf : "umlk";
+	}
+	if (sethostname(name, strlen(name)) < 0)
+		k_warn("sethostname %s:", name);
+}
+
+/* ---- the network */
+
+static void loopback_up(void)
+{
+	struct dhcpc_lease lo;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.ip = 0x7f000001;
+	lo.mask = 0xff000000;
+	lo.bcast = 0x7fffffff;
+	if (netif_if_up("lo") < 0 || dhcpc_configure("lo", &lo) < 0)
+		k_warn("%s", k_errmsg());
+}
+
+/* Run FN(ARG) in a child chroot'ed into /newroot, so that paths mean what
+ * the guest means by them (an absolute symlink such as /etc/resolv.conf ->
+ * /run/... or /sbin/init -> /bin/busybox resolves there, not in the
+ * initramfs).  0 when FN returned 0. */
+static int in_new_root(int (*fn)(const void *arg), const void *arg)
+{
+	pid_t pid = k_fork();
+
+	if (pid == 0)
+		_exit(chroot("/newroot") < 0 || chdir("/") < 0 || fn(arg) < 0);
+	int st;
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && !WEXITSTATUS(st) ? 0 : -1;
+}
+
+struct root_file {
+	const char *path;
+	const void *data;
+	size_t n;
+	mode_t mode;
+};
+
+static int put_file(const void *arg)            /* in the new root */
+{
+	const struct root_file *f = arg;
+
+	return kout_write_file(f->path, f->data, f->n, f->mode, 0);
+}
+
+/* Write N bytes to PATH in the new root, through a temporary file and rename. */
+static int write_in_root(const char *path, const void *data, size_t n, mode_t mode)
+{
+	struct root_file f = { path, data, n, mode };
+
+	if (in_new_root(put_file, &f) < 0)
+		return k_seterr("could not write %s in the guest's root", path);
+	return 0;
+}
+
+static void write_resolv(const char *text)
+{
+	if (write_in_root("/etc/resolv.conf", text, strlen(text), 0644) < 0)
+		k_warn("%s", k_errmsg());
+}
+
+/* Renew at T1; when that fails, retry every minute; after the lease
+ * runs out, start over. */
+static _Noreturn void renew_loop(struct netif *ni, struct dhcpc_lease *l)
+{
+	prctl(PR_SET_NAME, "umlk-dhcpc", 0, 0, 0);
+	for (;;) {
+		time_t got = time(NULL);
+		unsigned wait = l->t1 ? l->t1 : 60;
+		while (time(NULL) - got < (time_t)wait)
+			sleep((unsigned)(wait - (time(NULL) - got)));
+		while (dhcpc_renew(ni, l, 5000) < 0) {
+			if (time(NULL) - got >= (time_t)l->lease) {
+				if (dhcpc_acquire(ni, NULL, 30000, l) == 0 && dhcpc_configure("eth0", l) == 0)
+					break;
+				got = time(NULL);
+			}
+			sleep(60);
+		}
+	}
+}
+
+static struct dhcpc_lease eth0_lease;  /* what to give back at power-off */
+static int release_at_end;
+
+void guest_network(const struct guest_conf *c, char *name, size_t cap)
+{
+	struct netif ni;
+	struct dhcpc_lease l;
+	char a[16], s[16];
+
+	name[0] = 0;
+	loopback_up();
+	if (!c->dhcp || access("/sys/class/net/eth0", F_OK) < 0)
+		return;
+	if (netif_if_up("eth0") < 0 || netif_open_packet(&ni, "eth0") < 0) {
+		k_warn("%s", k_errmsg());
+		return;
+	}
+	if (dhcpc_acquire(&ni, c->hostname[0] ? c->hostname : NULL, 15000, &l) < 0 ||
+	    dhcpc_configure("eth0", &l) < 0) {
+		k_warn("%s", k_errmsg());
+		netif_close(&ni);
+		return;
+	}
+	printf("umlk-init: eth0 %s/%d from %s%s%s\n", net_fmt_ip(l.ip, a), net_mask_bits(l.mask),
+	       net_fmt_ip(l.server, s), l.hostname[0] ? ", host name " : "", l.hostname);
+	fflush(stdout);
+	snprintf(name, cap, "%s", l.hostname);
+	eth0_lease = l;
+	release_at_end = c->release;
+	char *resolv = dhcpc_resolv_text(&l);
+	if (resolv) {
+		write_resolv(resolv);
+		free(resolv);
+	}
+	pid_t pid = k_fork();
+	if (pid == 0)
+		renew_loop(&ni, &l);
+	netif_close(&ni);
+}
+
+/* ---- X */
+
+void guest_xauth(const struct guest_conf *c)
+{
+	uint8_t cookie[COOKIE_LEN], entry[128];
+	const char *display = NULL;
+
+	if (!c->xcookie[0])
+		return;
+	for (int i = 0; i < c->nenv; i++)
+		if (!strncmp(c->env[i], "DISPLAY=", 8))
+			display = c->env[i] + 8;
+	const char *colon = display ? strrchr(display, ':') : NULL;
+	if (!colon || cookie_unhex(c->xcookie, cookie) < 0) {
+		k_warn("an X cookie without DISPLAY=HOST:NUMBER, or not 32 hex digits: not installed");
+		return;
+	}
+	size_t n = cookie_entry(entry, sizeof(entry), atoi(colon + 1), cookie);
+	mkdir("/newroot/root", 0700);
+	if (write_in_root(GUEST_XAUTHORITY, entry, n, 0600) < 0)
+		k_warn("%s", k_errmsg());
+}
+
+/* ---- running the command */
+
+/* What a command expects to find in its root: /proc, /sys, /dev, with
+ * pseudo-terminals (xterm, ssh, script need them) and shared memory.
+ * Mounted in this order; guest_shutdown() unmounts them in reverse. */
+static const char *const command_fs[][4] = {
+	{ "proc", "/newroot/proc", "proc", NULL },
+	{ "sysfs", "/newroot/sys", "sysfs", NULL },
+	{ "devtmpfs", "/newroot/dev", "devtmpfs", NULL },
+	{ "devpts", "/newroot/dev/pts", "devpts", "gid=5,mode=620,ptmxmode=666" },
+	{ "tmpfs", "/newroot/dev/shm", "tmpfs", "mode=1777" },
+};
+#define NCOMMAND_FS (sizeof(command_fs) / sizeof(command_fs[0]))
+
+static void raw_output(int fd)
+{
+	struct termios t;
+
+	/* Bytes pass as they are: no "\n" to "\r\n", no echo. */
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+}
+
+int xguest_run(const struct guest_conf *c)
+{
+	/* A shell on the console (no init in the image) has everything on
+	 * line 0, in the terminal's own modes. */
+	int out = open(GUEST_TTY_STDIO, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int err = c->console_shell ? dup(out) : open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (out < 0 || err < 0)
+		xdie("cannot open the console lines %s, %s:", GUEST_TTY_STDIO, GUEST_TTY_STDERR);
+	if (!c->stdin_tty)
+		raw_output(out);
+	if (!c->console_shell)
+		raw_output(err);
+	for (size_t i = 0; i < NCOMMAND_FS; i++) {
+		const char *const *m = command_fs[i];
+		mkdir(m[1], 0755);
+		if (mount(m[0], m[1], m[2], MS_NOSUID, m[3]) < 0)
+			k_warn("mount %s on %s:", m[2], m[1]);
+	}
+	/* devtmpfs's own /dev/ptmx is not the one of this devpts instance. */
+	unlink("/newroot/dev/ptmx");
+	if (symlink("pts/ptmx", "/newroot/dev/ptmx") < 0)
+		k_warn("symlink /dev/ptmx:");
+
+	pid_t pid = k_fork();
+	if (pid < 0)
+		xdie("fork:");
+	if (pid == 0) {
+		int in = c->stdin_tty ? out : open("/dev/null", O_RDONLY);
+		setsid();
+		if (c->stdin_tty)
+			ioctl(out, TIOCSCTTY, 0);
+		if (chroot("/newroot") < 0 || chdir("/") < 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+		setenv("HOME", "/root", 1);
+		setenv("TERM", getenv("TERM") ? getenv("TERM") : "linux", 1);
+		for (int i = 0; i < c->nenv; i++)
+			putenv(c->env[i]);
+		if (c->xcookie[0])
+			setenv("XAUTHORITY", GUEST_XAUTHORITY, 1);
+		execvp(c->argv[0], c->argv);
+		dprintf(2, "umlk: %s: %s\n", c->argv[0], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	/* PID 1 reaps every orphan; the command's own status is the answer. */
+	int status = 0, stopping = 0;
+	for (;;) {
+		int st;
+		pid_t w = waitpid(-1, &st, stopping ? WNOHANG : 0);
+		if (told_to_stop && stopping == 0) {
+			/* The command runs in a session of its own: stop all of it. */
+			kill(-pid, SIGTERM);
+			kill(pid, SIGTERM);
+			stopping = 1;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			break;
+		if (w == pid) {
+			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			break;
+		}
+		if (w == 0) {                   /* stopping: give it 3 s, then kill */
+			if (++stopping > 60) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+			}
+			usleep(50000);
+		}
+	}
+	tcdrain(out);
+	tcdrain(err);
+	close(out);
+	close(err);
+	return status;
+}
+
+/* A guest whose MAC will not come again gives its address back. */
+static void release_lease(void)
+{
+	struct netif ni;
+
+	if (!release_at_end || !eth0_lease.ip || netif_open_packet(&ni, "eth0") < 0)
+		return;
+	if (dhcpc_release(&ni, &eth0_lease) < 0)
+		k_warn("%s", k_errmsg());
+	netif_close(&ni);
+}
+
+void guest_shutdown(void)
+{
+	release_lease();
+	/* Every guest process descends from PID 1, so "no children left"
+	 * (ECHILD) means everyone is gone.  Give them a second, then kill. */
+	kill(-1, SIGTERM);
+	for (int i = 0; i < 40; i++) {
+		pid_t w;
+		while ((w = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (w < 0 && errno == ECHILD)
+			break;
+		usleep(25000);
+	}
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+	sync();
+	umount2("/newroot/home", MNT_DETACH);
+	for (size_t i = NCOMMAND_FS; i-- > 0;)
+		umount2(command_fs[i][1], MNT_DETACH);
+	if (umount("/newroot") < 0 && mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		k_warn("could not unmount or remount the root read-only:");
+	sync();
+}
+
+static const char *const guest_inits[] = { "/sbin/init", "/etc/init", "/bin/init", NULL };
+
+static int find_init(const void *arg)           /* in the new root */
+{
+	(void)arg;
+	for (size_t i = 0; guest_inits[i]; i++)
+		if (access(guest_inits[i], X_OK) == 0)
+			return 0;
+	return -1;
+}
+
+int guest_has_init(void)
+{
+	/* Asked from inside the new root: /sbin/init is often an absolute
+	 * symlink (busybox's, systemd's), which means nothing from here. */
+	return in_new_root(find_init, NULL) == 0;
+}
+
+_Noreturn void xguest_switch_root(void)
+{
+	static const char *const moves[] = { "/dev", "/proc", "/sys" };
+
+	for (size_t i = 0; i < 3; i++) {
+		char to[64];
+		snprintf(to, sizeof(to), "/newroot%s", moves[i]);
+		mkdir(to, 0755);
+		if (mount(moves[i], to, NULL, MS_MOVE, NULL) < 0)
+			umount2(moves[i], MNT_DETACH);
+	}
+	if (chdir("/newroot") < 0 || mount("/newroot", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0)
+		xdie("switching to the new root:");
+	int fd = open("/dev/console", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	for (size_t i = 0; guest_inits[i]; i++)
+		execl(guest_inits[i], guest_inits[i], (char *)NULL);
+	xdie("no init in the guest (/sbin/init, /etc/init, /bin/init)");
+}

@@ -1,0 +1,874 @@
+#include "image/cowmerge.h"
+#include "block/image.h"
+#include "core/bytes.h"
+#include "core/err.h"
+#include "core/progress.h"
+#include "core/sha256.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#define CHUNK (1u << 20)
+#define PAGE 4096u
+
+/* ---- finding changed sectors */
+
+/* The next run of changed sectors at or after FROM; 0 when there is none. */
+static int next_run(const struct cow *c, uint64_t from, uint64_t *start, uint64_t *count)
+{
+	uint64_t s = from, n = c->nsectors;
+
+	while (s < n) {
+		if (s % 64 == 0 && s + 64 <= n) {       /* skip empty words fast */
+			uint64_t w;
+			memcpy(&w, c->bitmap + s / 8, 8);
+			if (!w) {
+				s += 64;
+				continue;
+			}
+		}
+		if (cow_test(c, s))
+			break;
+		s++;
+	}
+	if (s >= n)
+		return 0;
+	uint64_t e = s;
+	while (e < n && cow_test(c, e))
+		e++;
+	*start = s;
+	*count = e - s;
+	return 1;
+}
+
+/* ---- backing images
+
+   A raw image is read as it is; an image 'umlk boot' takes (an ISO with a
+   KNOPPIX cloop, a cloop file) is read through the same block sources the
+   guest's disk is made of: COW files umlk makes over such an image record
+   the image's path and mtime, and the size of the disk inside it. */
+
+struct backing {
+	int fd;                 /* a raw image */
+	struct image im;        /* via_image: an image, read as its disk */
+	int via_image;
+	uint64_t size, mtime;
+	const char *name;
+};
+
+/* -1 with k_seterr(). */
+static int backing_open(struct backing *b, const char *path, int flags)
+{
+	struct stat st;
+
+	memset(b, 0, sizeof(*b));
+	b->name = path;
+	b->fd = -1;
+	if (image_open(&b->im, path, BSRC_CLOOP_CACHE_DEFAULT) == 0) {
+		if (strcmp(b->im.kind, "filesystem image")) {
+			b->via_image = 1;
+			b->size = b->im.disk->size;
+			b->mtime = b->im.mtime;
+			return 0;
+		}
+		image_close(&b->im);
+	}
+	b->fd = open(path, flags | O_CLOEXEC);
+	if (b->fd < 0 || fstat(b->fd, &st) < 0)
+		return k_seterr("backing file %s:", path);
+	b->size = (uint64_t)st.st_size;
+	if (S_ISBLK(st.st_mode)) {
+		off_t end = lseek(b->fd, 0, SEEK_END);
+		b->size = end < 0 ? 0 : (uint64_t)end;
+	}
+	b->mtime = (uint64_t)st.st_mtime;
+	return 0;
+}
+
+static void xbacking_open(struct backing *b, const char *path, int flags)
+{
+	if (backing_open(b, path, flags) < 0)
+		xdie("%s", k_errmsg());
+}
+
+static void backing_close(struct backing *b)
+{
+	if (b->via_image)
+		image_close(&b->im);
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+}
+
+static void xbacking_read(struct backing *b, void *buf, size_t n, uint64_t off)
+{
+	if (b->via_image) {
+		if (bsrc_read(b->im.disk, buf, n, off) < 0)
+			xdie("%s", k_errmsg());
+	} else if (full_pread(b->fd, buf, n, off) != (ssize_t)n) {
+		xdie("%s: read failed (file changed size?)", b->name);
+	}
+}
+
+/* The kernel's check, for either kind: the recorded size and mtime. */
+static int backing_matches(const struct cow *c, const struct backing *b)
+{
+	if (b->size != c->size)
+		return k_seterr("backing file %s is %" PRIu64 " bytes, but the COW file was made"
+				" over one of %" PRIu64 " bytes: not the same image", b->name, b->size, c->size);
+	if ((uint32_t)b->mtime != c->mtime)
+		return k_seterr("backing file %s was modified (mtime %" PRIu64 ", the COW file"
+				" expects %" PRIu64 "): the COW no longer applies to it",
+				b->name, (uint64_t)(uint32_t)b->mtime, c->mtime);
+	return 0;
+}
+
+/* ---- opening a COW file and its backing image */
+
+struct opened {
+	struct ksrc src;
+	struct cow cow;
+	const char *backing;    /* the path used */
+	struct backing b;
+};
+
+static void xopen_job(const struct cowjob *j, struct opened *o, int check, int bflags)
+{
+	xsrc_open(&o->src, j->cowpath);
+	if (cow_open(&o->cow, &o->src) < 0)
+		xdie("%s", k_errmsg());
+	o->backing = j->backing ? j->backing : o->cow.backing;
+	xbacking_open(&o->b, o->backing, bflags);
+	if (check && backing_matches(&o->cow, &o->b) < 0)
+		xdie("%s: %s", j->cowpath, k_errmsg());
+}
+
+static void close_job(struct opened *o)
+{
+	cow_close(&o->cow);
+	ksrc_close(&o->src);
+	backing_close(&o->b);
+}
+
+/* Read COUNT sectors from the COW data area at sector START. */
+static void xread_sectors(const struct opened *o, uint64_t start, uint64_t count, uint8_t *buf)
+{
+	uint64_t ss = o->cow.sectorsize;
+
+	if (ksrc_read(&o->src, buf, count * ss, o->cow.data_off + start * ss) < 0)
+		xdie("%s", k_errmsg());
+}
+
+/* ---- writing image data, keeping holes */
+
+static void punch_or_zero(int fd, uint64_t off, uint64_t len, const char *name)
+{
+	static const uint8_t zero[PAGE];
+
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+		return;
+	while (len) {
+		size_t n = len < PAGE ? len : PAGE;
+		if (full_pwrite(fd, zero, n, off) < 0)
+			xdie("%s: write failed:", name);
+		off += n;
+		len -= n;
+	}
+}
+
+/* Write BUF at OFF; whole 4 KiB pages of zeros become holes. */
+static void write_sparse(int fd, const uint8_t *buf, uint64_t len, uint64_t off, const char *name)
+{
+	while (len) {
+		uint64_t page_end = (off / PAGE + 1) * PAGE;
+		uint64_t n = page_end - off < len ? page_end - off : len;
+		uint64_t run = n;
+		int zero = n == PAGE && k_iszero(buf, n);
+		/* Gather neighbours of the same kind into one call. */
+		while (run < len) {
+			uint64_t m = len - run < PAGE ? len - run : PAGE;
+			int z = m == PAGE && k_iszero(buf + run, m);
+			if (z != zero)
+				break;
+			run += m;
+		}
+		if (zero)
+			punch_or_zero(fd, off, run, name);
+		else if (full_pwrite(fd, buf, run, off) < 0)
+			xdie("%s: write failed:", name);
+		buf += run;
+		off += run;
+		len -= run;
+	}
+}
+
+/* Copy SIZE bytes of IN to OUT at the same offsets.  Holes in IN are
+ * skipped, and so are pages of zeros inside its data: images made by
+ * mke2fs have many, and a merged image should use no more disk than its
+ * nonzero data.  (copy_file_range would copy those zeros as data.) */
+static void copy_sparse(struct backing *b, int out, uint64_t size, const char *outname,
+			struct progress *p)
+{
+	uint8_t *buf = xmalloc(CHUNK);
+	off_t data = 0;
+	int in = b->fd;
+
+	if (b->via_image) {
+		/* The disk inside an image: every byte read, zeros skipped. */
+		for (uint64_t off = 0; off < size; off += CHUNK) {
+			uint64_t n = size - off < CHUNK ? size - off : CHUNK;
+			xbacking_read(b, buf, n, off);
+			write_sparse(out, buf, n, off, outname);
+			prog_update(p, off + n);
+		}
+		free(buf);
+		if (ftruncate(out, size) < 0)
+			xdie("%s: cannot set size:", outname);
+		return;
+	}
+
+	while ((uint64_t)data < size) {
+		off_t d = lseek(in, data, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break;                  /* only a hole is left */
+		if (d >= 0)
+			data = d;               /* else no SEEK_DATA: read everything */
+		off_t hole = d >= 0 ? lseek(in, data, SEEK_HOLE) : (off_t)size;
+		if (hole < 0 || (uint64_t)hole > size)
+			hole = size;
+		while (data < hole) {
+			uint64_t n = hole - data < CHUNK ? hole - data : CHUNK;
+			xbacking_read(b, buf, n, data);
+			write_sparse(out, buf, n, data, outname);
+			data += n;
+			prog_update(p, data);
+		}
+	}
+	free(buf);
+	if (ftruncate(out, size) < 0)
+		xdie("%s: cannot set size:", outname);
+}
+
+/* ---- merge into a new image */
+
+void xcow_merge_new(const struct cowjob *j, const char *newimage)
+{
+	struct opened o;
+	struct kout out;
+	struct progress p;
+	uint64_t start, count, from = 0, ss;
+
+	xopen_job(j, &o, 1, O_RDONLY);
+	ss = o.cow.sectorsize;
+	xout_open(&out, newimage);
+	if (!out.regular || !out.seekable)
+		xdie("%s: the merged image must be a regular file", out.name);
+	uint64_t changed = cow_count(&o.cow) * ss;
+	prog_start(&p, "cow-merge", o.cow.size + changed);
+	copy_sparse(&o.b, out.fd, o.cow.size, out.name, &p);
+	uint8_t *buf = xmalloc(CHUNK);
+	uint64_t done = 0;
+	while (next_run(&o.cow, from, &start, &count)) {
+		for (uint64_t s = start; s < start + count;) {
+			uint64_t n = start + count - s;
+			if (n > CHUNK / ss)
+				n = CHUNK / ss;
+			xread_sectors(&o, s, n, buf);
+			uint64_t off = s * ss, len = n * ss;
+			if (off + len > o.cow.size)     /* a last, partial sector */
+				len = o.cow.size - off;
+			write_sparse(out.fd, buf, len, off, out.name);
+			s += n;
+			done += n * ss;
+			prog_update(&p, o.cow.size + done);
+		}
+		from = start + count;
+	}
+	prog_end(&p);
+	free(buf);
+	xout_commit(&out);
+	close_job(&o);
+}
+
+/* ---- merge in place, crash-safe */
+
+/* Fault injection for the crash-safety test: UMLK_FAILPOINT=merge:N kills
+ * the process with SIGKILL after N runs of sectors have been copied. */
+static long failpoint(const char *name)
+{
+	const char *v = getenv("UMLK_FAILPOINT");
+	size_t n = strlen(name);
+
+	if (!v || strncmp(v, name, n) || v[n] != ':')
+		return -1;
+	return atol(v + n + 1);
+}
+
+void xcow_merge_inplace(const struct cowjob *j)
+{
+	char journal[PATH_MAX], realback[PATH_MAX], line[PATH_MAX + 64];
+	struct opened o;
+	struct progress p;
+
+	snprintf(journal, sizeof(journal), "%s.merging", j->cowpath);
+	FILE *jf = fopen(journal, "re");
+	int resuming = jf != NULL;
+	/* The journal names the backing image and its size; an interrupted
+	 * merge is completed only for that same image. */
+	char jback[PATH_MAX] = "";
+	uint64_t jsize = 0;
+	if (jf) {
+		while (fgets(line, sizeof(line), jf)) {
+			line[strcspn(line, "\n")] = 0;
+			if (!strncmp(line, "backing=", 8) && strlen(line + 8) < sizeof(jback))
+				memcpy(jback, line + 8, strlen(line + 8) + 1);
+			else if (!strncmp(line, "size=", 5))
+				jsize = strtoull(line + 5, NULL, 10);
+		}
+		fclose(jf);
+		if (!jback[0] || !jsize)
+			xdie("%s: damaged journal of an interrupted merge; remove it only if the"
+			     " backing image is known to be intact", journal);
+	}
+	xopen_job(j, &o, !resuming, O_RDWR);
+	if (o.b.via_image)
+		xdie("%s: its backing %s is an %s, which cannot be changed in place; merge into a new"
+		     " image instead: umlk cow-merge %s NEW.img", j->cowpath, o.backing, o.b.im.kind,
+		     j->cowpath);
+	if (!realpath(o.backing, realback))
+		xdie("backing file %s:", o.backing);
+	if (resuming) {
+		struct stat st;
+		if (strcmp(jback, realback) || fstat(o.b.fd, &st) < 0 || (uint64_t)st.st_size != jsize ||
+		    jsize != o.cow.size)
+			xdie("%s: an interrupted merge into %s is pending, not into %s;"
+			     " complete that first", journal, jback, realback);
+		k_warn("%s: completing an interrupted merge into %s", j->cowpath, realback);
+	} else {
+		/* Durable before the first byte of the image changes. */
+		char text[3 * PATH_MAX];
+		int n = snprintf(text, sizeof(text), "umlk cow-merge journal 1\nbacking=%s\nsize=%" PRIu64
+				 "\ncow=%s\n", realback, o.cow.size, j->cowpath);
+		if (kout_write_file(journal, text, (size_t)n, 0644, 1) < 0)
+			xdie("%s", k_errmsg());
+	}
+
+	uint64_t ss = o.cow.sectorsize, start, count, from = 0, done = 0;
+	long fail_after = failpoint("merge");
+	prog_start(&p, "cow-merge", cow_count(&o.cow) * ss);
+	uint8_t *buf = xmalloc(CHUNK);
+	long runs = 0;
+	while (next_run(&o.cow, from, &start, &count)) {
+		if (fail_after >= 0 && runs++ == fail_after)
+			raise(SIGKILL);
+		for (uint64_t s = start; s < start + count;) {
+			uint64_t n = start + count - s;
+			if (n > CHUNK / ss)
+				n = CHUNK / ss;
+			xread_sectors(&o, s, n, buf);
+			uint64_t off = s * ss, len = n * ss;
+			if (off + len > o.cow.size)
+				len = o.cow.size - off;
+			if (full_pwrite(o.b.fd, buf, len, off) < 0)
+				xdie("%s: write failed:", o.backing);
+			s += n;
+			done += n * ss;
+			prog_update(&p, done);
+		}
+		from = start + count;
+	}
+	prog_end(&p);
+	free(buf);
+	if (fsync(o.b.fd) < 0)
+		xdie("%s: fsync failed:", o.backing);
+	if (unlink(journal) < 0)
+		xdie("%s:", journal);
+	if (k_sync_dir_of(journal) < 0)
+		xdie("%s: cannot make its removal durable:", journal);
+	close_job(&o);
+}
+
+/* ---- --info */
+
+void xcow_info(const char *cowpath)
+{
+	struct ksrc src;
+	struct cow c;
+	char h[16];
+
+	xsrc_open(&src, cowpath);
+	if (cow_open(&c, &src) < 0)
+		xdie("%s", k_errmsg());
+	uint64_t n = cow_count(&c);
+	printf("file: %s\n", cowpath);
+	printf("version: %" PRIu32 "%s\n", c.version, c.broken ? " (64-bit layout)" : "");
+	printf("backing file: %s\n", c.backing);
+	printf("backing size: %" PRIu64 "\n", c.size);
+	printf("backing mtime: %" PRIu64 "\n", c.mtime);
+	printf("sector size: %" PRIu32 "\n", c.sectorsize);
+	printf("alignment: %" PRIu32 "\n", c.align);
+	printf("bitmap offset: %" PRIu64 "\n", c.bitmap_off);
+	printf("data offset: %" PRIu64 "\n", c.data_off);
+	printf("changed sectors: %" PRIu64 "\n", n);
+	printf("changed bytes: %" PRIu64 " (%s)\n", n * c.sectorsize,
+	       k_human(n * c.sectorsize, h, sizeof(h)));
+	struct backing b;
+	if (backing_open(&b, c.backing, O_RDONLY) < 0) {
+		printf("backing matches: %s\n", k_errmsg());
+	} else {
+		if (b.via_image)
+			printf("backing kind: %s, its disk read through umlk\n", b.im.kind);
+		printf("backing matches: %s\n", backing_matches(&c, &b) == 0 ? "yes" : k_errmsg());
+		backing_close(&b);
+	}
+	cow_close(&c);
+	ksrc_close(&src);
+}
+
+/* ---- portable diffs
+ *
+ *  0  "UMLKDIFF"
+ *  8  u32 format version (1)          all numbers big-endian
+ * 12  u32 sector size
+ * 16  u64 image size in bytes
+ * 24  32 bytes: SHA-256 of the image the diff applies to
+ * 56  u64 number of changed sectors
+ * 64  a zlib stream of runs: u64 first sector, u32 count, count sectors
+ * end 32 bytes: SHA-256 of everything before it
+ */
+
+static const char diff_magic[8] = "UMLKDIFF";
+
+int diff_parse_head(const uint8_t *b, size_t n, const char *name, struct diffhead *d)
+{
+	if (n < DIFF_HEAD + 32)
+		return k_seterr("%s: not a umlk diff: only %zu bytes", name, n);
+	if (memcmp(b, diff_magic, 8))
+		return k_seterr("%s: not a umlk diff (no UMLKDIFF magic)", name);
+	if (k_be32(b + 8) != 1)
+		return k_seterr("%s: diff format version %" PRIu32 " is not known (1 is)",
+				name, k_be32(b + 8));
+	d->sectorsize = k_be32(b + 12);
+	d->image_size = k_be64(b + 16);
+	memcpy(d->base, b + 24, 32);
+	d->nsectors = k_be64(b + 56);
+	if (d->sectorsize < 512 || d->sectorsize > 65536 || (d->sectorsize & (d->sectorsize - 1)))
+		return k_seterr("%s: bad sector size %" PRIu32, name, d->sectorsize);
+	if (d->image_size > (1ULL << 56))
+		return k_seterr("%s: image size %" PRIu64 " is implausible", name, d->image_size);
+	uint64_t img_sectors = (d->image_size + d->sectorsize - 1) / d->sectorsize;
+	if (d->nsectors > img_sectors)
+		return k_seterr("%s: %" PRIu64 " changed sectors in an image of %" PRIu64,
+				name, d->nsectors, img_sectors);
+	return 0;
+}
+
+/* Streaming writer: raw bytes and a deflated body, all hashed. */
+struct dwriter {
+	int fd;
+	const char *name;
+	z_stream zs;
+	struct sha256 h;
+	uint8_t out[1 << 16];
+};
+
+static void dw_raw(struct dwriter *w, const void *p, size_t n)
+{
+	sha256_update(&w->h, p, n);
+	if (full_write(w->fd, p, n) < 0)
+		xdie("%s: write failed:", w->name);
+}
+
+static void dw_z(struct dwriter *w, const void *p, size_t n, int flush)
+{
+	w->zs.next_in = (Bytef *)p;
+	w->zs.avail_in = n;
+	do {
+		w->zs.next_out = w->out;
+		w->zs.avail_out = sizeof(w->out);
+		int r = deflate(&w->zs, flush);
+		if (r == Z_STREAM_ERROR)
+			xdie("zlib: deflate failed");
+		dw_raw(w, w->out, sizeof(w->out) - w->zs.avail_out);
+	} while (w->zs.avail_out == 0 || (flush == Z_FINISH && w->zs.avail_in));
+}
+
+static void xhash_image(struct backing *b, uint64_t size, const struct opened *overlay,
+			uint8_t out[32], struct progress *p, uint64_t pbase);
+
+void xcow_export(const struct cowjob *j, const char *diffpath)
+{
+	struct opened o;
+	struct progress p;
+	struct dwriter w;
+	uint8_t head[DIFF_HEAD] = { 0 }, base[32], digest[32];
+
+	xopen_job(j, &o, 1, O_RDONLY);
+	uint64_t ss = o.cow.sectorsize, nchanged = cow_count(&o.cow);
+	prog_start(&p, "cow-merge export", o.cow.size + nchanged * ss);
+	xhash_image(&o.b, o.cow.size, NULL, base, &p, 0);
+
+	struct kout out;
+	xout_open(&out, diffpath);
+	memset(&w, 0, sizeof(w));
+	w.fd = out.fd;
+	w.name = out.name;
+	sha256_init(&w.h);
+	if (deflateInit(&w.zs, 6) != Z_OK)
+		xdie("zlib: cannot initialise");
+	memcpy(head, diff_magic, 8);
+	k_put_be32(head + 8, 1);
+	k_put_be32(head + 12, ss);
+	k_put_be64(head + 16, o.cow.size);
+	memcpy(head + 24, base, 32);
+	k_put_be64(head + 56, nchanged);
+	dw_raw(&w, head, sizeof(head));
+
+	uint8_t *buf = xmalloc(CHUNK);
+	uint64_t start, count, from = 0, done = 0;
+	while (next_run(&o.cow, from, &start, &count)) {
+		for (uint64_t s = start; s < start + count;) {
+			uint64_t n = start + count - s;
+			if (n > CHUNK / ss)
+				n = CHUNK / ss;
+			uint8_t rec[12];
+			k_put_be64(rec, s);
+			k_put_be32(rec + 8, (uint32_t)n);
+			dw_z(&w, rec, sizeof(rec), Z_NO_FLUSH);
+			xread_sectors(&o, s, n, buf);
+			dw_z(&w, buf, n * ss, Z_NO_FLUSH);
+			s += n;
+			done += n * ss;
+			prog_update(&p, o.cow.size + done);
+		}
+		from = start + count;
+	}
+	dw_z(&w, NULL, 0, Z_FINISH);
+	deflateEnd(&w.zs);
+	sha256_final(&w.h, digest);
+	if (full_write(out.fd, digest, 32) < 0)
+		xdie("%s: write failed:", out.name);
+	prog_end(&p);
+	free(buf);
+	xout_commit(&out);
+	close_job(&o);
+}
+
+/* Hash SIZE bytes of FD, with the changed sectors of OVERLAY (if any)
+ * read from its COW instead. */
+static void xhash_image(struct backing *b, uint64_t size, const struct opened *overlay,
+			uint8_t out[32], struct progress *p, uint64_t pbase)
+{
+	struct sha256 h;
+	uint8_t *buf = xmalloc(CHUNK);
+
+	sha256_init(&h);
+	for (uint64_t off = 0; off < size;) {
+		uint64_t n = size - off < CHUNK ? size - off : CHUNK;
+		xbacking_read(b, buf, n, off);
+		if (overlay) {
+			const struct cow *c = &overlay->cow;
+			uint64_t ss = c->sectorsize, s0 = off / ss, s1 = (off + n + ss - 1) / ss;
+			uint64_t start, count, from = s0;
+			while (next_run(c, from, &start, &count) && start < s1) {
+				uint64_t e = start + count < s1 ? start + count : s1;
+				for (uint64_t s = start; s < e; s++) {
+					uint8_t sec[65536];
+					xread_sectors(overlay, s, 1, sec);
+					uint64_t at = s * ss - off, len = ss;
+					if (at + len > n)
+						len = n - at;
+					memcpy(buf + at, sec, len);
+				}
+				from = e;
+			}
+		}
+		sha256_update(&h, buf, n);
+		off += n;
+		prog_update(p, pbase + off);
+	}
+	sha256_final(&h, out);
+	free(buf);
+}
+
+/* Reading a diff: the file must hash to its trailer before anything in it
+ * is believed; then runs are inflated in order and checked. */
+struct dreader {
+	struct ksrc src;
+	struct diffhead head;
+	z_stream zs;
+	uint8_t in[1 << 16];
+	uint64_t pos, end;      /* compressed bytes: [64, size - 32) */
+	int eos;
+	uint64_t img_sectors, next, total;
+};
+
+static int dr_read(struct dreader *r, void *buf, size_t n)
+{
+	/* 1: got N bytes; 0: stream ended cleanly before any; -1: error. */
+	r->zs.next_out = buf;
+	r->zs.avail_out = n;
+	while (r->zs.avail_out) {
+		if (r->eos)
+			return r->zs.avail_out == n ? 0 : -1;
+		if (!r->zs.avail_in && r->pos < r->end) {
+			size_t m = r->end - r->pos < sizeof(r->in) ? r->end - r->pos : sizeof(r->in);
+			if (ksrc_read(&r->src, r->in, m, r->pos) < 0)
+				return -1;
+			r->pos += m;
+			r->zs.next_in = r->in;
+			r->zs.avail_in = m;
+		}
+		int z = inflate(&r->zs, Z_NO_FLUSH);
+		if (z == Z_STREAM_END)
+			r->eos = 1;
+		else if (z != Z_OK && !(z == Z_BUF_ERROR && r->zs.avail_in == 0 && r->pos < r->end))
+			return -1;
+	}
+	return 1;
+}
+
+/* Check the trailing hash and the header; -1 with k_seterr(). */
+static int diff_open(struct dreader *r)
+{
+	uint8_t b[DIFF_HEAD + 32], want[32], got[32];
+	struct sha256 h;
+	const char *name = r->src.name;
+	size_t n = r->src.size < sizeof(b) ? r->src.size : sizeof(b);
+
+	if (ksrc_read(&r->src, b, n, 0) < 0 || diff_parse_head(b, n, name, &r->head) < 0)
+		return -1;
+	sha256_init(&h);
+	uint8_t *buf = malloc(CHUNK);
+	if (!buf)
+		return k_seterr("out of memory");
+	uint64_t body = r->src.size - 32;
+	for (uint64_t off = 0; off < body;) {
+		uint64_t m = body - off < CHUNK ? body - off : CHUNK;
+		if (ksrc_read(&r->src, buf, m, off) < 0) {
+			free(buf);
+			return -1;
+		}
+		sha256_update(&h, buf, m);
+		off += m;
+	}
+	free(buf);
+	sha256_final(&h, got);
+	if (ksrc_read(&r->src, want, 32, body) < 0)
+		return -1;
+	if (memcmp(want, got, 32))
+		return k_seterr("%s: damaged diff: its checksum does not match its contents", name);
+	r->pos = DIFF_HEAD;
+	r->end = body;
+	if (inflateInit(&r->zs) != Z_OK)
+		return k_seterr("zlib: cannot initialise");
+	r->img_sectors = (r->head.image_size + r->head.sectorsize - 1) / r->head.sectorsize;
+	return 0;
+}
+
+/* The next run into BUF (room for CHUNK bytes): 1, 0 at the clean end of
+ * the diff, -1 with k_seterr() for anything malformed. */
+static int diff_next_run(struct dreader *r, uint64_t *sector, uint64_t *count, uint8_t *buf)
+{
+	const char *name = r->src.name;
+	uint32_t ss = r->head.sectorsize;
+	uint8_t rec[12];
+	int got = dr_read(r, rec, sizeof(rec));
+
+	if (got < 0)
+		return k_seterr("%s: damaged diff: its data does not inflate", name);
+	if (got == 0) {
+		if (r->total != r->head.nsectors || r->pos != r->end || r->zs.avail_in)
+			return k_seterr("%s: damaged diff: %" PRIu64 " sectors where its header"
+					" says %" PRIu64 ", or data after the end", name, r->total,
+					r->head.nsectors);
+		return 0;
+	}
+	uint64_t s = k_be64(rec), n = k_be32(rec + 8);
+	if (n == 0 || n > CHUNK / ss || s < r->next || s > r->img_sectors || n > r->img_sectors - s)
+		return k_seterr("%s: damaged diff: bad run of %" PRIu64 " sectors at %" PRIu64,
+				name, n, s);
+	r->total += n;
+	if (r->total > r->head.nsectors)
+		return k_seterr("%s: damaged diff: more sectors than its header says", name);
+	if (dr_read(r, buf, n * ss) != 1)
+		return k_seterr("%s: damaged diff: a run is cut short", name);
+	r->next = s + n;
+	*sector = s;
+	*count = n;
+	return 1;
+}
+
+static void diff_close(struct dreader *r)
+{
+	inflateEnd(&r->zs);
+}
+
+static void xdiff_open(struct dreader *r, const char *path)
+{
+	memset(r, 0, sizeof(*r));
+	xsrc_open(&r->src, path);
+	if (diff_open(r) < 0)
+		xdie("%s", k_errmsg());
+}
+
+int diff_check_mem(const uint8_t *buf, size_t n, const char *name)
+{
+	struct dreader *r = calloc(1, sizeof(*r));
+	uint8_t *run = malloc(CHUNK);
+	uint64_t s, c;
+	int ret = -1;
+
+	if (!r || !run)
+		goto out;
+	ksrc_mem(&r->src, buf, n, name);
+	if (diff_open(r) < 0)
+		goto out;
+	while ((ret = diff_next_run(r, &s, &c, run)) > 0)
+		;
+	diff_close(r);
+out:
+	free(r);
+	free(run);
+	return ret;
+}
+
+/* Where applied sectors go: a new COW file over the backing, or an image. */
+struct sink {
+	int as_image;
+	struct kout out;
+	struct opened view;     /* as_image == 0: the COW being written, as an overlay */
+	struct backing b;
+	uint64_t size;
+	const char *backing;
+};
+
+static void sink_write(struct sink *k, uint64_t sector, const uint8_t *data, uint64_t n, uint32_t ss)
+{
+	uint64_t off = sector * ss, len = n * ss;
+
+	if (k->as_image) {
+		if (off + len > k->size)
+			len = k->size - off;
+		write_sparse(k->out.fd, data, len, off, k->out.name);
+		return;
+	}
+	/* Zero sectors need no data written: the COW file is sparse there. */
+	write_sparse(k->out.fd, data, len, k->view.cow.data_off + off, k->out.name);
+	for (uint64_t s = sector; s < sector + n; s++)
+		cow_set(&k->view.cow, s);
+}
+
+static void sink_hash(struct sink *k, uint8_t out[32], struct progress *p)
+{
+	if (k->as_image) {
+		struct backing o = { .fd = k->out.fd, .size = k->size, .name = k->out.name };
+		xhash_image(&o, k->size, NULL, out, p, 0);
+	} else {
+		xhash_image(&k->b, k->size, &k->view, out, p, 0);
+	}
+}
+
+void xcow_apply(const char *const *diffs, int ndiffs, const char *backing, const char *outpath,
+		int as_image)
+{
+	struct sink k;
+	struct progress p;
+	char abs[PATH_MAX];
+
+	memset(&k, 0, sizeof(k));
+	k.as_image = as_image;
+	k.backing = backing;
+	if (!realpath(backing, abs))
+		xdie("%s:", backing);
+	xbacking_open(&k.b, abs, O_RDONLY);
+	k.b.name = backing;
+	k.size = k.b.size;
+
+	/* Check the first diff before any output exists. */
+	struct dreader r;
+	uint8_t h[32];
+	xdiff_open(&r, diffs[0]);
+	if (r.head.image_size != k.size)
+		xdie("%s: made for an image of %" PRIu64 " bytes; %s is %" PRIu64
+		     ": not the same image, nothing changed", diffs[0], r.head.image_size, backing, k.size);
+	prog_start(&p, "cow-merge apply", k.size);
+	xhash_image(&k.b, k.size, NULL, h, &p, 0);
+	prog_end(&p);
+	if (memcmp(h, r.head.base, 32)) {
+		char a[65], b[65];
+		sha256_hex(r.head.base, a);
+		sha256_hex(h, b);
+		xdie("%s: made for the image with SHA-256 %s; %s has %s: not the same image,"
+		     " nothing changed", diffs[0], a, backing, b);
+	}
+
+	xout_open(&k.out, outpath);
+	if (!k.out.regular || !k.out.seekable)
+		xdie("%s: must be a regular file", k.out.name);
+	if (as_image) {
+		prog_start(&p, "cow-merge apply", k.size);
+		copy_sparse(&k.b, k.out.fd, k.size, k.out.name, &p);
+		prog_end(&p);
+	} else {
+		cow_init_v3(&k.view.cow, abs, k.size, k.b.mtime);
+		ksrc_mem(&k.view.src, NULL, 0, k.out.name);
+		/* Read back what we write: the overlay view reads the output. */
+		int rfd = open(k.out.tmp, O_RDONLY | O_CLOEXEC);
+		if (rfd < 0)
+			xdie("%s:", k.out.tmp);
+		k.view.src.fd = rfd;
+		k.view.src.size = k.view.cow.data_off + k.size;
+		if (ftruncate(k.out.fd, k.view.cow.data_off + k.size) < 0)
+			xdie("%s: cannot set size:", k.out.name);
+	}
+
+	uint8_t *buf = xmalloc(CHUNK + 65536);
+	for (int i = 0; i < ndiffs; i++) {
+		if (i > 0) {
+			xdiff_open(&r, diffs[i]);
+			if (r.head.image_size != k.size)
+				xdie("%s: made for an image of %" PRIu64 " bytes, not %" PRIu64,
+				     diffs[i], r.head.image_size, k.size);
+			prog_start(&p, "cow-merge apply", k.size);
+			sink_hash(&k, h, &p);
+			prog_end(&p);
+			if (memcmp(h, r.head.base, 32))
+				xdie("%s: does not apply to the image the diffs before it make"
+				     " (wrong order, or another base); nothing written", diffs[i]);
+		}
+		if (!as_image && r.head.sectorsize != k.view.cow.sectorsize)
+			xdie("%s: sector size %" PRIu32 " (a COW file here has 512)",
+			     diffs[i], r.head.sectorsize);
+		uint64_t sec, cnt;
+		int got;
+		while ((got = diff_next_run(&r, &sec, &cnt, buf)) > 0)
+			sink_write(&k, sec, buf, cnt, r.head.sectorsize);
+		if (got < 0)
+			xdie("%s", k_errmsg());
+		diff_close(&r);
+		ksrc_close(&r.src);
+	}
+	free(buf);
+	if (!as_image) {
+		uint8_t head[COW_V3_HEADER];
+		cow_header_v3(&k.view.cow, head);
+		if (full_pwrite(k.out.fd, head, sizeof(head), 0) < 0 ||
+		    full_pwrite(k.out.fd, k.view.cow.bitmap, k.view.cow.bitmap_len,
+				k.view.cow.bitmap_off) < 0)
+			xdie("%s: write failed:", k.out.name);
+		close(k.view.src.fd);
+		cow_close(&k.view.cow);
+	}
+	xout_commit(&k.out);
+	backing_close(&k.b);
+}

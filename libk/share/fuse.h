@@ -1,0 +1,42 @@
+/* fuse: one host directory served to the guest as a FUSE filesystem
+ * (the protocol virtio-fs carries), and nothing outside it.
+ *
+ * Confinement: every inode the guest can name is one this module found
+ * by looking up a single name (no '/', not "." or "..") in a directory it
+ * already holds, starting from the shared directory, with O_PATH and
+ * O_NOFOLLOW: a symbolic link is always the link itself, never followed
+ * on the host.  Operations go through those descriptors (openat, mkdirat,
+ * renameat2, linkat...), so a path the guest makes up, "..", an absolute
+ * link in the share or one the host user put there pointing outside, a
+ * rename or a hard link, can only ever reach what lies under the shared
+ * directory.  Files are reopened through /proc/self/fd/N, which names
+ * exactly the inode held (regular files and directories only: no FIFO or
+ * device is ever opened).  Everything runs as the user who runs umlk.
+ *
+ * Requests are hostile input: every length, name and node id is checked;
+ * a bad one is answered with an error, never a crash.  Not done: extended
+ * attributes, locks (the guest kernel keeps them itself), DAX, ioctl.
+ */
+#ifndef UMLK_FUSE_H
+#define UMLK_FUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FUSE_HDR_IN 40
+#define FUSE_HDR_OUT 16
+#define FUSE_MAX_WRITE (1u << 20)       /* what INIT offers */
+
+struct fshare;
+
+/* Serve DIR.  NULL with k_seterr() when it cannot be opened. */
+struct fshare *fshare_open(const char *dir);
+void fshare_close(struct fshare *s);
+
+/* One request: IN holds its header and arguments (INLEN bytes).  The
+ * reply (header, then its arguments or data) goes to OUT (room for
+ * OUTCAP bytes); returns its length, or 0 when the request has none
+ * (FORGET, INTERRUPT).  Safe from several threads at once. */
+size_t fshare_request(struct fshare *s, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap);
+
+#endif
