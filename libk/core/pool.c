@@ -92,6 +92,14 @@ void pool_submit(struct pool *p, void (*fn)(void *arg), void *arg)
 	pthread_mutex_unlock(&p->lock);
 }
 
+int pool_idle(struct pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int idle = !p->head && !p->busy;
+	pthread_mutex_unlock(&p->lock);
+	return idle;
+}
+
 void pool_drain(struct pool *p)
 {
 	pthread_mutex_lock(&p->lock);

@@ -16,6 +16,8 @@ struct pool;
 struct pool *pool_start(int nthreads, const char *name);
 /* Run FN(ARG) on a worker. */
 void pool_submit(struct pool *p, void (*fn)(void *arg), void *arg);
+/* True when no job is queued or running. */
+int pool_idle(struct pool *p);
 /* Wait until every job submitted so far has finished. */
 void pool_drain(struct pool *p);
 /* Finish the queued jobs, then stop the threads and free the pool. */

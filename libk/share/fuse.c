@@ -16,6 +16,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Opcodes (the FUSE protocol, 7.x) */
@@ -307,15 +308,21 @@ struct req {
 	size_t arglen;
 	uint8_t *out;
 	size_t cap, len;                /* of OUT, the header included */
+	const struct iovec *data;       /* READ/WRITE data in the guest's buffers, or NULL */
+	unsigned ndata;
+	size_t datalen;                 /* bytes there */
+	size_t extra;                   /* READ: bytes put there, counted in the reply's length */
 };
 
 static size_t reply(struct req *r, int err)
 {
 	if (err > 0)
 		err = -err;
-	if (err)
+	if (err) {
 		r->len = FUSE_HDR_OUT;
-	k_put_le32(r->out, (uint32_t)r->len);
+		r->extra = 0;
+	}
+	k_put_le32(r->out, (uint32_t)(r->len + r->extra));
 	k_put_le32(r->out + 4, (uint32_t)err);
 	k_put_le64(r->out + 8, r->unique);
 	return r->len;
@@ -664,17 +671,31 @@ static size_t op_rw(struct req *r, int write)
 		return reply(r, EBADF);
 	size_t res;
 	if (write) {
-		if (size > r->arglen - 40 || size > FUSE_MAX_WRITE) {
+		if (size > (r->data ? r->datalen : r->arglen - 40) || size > FUSE_MAX_WRITE) {
 			put_handle(r->s, fh);
 			return reply(r, EINVAL);
 		}
-		ssize_t n = pwrite(fd, r->arg + 40, size, (off_t)off);
+		ssize_t n = r->data ? pwritev(fd, r->data, (int)r->ndata, (off_t)off)
+				    : pwrite(fd, r->arg + 40, size, (off_t)off);
+		if (n > (ssize_t)size)
+			n = size;
 		int e = errno;
 		put_handle(r->s, fh);
 		if (n < 0)
 			return reply(r, e);
 		uint8_t *p = room(r, 8);
 		k_put_le32(p, (uint32_t)n);
+		res = reply(r, 0);
+	} else if (r->data) {
+		/* Straight into the guest's buffers. */
+		if (size > r->datalen)
+			size = (uint32_t)r->datalen;
+		ssize_t n = preadv(fd, r->data, (int)r->ndata, (off_t)off);
+		int e = errno;
+		put_handle(r->s, fh);
+		if (n < 0)
+			return reply(r, e);
+		r->extra = (size_t)n < size ? (size_t)n : size;
 		res = reply(r, 0);
 	} else {
 		if (size > r->cap - FUSE_HDR_OUT)
@@ -821,7 +842,14 @@ static size_t on_node(struct req *r, struct inode *n)
 
 size_t fshare_request(struct fshare *s, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap)
 {
-	struct req r = { .s = s, .out = out, .cap = outcap, .len = FUSE_HDR_OUT };
+	return fshare_request_data(s, in, inlen, NULL, 0, 0, out, outcap);
+}
+
+size_t fshare_request_data(struct fshare *s, const uint8_t *in, size_t inlen, const struct iovec *data,
+			   unsigned ndata, size_t datalen, uint8_t *out, size_t outcap)
+{
+	struct req r = { .s = s, .out = out, .cap = outcap, .len = FUSE_HDR_OUT,
+			 .data = data, .ndata = ndata, .datalen = datalen };
 
 	if (inlen < FUSE_HDR_IN || outcap < FUSE_HDR_OUT)
 		return 0;                       /* not even a header to answer to */

@@ -38,5 +38,12 @@ void fshare_close(struct fshare *s);
  * OUTCAP bytes); returns its length, or 0 when the request has none
  * (FORGET, INTERRUPT).  Safe from several threads at once. */
 size_t fshare_request(struct fshare *s, const uint8_t *in, size_t inlen, uint8_t *out, size_t outcap);
+/* The same, with a READ's or WRITE's data in the guest's own buffers
+ * DATA (DATALEN bytes) instead of IN or OUT: IN ends with the arguments,
+ * OUT gets the reply's header only, though the length returned (and the
+ * one in the header) counts the bytes read.  Other requests ignore DATA. */
+struct iovec;
+size_t fshare_request_data(struct fshare *s, const uint8_t *in, size_t inlen, const struct iovec *data,
+			   unsigned ndata, size_t datalen, uint8_t *out, size_t outcap);
 
 #endif

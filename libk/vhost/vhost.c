@@ -367,6 +367,8 @@ static void run_job(void *arg)
 void vu_pop_to_pool(struct vu_dev *d, int q, struct pool *pool,
 		    void (*serve)(struct vu_dev *d, int q, struct vu_chain *c))
 {
+	struct vu_job *held = NULL;
+
 	for (;;) {
 		struct vu_job *j = xmalloc(sizeof(*j));
 		j->d = d;
@@ -374,10 +376,22 @@ void vu_pop_to_pool(struct vu_dev *d, int q, struct pool *pool,
 		j->serve = serve;
 		if (vq_pop(d, q, &j->c) <= 0) {
 			free(j);
-			return;
+			break;
 		}
-		pool_submit(pool, run_job, j);
+		/* The first request waits to see whether another comes with it:
+		 * a lone one is served here, saving two thread switches per
+		 * request when the guest has one at a time in flight. */
+		if (!held) {
+			held = j;
+			continue;
+		}
+		pool_submit(pool, run_job, held);
+		held = j;
 	}
+	if (held && pool_idle(pool))
+		run_job(held);
+	else if (held)
+		pool_submit(pool, run_job, held);
 }
 
 /* ---- messages */

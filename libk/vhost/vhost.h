@@ -165,7 +165,8 @@ size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf
 size_t vu_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
 
 /* Pop every request waiting in queue Q and hand each to SERVE on a
- * thread of POOL (which pushes it back when done): a device's kick. */
+ * thread of POOL (which pushes it back when done): a device's kick.  A
+ * lone request while the pool is idle is served on the calling thread. */
 struct pool;
 void vu_pop_to_pool(struct vu_dev *d, int q, struct pool *pool,
 		    void (*serve)(struct vu_dev *d, int q, struct vu_chain *c));
