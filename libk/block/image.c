@@ -91,10 +91,8 @@ int image_open(struct image *im, const char *path, uint64_t cache_bytes)
 		struct bsrc *range = bsrc_file(fd2, name, off, len, 0, &im->bytes_read);
 		bsrc_close(file);
 		file = range;
-		if (!(disk = bsrc_cloop(range, cache_bytes, k_ncpus()))) {
-			k_seterr("%s", k_errmsg());
-			goto fail;
-		}
+		if (!(disk = bsrc_cloop(range, cache_bytes, k_ncpus())))
+			goto fail;              /* its message names the file */
 		snprintf(im->kind, sizeof(im->kind), "ISO image, KNOPPIX cloop KNOPPIX/KNOPPIX");
 		/* Whole compressed blocks are read, and read ahead by the cloop
 		 * source itself: the host's read-ahead would only add bytes. */

@@ -509,7 +509,8 @@ static size_t op_setattr(struct req *r, struct inode *n)
 	return reply_attr(r, n->id, &st);
 }
 
-/* Make NAME in PARENT with FN, then answer with its entry. */
+/* NAME was just made in PARENT (RC from the call that made it): answer
+ * with its entry, or the call's error. */
 static size_t made(struct req *r, struct inode *parent, const char *name, int rc)
 {
 	if (rc < 0)

@@ -67,7 +67,10 @@ void vfs_request(struct vfs *f, int q, struct vu_chain *c)
 					    : iov_slice(c->in, c->nin, RW_ARGS, len, v);
 		n = fshare_request_data(f->share, head, RW_ARGS, v, nv, len, reply, sizeof(reply));
 		free(v);
-		size_t hdr = n < (op == OP_READ ? FUSE_HDR_OUT : sizeof(reply)) ? n : (op == OP_READ ? FUSE_HDR_OUT : sizeof(reply));
+		/* A READ's data is in place already: only its header is copied. */
+		size_t hdr = op == OP_READ ? FUSE_HDR_OUT : sizeof(reply);
+		if (n < hdr)
+			hdr = n;
 		vu_buf_to_iov(c->out, c->nout, 0, reply, hdr);
 		vq_push(&f->srv.dev, q, c->head, (uint32_t)n);
 		return;
