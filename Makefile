@@ -24,8 +24,8 @@ WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilibk
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
 LIBK = libk/core/args.c libk/core/daemon.c libk/core/err.c libk/core/pipeline.c libk/core/pool.c libk/core/progress.c libk/core/sha256.c libk/core/sys.c libk/core/xio.c \
-       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/iso9660.c \
-       libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c \
+       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/iso9660.c libk/image/live.c libk/image/upper.c \
+       libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c libk/net/vnet.c \
        libk/block/bsrc.c libk/block/bsrc_cloop.c libk/block/bsrc_cow.c libk/block/image.c \
        libk/vhost/vblk.c libk/vhost/vfs.c libk/vhost/vhost.c libk/share/fuse.c \
        libk/guest/boot.c libk/guest/cookie.c libk/guest/guest.c libk/guest/mconsole.c libk/guest/payload.c libk/guest/xnest.c
@@ -46,7 +46,7 @@ all: $(BUILD)/umlk
 
 # The kernel build is cached by kernel/build.sh (keyed by source version,
 # fragment and patches), so running it every time costs a copy at most.
-KERNEL_INPUTS = kernel/build.sh kernel/config.fragment $(wildcard kernel/patches/*.patch)
+KERNEL_INPUTS = kernel/build.sh kernel/config.fragment
 kernel: $(BUILD)/linux
 $(BUILD)/linux: $(KERNEL_INPUTS)
 	sh kernel/build.sh $@
@@ -97,7 +97,8 @@ $(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
 
 FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
           $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw \
-          $(BUILD)/fuzz/fuzz_vhost $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_fuse
+          $(BUILD)/fuzz/fuzz_vhost $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_fuse \
+          $(BUILD)/fuzz/fuzz_vnet $(BUILD)/fuzz/fuzz_live
 fuzz: $(FUZZERS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -5,30 +5,45 @@
 #include "core/progress.h"
 #include "guest/cookie.h"
 
+#include <stdio.h>
 #include <string.h>
 
 const char boot_usage[] =
 	"Usage: umlk boot [OPTIONS] IMAGE [-- COMMAND [ARGS...]]\n"
 	"\n"
 	"Boot IMAGE as a User Mode Linux virtual machine, as an ordinary user.\n"
-	"IMAGE is a KNOPPIX-style ISO (its KNOPPIX/KNOPPIX cloop file is used), a\n"
+	"IMAGE is a live ISO (KNOPPIX's cloop files, Debian Live, Ubuntu casper,\n"
+	"Fedora LiveOS, Arch and SystemRescue: --info shows what is found), a\n"
 	"cloop file, or an ext2/3/4, squashfs or iso9660 filesystem image.  It is\n"
-	"read where it lies: umlk itself serves it to the guest as its disk\n"
-	"/dev/vda (virtio over vhost-user), inflating a cloop block by block as\n"
-	"the guest reads it; nothing is extracted or copied.  A root that is\n"
-	"read-only (iso9660 inside the cloop, as KNOPPIX has, or squashfs) gets a\n"
-	"tmpfs overlay for its writes.  The guest writes to a COW file (the UML\n"
-	"kernel's format), never to the image.\n"
+	"read where it lies: umlk itself serves it to the guest as its disks\n"
+	"(virtio over vhost-user), inflating a cloop block by block as the guest\n"
+	"reads it; nothing is extracted or copied.  An ext2/3/4 root is written\n"
+	"through a COW file (the UML kernel's format), never the image.  A root\n"
+	"that is read-only (squashfs, iso9660 inside a cloop) or several images\n"
+	"stacked gets an overlay: its writes go to memory, or with --cow to an\n"
+	"upper layer kept in the COW file.  A live ISO's own kernel parameters\n"
+	"(its boot loader's) are passed on.\n"
 	"\n"
 	"With COMMAND, the guest runs it as root in its root filesystem, its\n"
 	"output comes to this terminal, and umlk exits with its exit status (like\n"
 	"'docker run'); the command's stdin is this terminal if stdin is one, else\n"
 	"/dev/null.  Without COMMAND, the guest's own init starts on this\n"
-	"terminal.\n"
+	"terminal, which is raw (Ctrl-C and Ctrl-Z are the guest's); as in ssh,\n"
+	"after Enter, '~.' halts the guest and umlk exits 0, '~~' types a '~',\n"
+	"'~?' lists these escapes.  SIGINT, SIGTERM or SIGHUP halt it too.\n"
 	"\n"
 	"  --cow FILE       keep the guest's changes in FILE (created if missing,\n"
 	"                   reused otherwise); default: a temporary COW file,\n"
-	"                   removed at exit, as on a live CD\n"
+	"                   removed at exit, as on a live CD.  For a read-only or\n"
+	"                   stacked root, FILE holds the overlay's upper layer (a\n"
+	"                   header and a sparse ext4; made with mke2fs)\n"
+	"  --cow-size SIZE  the upper layer's size when --cow makes one (default 4G)\n"
+	"  --overlay-size SIZE  without --cow, the memory a read-only root's writes\n"
+	"                   may take (default 3/4 of --mem, at least 512M)\n"
+	"  --root PATH      the root's file inside the ISO, when umlk does not find\n"
+	"                   it (e.g. --root live/filesystem.squashfs)\n"
+	"  --info           print what IMAGE holds (kind, root layers, filesystems,\n"
+	"                   the kernel parameters a boot passes) and boot nothing\n"
 	"  --mem SIZE       guest memory (default 256M)\n"
 	"  --cloop-cache SIZE  inflated cloop blocks kept in memory (default 32M)\n"
 	"  --kernel PATH    the UML kernel (default: the one embedded in this file,\n"
@@ -41,14 +56,25 @@ const char boot_usage[] =
 	"  --home-size SIZE the size of a new home image (default 1G)\n"
 	"  --hostname NAME  the guest's hostname (default: the one DHCP offers, else\n"
 	"                   the image's /etc/hostname)\n"
-	"  --net SOCKET     connect eth0 to the switch at SOCKET (umlk umlswitch or\n"
-	"                   uml_switch); the guest configures it by DHCP\n"
+	"  --net SOCKET     connect eth0 (virtio-net) to the umlk umlswitch at\n"
+	"                   SOCKET; the guest configures it by DHCP\n"
 	"  --net auto       the same, on this user's private switch with a DHCP\n"
 	"                   server, started when needed and shared by every guest\n"
 	"                   booted so (in $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID)\n"
 	"  --mac MAC        eth0's MAC (default: derived from the COW file's path,\n"
 	"                   so a kept COW file keeps its address)\n"
 	"  --no-dhcp        leave eth0 unconfigured (for a network without DHCP)\n"
+	"  --trusted        run the guest in seccomp mode, several CPUs (see --cpus)\n"
+	"                   and about 2x faster at starting processes.  It gives up\n"
+	"                   the isolation: in seccomp mode the guest's programs can\n"
+	"                   reach the guest kernel's memory, and the guest kernel acts\n"
+	"                   with every right you have, so any program in the guest can\n"
+	"                   read and change your files.  Only for images you trust.\n"
+	"                   Default: ptrace mode on one CPU, isolated.\n"
+	"  --cpus N         guest CPUs with --trusted (default: this host's, at most\n"
+	"                   4); more than one is refused without --trusted\n"
+	"  --append 'PARAMS'  add these kernel parameters, after umlk's own (so\n"
+	"                   they win where both set one)\n"
 	"  --env NAME=VALUE set a variable for COMMAND (up to 16 times)\n"
 	"  --x11-cookie HEX an MIT-MAGIC-COOKIE-1 for the X display that --env\n"
 	"                   DISPLAY=HOST:N names; written to /root/.Xauthority in\n"
@@ -76,6 +102,13 @@ int boot_main(int argc, char **argv)
 		{ "no-dhcp", no_argument, NULL, 'D' },
 		{ "env", required_argument, NULL, 'e' },
 		{ "x11-cookie", required_argument, NULL, 'X' },
+		{ "trusted", no_argument, NULL, 'T' },
+		{ "append", required_argument, NULL, 'A' },
+		{ "root", required_argument, NULL, 'R' },
+		{ "info", no_argument, NULL, 'I' },
+		{ "cow-size", required_argument, NULL, 'Z' },
+		{ "overlay-size", required_argument, NULL, 'O' },
+		{ "cpus", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ 0 },
@@ -123,11 +156,37 @@ int boot_main(int argc, char **argv)
 			o.xcookie = optarg;
 			break;
 		}
+		case 'T': o.trusted = 1; break;
+		case 'R': o.root = optarg; break;
+		case 'I': o.info = 1; break;
+		case 'Z': o.cow_size = xarg_size("--cow-size", optarg, 64ULL << 20, 16ULL << 40); break;
+		case 'O': {
+			uint64_t v = xarg_size("--overlay-size", optarg, 16ULL << 20, 1ULL << 40);
+			static char s[24];
+			snprintf(s, sizeof(s), "%lluM", (unsigned long long)(v >> 20));
+			o.overlay_size = s;
+			break;
+		}
+		case 'A': {
+			int words = 0, in = 0;
+			for (const char *ch = optarg; *ch; ch++) {
+				words += !in && *ch != ' ' && *ch != '\t';
+				in = *ch != ' ' && *ch != '\t';
+			}
+			if (words > BOOT_APPEND_MAX || strchr(optarg, '\n'))
+				xusage("--append: at most %d parameters, on one line", BOOT_APPEND_MAX);
+			o.append = optarg;
+			break;
+		}
+		case 'P': o.cpus = (int)xarg_num("--cpus", optarg, 1, 8); break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}
 	}
 	xarg_count(end, argv, 1, 1);
+	xboot_cpus(o.cpus, o.trusted);  /* refused before anything starts */
+	if (o.info && end < argc)
+		xusage("--info boots nothing: no command goes with it");
 	o.image = argv[optind];
 	if (end < argc) {
 		if (end + 1 == argc)

@@ -48,7 +48,7 @@ int init_main(int argc, char **argv)
 		xdie("%s", k_errmsg());
 	if (c.command)
 		guest_command_mode();
-	xguest_mount_root();
+	xguest_mount_root(&c);
 	if (c.home[0])
 		xguest_mount_home(c.home);
 	char offered[64];

@@ -2,6 +2,7 @@
 #include "core/args.h"
 #include "core/err.h"
 #include "core/progress.h"
+#include "guest/boot.h"
 #include "guest/xnest.h"
 
 #include <stdio.h>
@@ -33,7 +34,8 @@ const char xnest_launch_usage[] =
 	"  --title TEXT      the window's title (default 'umlk: IMAGE')\n"
 	"  --xephyr          use Xephyr instead of Xnest (also the fallback when\n"
 	"                    Xnest is not installed)\n"
-	"  --cow FILE, --mem SIZE, --kernel PATH, --home DIR, --init PATH, -v\n"
+	"  --cow FILE, --mem SIZE, --kernel PATH, --home DIR, --init PATH,\n"
+	"  --trusted, --cpus N, -v\n"
 	"                    as for umlk boot\n"
 	"      --help        show this text\n";
 
@@ -50,6 +52,8 @@ int xnest_launch_main(int argc, char **argv)
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "home", required_argument, NULL, 'H' },
 		{ "init", required_argument, NULL, 'i' },
+		{ "trusted", no_argument, NULL, 'T' },
+		{ "cpus", required_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ 0 },
@@ -76,11 +80,15 @@ int xnest_launch_main(int argc, char **argv)
 		case 'k': o.kernel = optarg; break;
 		case 'H': o.home = optarg; break;
 		case 'i': o.init = optarg; break;
+		case 'T': o.trusted = 1; break;
+		case 'P': xarg_num("--cpus", optarg, 1, 8); o.cpus = optarg; break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}
 	}
 	xarg_count(argc, argv, 1, 1);
+	if (o.cpus)
+		xboot_cpus(atoi(o.cpus), o.trusted);   /* refused before anything starts */
 	o.image = argv[optind];
 	return xnest_launch(&o);
 }

@@ -1,26 +1,56 @@
 #!/bin/sh
-# Build the UML kernel from Debian's linux-source-6.12 package.
+# Build umlk's UML kernel from Debian's newest linux-source-7.x (from sid).
 #
 # Usage: kernel/build.sh OUT        (OUT: the kernel binary to write)
 #
-# The tree is unpacked from /usr/src/linux-source-6.12.tar.xz, patched with
-# kernel/patches/*.patch, configured as 'ARCH=um defconfig' plus
-# kernel/config.fragment, and built.  The result is cached in
-# $UMLK_CACHE/linux-KEY, KEY being a hash of the source package version,
-# the fragment, the patches and this script: a second build is a copy.
+# The source package is fetched with 'apt-get download' through a private
+# apt configuration (its own sources list, lists and cache directories
+# under the cache), so the host's own apt never sees sid and nothing is
+# installed.  The newest linux-source-7.N the archive offers is taken, so
+# the build keeps working when Debian replaces 7.2 by 7.3.  The tree is
+# configured as 'ARCH=um defconfig' plus kernel/config.fragment and built
+# (kernel/make-tree.sh).
+# The result is cached in $UMLK_CACHE/linux-KEY, KEY being a hash of the
+# source package's name and version, the fragment and this script: a second
+# build is a copy.  With no network, the newest source already downloaded
+# is used.
 set -eu
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${UMLK_CACHE:-$HOME/.cache/umlk-build}
-tarball=/usr/src/linux-source-6.12.tar.xz
+mirror=${UMLK_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+apt=$cache/apt-sid
+mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs"
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main" >"$apt/sources.list"
+aptopts="-o Dir::Etc::SourceList=$apt/sources.list -o Dir::Etc::SourceParts=/dev/null
+ -o Dir::State::Lists=$apt/lists -o Dir::Cache=$apt/cache -o Debug::NoLocking=1
+ -o APT::Sandbox::User=root"
 
-if [ ! -f "$tarball" ]; then
-	echo "kernel/build.sh: $tarball missing; install it: apt-get install linux-source-6.12" >&2
-	exit 1
+pkg= ver=
+if apt-get $aptopts -qq update >"$apt/update.log" 2>&1; then
+	pkg=$(apt-cache $aptopts pkgnames linux-source-7. | grep -E '^linux-source-7\.[0-9]+$' |
+		sort -t. -k2,2n | tail -n 1)
+	[ -n "$pkg" ] && ver=$(apt-cache $aptopts show "$pkg" | sed -n 's/^Version: //p' | sort -V | tail -n 1)
+else
+	echo "kernel: cannot reach $mirror (see $apt/update.log); using a downloaded source" >&2
 fi
-srcver=$(dpkg-query -W -f '${Version}' linux-source-6.12)
-key=$( (echo "$srcver"; cat "$here/config.fragment" "$here/build.sh" "$here"/patches/*.patch) |
-	sha256sum | cut -c1-16)
+if [ -n "$pkg" ] && [ -n "$ver" ]; then
+	deb=$apt/debs/${pkg}_$(echo "$ver" | sed 's/^[0-9]*://')_all.deb
+	if [ ! -s "$deb" ]; then
+		echo "kernel: downloading $pkg $ver from sid" >&2
+		(cd "$apt/debs" && apt-get $aptopts -qq download "$pkg=$ver") >&2
+	fi
+else
+	deb=$(ls "$apt"/debs/linux-source-7.*_all.deb 2>/dev/null | sort -V | tail -n 1)
+	if [ -z "$deb" ]; then
+		echo "kernel/build.sh: no linux-source-7.x in sid at $mirror and none downloaded before" >&2
+		exit 1
+	fi
+	pkg=$(basename "$deb" | cut -d_ -f1) ver=$(basename "$deb" | cut -d_ -f2)
+fi
+[ -s "$deb" ] || { echo "kernel/build.sh: download of $pkg $ver failed" >&2; exit 1; }
+
+key=$( (echo "$pkg $ver"; cat "$here/config.fragment" "$here/build.sh" "$here/make-tree.sh") | sha256sum | cut -c1-16)
 cached=$cache/linux-$key
 
 if [ ! -x "$cached/linux" ]; then
@@ -28,43 +58,12 @@ if [ ! -x "$cached/linux" ]; then
 	trap 'rm -rf "$work"' EXIT
 	rm -rf "$work"
 	mkdir -p "$work"
-	echo "kernel: unpacking linux-source-6.12 $srcver" >&2
-	tar -C "$work" -xf "$tarball"
-	tree=$work/linux-source-6.12
-	for p in "$here"/patches/*.patch; do
-		echo "kernel: applying $(basename "$p")" >&2
-		patch -s -d "$tree" -p1 < "$p"
-	done
-	echo "kernel: configuring" >&2
-	make -s -C "$tree" ARCH=um defconfig >/dev/null
-	"$tree/scripts/kconfig/merge_config.sh" -m -O "$tree" "$tree/.config" "$here/config.fragment" >/dev/null
-	make -s -C "$tree" ARCH=um olddefconfig >/dev/null
-	# Every line of the fragment must have taken effect.
-	missing=$(grep -E '^CONFIG_' "$here/config.fragment" | while IFS= read -r line; do
-		opt=${line%%=*} val=${line#*=}
-		if [ "$val" = n ]; then
-			grep -q "^$opt=" "$tree/.config" && echo "$line"
-		else
-			grep -qx "$line" "$tree/.config" || echo "$line"
-		fi
-	done; true)
-	if [ -n "$missing" ]; then
-		echo "kernel: these fragment lines did not take effect:" >&2
-		echo "$missing" >&2
-		exit 1
-	fi
-	echo "kernel: building (a few minutes on 2 cores)" >&2
-	make -s -C "$tree" ARCH=um -j"$(nproc)" linux >"$work/build.log" 2>&1 || {
-		tail -n 40 "$work/build.log" >&2
-		exit 1
-	}
-	mkdir -p "$cached.tmp"
-	cp "$tree/linux" "$cached.tmp/linux.debug"     # symbols, for backtraces
-	strip -o "$cached.tmp/linux" "$tree/linux"
-	cp "$tree/.config" "$cached.tmp/config"
-	make -s -C "$tree" ARCH=um kernelrelease > "$cached.tmp/release"
-	rm -rf "$cached"
-	mv "$cached.tmp" "$cached"
+	echo "kernel: unpacking $pkg $ver" >&2
+	dpkg-deb -x "$deb" "$work/pkg"
+	tar -C "$work" -xf "$work/pkg/usr/src/$pkg.tar.xz"
+	rm -rf "$work/pkg"
+	tree=$work/$pkg
+	sh "$here/make-tree.sh" "$tree" "$here/config.fragment" "$cached"
 fi
 mkdir -p "$(dirname "$out")"
 cp "$cached/linux" "$out.tmp"

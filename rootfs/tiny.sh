@@ -3,7 +3,7 @@
 # a root filesystem (ext2) with busybox and its applet links, compressed
 # to cloop, placed at KNOPPIX/KNOPPIX in an ISO made with xorriso.
 #
-# Usage: rootfs/tiny.sh UMLK OUTDIR      (writes OUTDIR/tiny.img,
+# Usage: rootfs/tiny.sh UMLK OUTDIR      (writes OUTDIR/tiny.img, tiny.sqfs,
 #        OUTDIR/tiny.cloop, OUTDIR/tiny.iso, OUTDIR/tiny-plain.iso)
 # tiny.iso has Rock Ridge and Joliet names; tiny-plain.iso has neither.
 set -eu
@@ -36,3 +36,6 @@ cp "$out/tiny.cloop" "$root.iso/KNOPPIX/KNOPPIX"
 echo "umlk tiny live CD" > "$root.iso/README.txt"
 xorriso -as mkisofs -quiet -R -J -V UMLK_TINY -o "$out/tiny.iso" "$root.iso" 2>/dev/null
 xorriso -as mkisofs -quiet -V UMLK_TINY -o "$out/tiny-plain.iso" "$root.iso" 2>/dev/null
+# The same tree as squashfs, for the read-only roots and the live layouts.
+rm -f "$out/tiny.sqfs"
+mksquashfs "$root" "$out/tiny.sqfs" -quiet -noappend -all-root >/dev/null

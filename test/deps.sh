@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install what umlk needs to build, test and benchmark on Debian 12
-# (bookworm).  Run as root.  Adds a deb-src entry so 'apt-get source zlib'
-# can fetch the zlib source that is built for musl.
+# (bookworm).  Run as root.  The kernel's source comes from sid, fetched by
+# kernel/build.sh into its cache; linux-source-6.12 is for the benchmarks
+# that compare with the kernel umlk used before.  Adds a deb-src entry so
+# 'apt-get source zlib' can fetch the zlib source that is built for musl.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 if ! grep -Rqs -e '^Types:.*deb-src' -e '^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then

@@ -35,7 +35,40 @@ const char *image_fstype(struct bsrc *d)
 	return NULL;
 }
 
-int image_open(struct image *im, const char *path, uint64_t cache_bytes)
+/* One layer: the byte range L of the ISO on FD, inflated if a cloop. */
+static struct bsrc *open_layer(struct image *im, int fd, const char *path, const struct live_layer *l,
+			       uint64_t cache_bytes)
+{
+	int fd2 = dup(fd);
+	if (fd2 < 0) {
+		k_seterr("dup:");
+		return NULL;
+	}
+	char name[PATH_MAX + LIVE_PATH_MAX + 2];
+	snprintf(name, sizeof(name), "%s:%s", path, l->path);
+	struct bsrc *range = bsrc_file(fd2, name, l->off, l->len, 0, &im->bytes_read);
+	if (!range)
+		return NULL;
+	if (image_fstype(range))
+		return range;                   /* a filesystem: squashfs, most often */
+	/* Else a cloop (KNOPPIX's). */
+	struct bsrc *c = bsrc_cloop(range, cache_bytes, k_ncpus());
+	if (!c) {
+		bsrc_close(range);
+		return NULL;                    /* its message names the file */
+	}
+	/* Whole compressed blocks are read, and read ahead by the cloop source
+	 * itself: the host's read-ahead would only add bytes. */
+	posix_fadvise(fd2, 0, 0, POSIX_FADV_RANDOM);
+	return c;
+}
+
+int image_writable(const struct image *im)
+{
+	return im->nlayers == 1 && im->fstype && !strncmp(im->fstype, "ext", 3);
+}
+
+int image_open(struct image *im, const char *path, const char *root, uint64_t cache_bytes)
 {
 	struct stat st;
 	struct ksrc k;
@@ -72,31 +105,30 @@ int image_open(struct image *im, const char *path, uint64_t cache_bytes)
 
 	bsrc_ksrc(&k, file);
 	int iso = iso_detect(&k);
+	if (root && !iso) {
+		k_seterr("%s: --root names a file inside an ISO image, and this is none", path);
+		goto fail;
+	}
 	if (iso) {
-		uint64_t off, len;
-		int found = iso_find(&k, "KNOPPIX/KNOPPIX", &off, &len);
-		if (found < 0)
+		im->is_iso = 1;
+		if (live_find(&k, root, &im->live) < 0)
 			goto fail;
-		if (!found) {
-			k_seterr("%s: an ISO image with no KNOPPIX/KNOPPIX cloop file in it", path);
-			goto fail;
+		for (int i = 0; i < im->live.nlayers; i++) {
+			struct bsrc *b = open_layer(im, fd, path, &im->live.layer[i], cache_bytes);
+			if (!b)
+				goto fail_layers;
+			im->layer[im->nlayers++] = b;
+			im->layer_fstype[i] = image_fstype(b);
+			if (!im->layer_fstype[i]) {
+				k_seterr("%s: %s holds no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", path,
+					 im->live.layer[i].path);
+				goto fail_layers;
+			}
 		}
-		int fd2 = dup(fd);
-		if (fd2 < 0) {
-			k_seterr("dup:");
-			goto fail;
-		}
-		char name[300];
-		snprintf(name, sizeof(name), "%s:KNOPPIX/KNOPPIX", path);
-		struct bsrc *range = bsrc_file(fd2, name, off, len, 0, &im->bytes_read);
 		bsrc_close(file);
-		file = range;
-		if (!(disk = bsrc_cloop(range, cache_bytes, k_ncpus())))
-			goto fail;              /* its message names the file */
-		snprintf(im->kind, sizeof(im->kind), "ISO image, KNOPPIX cloop KNOPPIX/KNOPPIX");
-		/* Whole compressed blocks are read, and read ahead by the cloop
-		 * source itself: the host's read-ahead would only add bytes. */
-		posix_fadvise(fd2, 0, 0, POSIX_FADV_RANDOM);
+		disk = im->layer[0];
+		snprintf(im->kind, sizeof(im->kind), "ISO image, %s: %s%s", im->live.kind,
+			 im->live.layer[0].path, im->nlayers > 1 ? " and more layers" : "");
 	} else if (image_fstype(file)) {
 		snprintf(im->kind, sizeof(im->kind), "filesystem image");
 	} else {
@@ -117,8 +149,17 @@ int image_open(struct image *im, const char *path, uint64_t cache_bytes)
 		bsrc_close(disk);
 		return -1;
 	}
+	if (!im->nlayers) {
+		im->nlayers = 1;
+		im->layer[0] = disk;
+		im->layer_fstype[0] = im->fstype;
+	}
 	im->disk = disk;
 	return 0;
+fail_layers:
+	for (int i = 0; i < im->nlayers; i++)
+		bsrc_close(im->layer[i]);
+	im->nlayers = 0;
 fail:
 	bsrc_close(file);
 	return -1;
@@ -126,6 +167,8 @@ fail:
 
 void image_close(struct image *im)
 {
-	bsrc_close(im->disk);
+	for (int i = 0; i < im->nlayers; i++)
+		bsrc_close(im->layer[i]);
+	im->nlayers = 0;
 	im->disk = NULL;
 }

@@ -15,6 +15,7 @@
 #include "image/cloop.h"
 #include "image/cow.h"
 #include "image/iso9660.h"
+#include "image/upper.h"
 #include "net/net.h"
 #include "net/netif.h"
 #include "net/switchproto.h"
@@ -86,10 +87,22 @@ static void xcheck_cow(const char *path, const struct image *im, const char *ima
  * FILE, or in an unnamed temporary file that vanishes with us. */
 static struct bsrc *xopen_disk(const struct boot_opts *o, struct image *im)
 {
-	if (image_open(im, o->image, o->cache_bytes ? o->cache_bytes : BSRC_CLOOP_CACHE_DEFAULT) < 0)
+	if (image_open(im, o->image, o->root, o->cache_bytes ? o->cache_bytes : BSRC_CLOOP_CACHE_DEFAULT) < 0)
 		xdie("%s", k_errmsg());
 	struct bsrc *cow;
+	if (!image_writable(im))
+		return im->disk;                /* read-only: an overlay in the guest, see xopen_upper */
 	if (o->cow) {
+		struct upper_hdr uh;
+		uint8_t b[UPPER_HDR];
+		int fd = open(o->cow, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : full_pread(fd, b, sizeof(b), 0);
+		if (fd >= 0)
+			close(fd);
+		if (n > 0 && upper_parse(b, (size_t)n, &uh) > 0)
+			xdie("--cow %s: the upper layer of an overlay (made for %s), not a COW file of blocks,"
+			     " which the writable %s root of %s needs; give a new name to make one", o->cow,
+			     uh.image_path, im->fstype, o->image);
 		xcheck_cow(o->cow, im, o->image);
 		cow = bsrc_cow(o->cow, -1, im->disk, im->path, im->mtime, 1);
 	} else {
@@ -111,6 +124,60 @@ static struct bsrc *xopen_disk(const struct boot_opts *o, struct image *im)
 	if (!cow)
 		xdie("%s", k_errmsg());
 	return cow;
+}
+
+/* The upper layer for a root the guest cannot write in place: with
+ * --cow FILE, FILE (made if missing, checked against the image if not);
+ * else NULL, and the guest's changes stay in memory. */
+static struct bsrc *xopen_upper(const struct boot_opts *o, const struct image *im)
+{
+	if (!o->cow || image_writable(im))
+		return NULL;
+	struct upper_hdr h;
+	int fd = open(o->cow, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		memset(&h, 0, sizeof(h));
+		h.image_size = im->file_size;
+		h.image_mtime = im->mtime;
+		if (strlen(im->path) >= sizeof(h.image_path))
+			xdie("--cow %s: the image's path is longer than %zu bytes", o->cow, sizeof(h.image_path) - 1);
+		memcpy(h.image_path, im->path, strlen(im->path) + 1);
+		uint64_t size = o->cow_size ? o->cow_size : 4ULL << 30;
+		if (upper_create(o->cow, &h, size) < 0)
+			xdie("--cow %s: %s", o->cow, k_errmsg());
+		if (!k_quiet) {
+			char sz[32];
+			fprintf(stderr, "umlk boot: %s keeps the changes to %s's %s root: an upper layer"
+				" (ext4, %s, sparse)\n", o->cow, o->image, im->nlayers > 1 ? "stacked" : im->fstype,
+				k_human(size, sz, sizeof(sz)));
+		}
+		fd = open(o->cow, O_RDWR | O_CLOEXEC);
+	}
+	if (fd < 0)
+		xdie("--cow %s:", o->cow);
+	uint8_t b[UPPER_HDR];
+	ssize_t n = full_pread(fd, b, sizeof(b), 0);
+	int r = n < 0 ? -1 : upper_parse(b, (size_t)n, &h);
+	if (r < 0)
+		xdie("--cow %s: %s", o->cow, n < 0 ? "cannot read it" : k_errmsg());
+	if (r == 0)
+		xdie("--cow %s: not an upper layer, which the %s root of %s needs (a COW file for a"
+		     " writable root, or another file?); give a new name to make one", o->cow,
+		     im->nlayers > 1 ? "stacked" : im->fstype, o->image);
+	if (h.image_size != im->file_size || h.image_mtime != im->mtime)
+		xdie("--cow %s: made for %s (%" PRIu64 " bytes, modified %" PRIu64 "), and %s is not that"
+		     " image (%" PRIu64 " bytes, modified %" PRIu64 ")", o->cow, h.image_path, h.image_size,
+		     h.image_mtime, o->image, im->file_size, im->mtime);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size < UPPER_HDR + h.fs_size)
+		xdie("--cow %s: shorter than its filesystem (%" PRIu64 " bytes): cut short?", o->cow,
+		     h.fs_size);
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+		xdie("--cow %s: in use by another guest", o->cow);
+	struct bsrc *u = bsrc_file(fd, o->cow, UPPER_HDR, h.fs_size, 1, NULL);
+	if (!u)
+		xdie("%s", k_errmsg());
+	return u;
 }
 
 /* ---- /home: a shared directory, or a home image */
@@ -137,26 +204,9 @@ static void xmake_home_image(const char *path, uint64_t size)
 	xout_open(&out, path);
 	if (!out.regular || ftruncate(out.fd, (off_t)size) < 0)
 		xdie("--home %s: cannot make an image file there:", path);
-	snprintf(sz, sizeof(sz), "%" PRIu64 "k", size >> 10);
-	pid_t pid = k_fork();
-	if (pid < 0)
-		xdie("fork:");
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (devnull >= 0)
-			dup2(devnull, 1);
-		execlp("mke2fs", "mke2fs", "-q", "-F", "-t", "ext4", "-L", "home", "-E", "root_owner=0:0",
-		       out.tmp, sz, (char *)NULL);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+	if (k_mke2fs(out.tmp, "home", 0, size) < 0) {
 		kout_abort(&out);
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
-			xdie("--home %s: making a home image needs mke2fs (Debian's e2fsprogs) on this host", path);
-		xdie("--home %s: mke2fs failed", path);
+		xdie("--home %s: %s", path, k_errmsg());
 	}
 	xout_commit(&out);
 	if (!k_quiet)
@@ -539,6 +589,13 @@ char *xboot_switch(const char *net)
 	if (!sw_alive(path))
 		xdie("--net %s: no switch answers there (start one: umlk umlswitch -unix %s -daemon)",
 		     net, net);
+	/* The guest joins over virtio-net (vhost-user), which only umlk's
+	 * switch serves; uml_switch speaks only the daemon protocol. */
+	char *text = NULL;
+	if (sw_status(path, &text) < 0 || strncmp(text, "umlk umlswitch", 14))
+		xdie("--net %s: that switch speaks only the daemon protocol (uml_switch?); guests join"
+		     " umlk umlswitch, over virtio-net", net);
+	free(text);
 	return path;
 }
 
@@ -576,16 +633,75 @@ static void halt_step(int step, int command, const char *mc)
 	kill(-child, SIGKILL);
 }
 
+int boot_escape(struct boot_escape *e, const uint8_t *in, size_t n, uint8_t *out, size_t *outlen)
+{
+	size_t k = 0;
+	int action = 0;
+
+	for (size_t i = 0; i < n && !action; i++) {
+		uint8_t c = in[i];
+		if (e->tilde) {
+			e->tilde = 0;
+			if (c == '.') {
+				action = BOOT_ESC_HALT;
+				break;
+			}
+			if (c == '?') {
+				action = BOOT_ESC_HELP;
+				e->line_start = 1;
+				continue;
+			}
+			if (c != '~')
+				out[k++] = '~';         /* not ours: both bytes go on */
+			out[k++] = c;
+			e->line_start = c == '\r' || c == '\n';
+			continue;
+		}
+		if (e->line_start && c == '~') {
+			e->tilde = 1;           /* held until the next byte says what it is */
+			continue;
+		}
+		out[k++] = c;
+		/* The terminal's own answers (a cursor position report after
+		 * the shell's prompt: ESC [ row ; col R) do not end a line
+		 * start: they go on, and the state stays. */
+		if (e->esc == 1)
+			e->esc = c == '[' ? 2 : 0;
+		else if (e->esc == 2)
+			e->esc = c >= 0x40 && c <= 0x7e ? 0 : 2;
+		else if (c == 0x1b)
+			e->esc = 1;
+		else
+			e->line_start = c == '\r' || c == '\n';
+	}
+	*outlen = k;
+	return action;
+}
+
+static const char escape_help[] =
+	"\r\numlk: escapes, after Enter: ~. halt the guest and exit, ~~ a ~, ~? this help\r\n";
+
 /* Wait for the kernel to finish, reading the command's status from the
- * guest ("umlk-status N" on console line 2) when there is one. */
-static int supervise(int status_fd, int tty_fd, int command, const char *mc)
+ * guest ("umlk-status N" on console line 2) when there is one.  With
+ * RELAY_FD, the terminal's input (TTY_FD) goes to the guest through it,
+ * watched for the escapes (see boot_escape). */
+static int escaped;
+
+static int supervise(int status_fd, int tty_fd, int relay_fd, int command, const char *mc)
 {
 	char text[256];
 	size_t used = 0;
 	int reported = -1, step = 0;
 	long long next = 0;
+	struct boot_escape esc = { .line_start = 1 };
+	uint8_t pend[512];
+	size_t npend = 0;
 
 	for (;;) {
+		if (escaped && !stop_signal) {
+			stop_signal = -1;       /* halted as for a signal; umlk exits 0 */
+			next = 0;
+		}
 		if (stop_signal && k_now_ms() >= next && step < 3) {
 			halt_step(++step, command, mc);
 			next = k_now_ms() + (step == 1 ? 10000 : 5000);
@@ -599,16 +715,42 @@ static int supervise(int status_fd, int tty_fd, int command, const char *mc)
 		/* The terminal is watched for hangup only (events 0): its input is
 		 * the guest's.  The kernel's process group has the terminal, so
 		 * the kernel, not we, gets the SIGHUP, and UML ignores it. */
-		struct pollfd p[2] = { { .fd = status_fd, .events = POLLIN }, { .fd = tty_fd, .events = 0 } };
+		int relaying = relay_fd >= 0 && tty_fd >= 0 && !stop_signal;
+		struct pollfd p[3] = { { .fd = status_fd, .events = POLLIN },
+				       { .fd = tty_fd, .events = relaying && !npend ? POLLIN : 0 },
+				       { .fd = relaying && npend ? relay_fd : -1, .events = POLLOUT } };
 		/* SIGCHLD is blocked except inside ppoll(), which it interrupts:
 		 * the kernel's exit is seen at once, and cannot slip in between
 		 * the waitpid() above and the wait here. */
 		struct timespec tick = { 0, 200 * 1000000L };
-		int r = ppoll(p, 2, &tick, &run_mask);
+		int r = ppoll(p, 3, &tick, &run_mask);
 		if (r > 0 && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL))) {
 			if (!stop_signal)
 				stop_signal = SIGHUP;
 			tty_fd = -1;
+		}
+		if (r > 0 && relaying && (p[1].revents & POLLIN)) {
+			uint8_t in[256];
+			ssize_t m = read(tty_fd, in, sizeof(in));
+			if (m > 0) {
+				int a = boot_escape(&esc, in, (size_t)m, pend, &npend);
+				if (a == BOOT_ESC_HELP && write(STDOUT_FILENO, escape_help, sizeof(escape_help) - 1) < 0)
+					npend = 0;
+				if (a == BOOT_ESC_HALT) {
+					static const char msg[] = "\r\numlk: ~. halting the guest\r\n";
+					if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+						npend = 0;
+					escaped = 1;
+				}
+			}
+		}
+		if (relaying && npend) {
+			/* The guest reads when it can; the terminal waits meanwhile. */
+			ssize_t w = write(relay_fd, pend, npend);
+			if (w > 0) {
+				memmove(pend, pend + w, npend - (size_t)w);
+				npend -= (size_t)w;
+			}
 		}
 		if (r <= 0 || !(p[0].revents & (POLLIN | POLLHUP)))
 			continue;
@@ -648,10 +790,52 @@ static void remove_umid_dir(const char *mc)
 	rmdir(dir);
 }
 
-int xboot(const struct boot_opts *o)
+int xboot_cpus(int cpus, int trusted)
+{
+	if (cpus > 1 && !trusted)
+		xusage("--cpus %d: more than one CPU needs --trusted (seccomp mode; see --help: the"
+		       " guest is then not isolated from your files)", cpus);
+	if (cpus)
+		return cpus;
+	if (!trusted)
+		return 1;
+	int n = k_ncpus();
+	return n < 1 ? 1 : n > 4 ? 4 : n;
+}
+
+/* --info: what the image holds and what a boot would pass. */
+static int xboot_info(const struct boot_opts *o)
 {
 	struct image im;
+	char sz[32];
+
+	if (image_open(&im, o->image, o->root, BSRC_CLOOP_CACHE_DEFAULT) < 0)
+		xdie("%s", k_errmsg());
+	printf("image: %s\n", im.path);
+	printf("kind: %s\n", im.kind);
+	for (int i = 0; i < im.nlayers; i++)
+		printf("layer %d: %s, %s, %s%s\n", i, im.is_iso ? im.live.layer[i].path : "(the whole file)",
+		       im.layer_fstype[i], k_human(im.layer[i]->size, sz, sizeof(sz)),
+		       i == 0 && im.nlayers > 1 ? " (bottom)" : i && i == im.nlayers - 1 ? " (top)" : "");
+	printf("root: %s\n", image_writable(&im) ? "written in place (through the COW file)"
+		: "read-only, with an overlay: changes in memory, or in the --cow file's upper layer");
+	if (im.is_iso)
+		printf("kernel parameters: %s%s%s%s\n", im.live.params[0] ? im.live.params : "(none)",
+		       im.live.params_from[0] ? " (from " : "", im.live.params_from,
+		       im.live.params_from[0] ? ")" : "");
+	if (o->append)
+		printf("added by --append: %s\n", o->append);
+	image_close(&im);
+	return 0;
+}
+
+int xboot(const struct boot_opts *o)
+{
+	if (o->info)
+		return xboot_info(o);
+	struct image im;
 	struct bsrc *disk = xopen_disk(o, &im);
+	struct bsrc *upper = xopen_upper(o, &im);
 	char buf[PATH_MAX + 64];
 
 	struct guest_conf conf;
@@ -660,6 +844,13 @@ int xboot(const struct boot_opts *o)
 	conf.stdin_tty = isatty(STDIN_FILENO);
 	conf.argv = o->cmd;
 	conf.dhcp = o->net && !o->no_dhcp;
+	conf.layers = im.nlayers;
+	conf.upper_disk = upper != NULL;
+	if (o->overlay_size)
+		snprintf(conf.overlay_size, sizeof(conf.overlay_size), "%s", o->overlay_size);
+	else if (!upper)
+		snprintf(conf.overlay_size, sizeof(conf.overlay_size), "%" PRIu64 "M",
+			 (o->mem >> 20) * 3 / 4 < 512 ? 512 : (o->mem >> 20) * 3 / 4);
 	/* A temporary COW file means a MAC that will not come again: the
 	 * guest gives its lease back when it powers off. */
 	conf.release = conf.dhcp && !o->cow && !o->mac;
@@ -678,10 +869,13 @@ int xboot(const struct boot_opts *o)
 	 * start daemons, which must not inherit them. */
 	char *net_arg = NULL;
 	if (o->net) {
-		char mac[18], *sock = xboot_switch(o->net);
-		guest_mac(o, mac);
+		/* virtio-net over vhost-user: the switch takes it on the same
+		 * socket as daemon-protocol ports.  virtio-net has no MAC of its
+		 * own here: the guest's init sets it. */
+		char *sock = xboot_switch(o->net);
+		guest_mac(o, conf.mac);
 		net_arg = xmalloc(strlen(sock) + 64);
-		sprintf(net_arg, "eth0=daemon,%s,unix,%s", mac, sock);
+		sprintf(net_arg, "virtio_uml.device=%s:%d", sock, VIRTIO_ID_NET);
 		free(sock);
 	}
 
@@ -726,9 +920,39 @@ int xboot(const struct boot_opts *o)
 	char homearg[PATH_MAX + 64] = "";
 	if (home.kind)
 		xhome_start(&home, homesock, pool, &homeblk, &homefs, homearg, sizeof(homearg));
+	/* The root's other layers, and its upper layer (--cow on a read-only
+	 * root): one more disk each, found in the guest by serial. */
+	struct vblk extra[LIVE_LAYERS_MAX + 1];
+	char extrasock[LIVE_LAYERS_MAX + 1][PATH_MAX];
+	int nextra = 0;
+	for (int i = 1; i <= im.nlayers; i++) {
+		struct bsrc *b = i < im.nlayers ? im.layer[i] : upper;
+		if (!b)
+			continue;
+		char name[32];
+		if (i < im.nlayers)
+			snprintf(name, sizeof(name), "layer%d", i);
+		else
+			snprintf(name, sizeof(name), "upper");
+		snprintf(extrasock[nextra], sizeof(extrasock[nextra]), "%s/boot-%d-%s.sock", rundir, (int)getpid(),
+			 name);
+		if (vblk_start(&extra[nextra], extrasock[nextra], name, b, pool) < 0)
+			xdie("%s", k_errmsg());
+		nextra++;
+	}
 	pthread_sigmask(SIG_SETMASK, &before, NULL);
 
-	char *argv[32], *owned[16];
+	/* An interactive guest on our terminal: its input goes through us, so
+	 * that the escapes (~.) can stop a guest that shows no shell. */
+	int relay_pipe[2] = { -1, -1 };
+	int relay = !conf.command && isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+	if (relay && pipe2(relay_pipe, 0) < 0)
+		xdie("pipe:");
+	if (relay) {
+		fcntl(relay_pipe[1], F_SETFD, FD_CLOEXEC);
+		fcntl(relay_pipe[1], F_SETFL, O_NONBLOCK);
+	}
+	char *argv[96], *owned[16 + LIVE_LAYERS_MAX + BOOT_APPEND_MAX];
 	int n = 0, nowned = 0;
 	argv[n++] = "linux";
 #define ARG(...) (snprintf(buf, sizeof(buf), __VA_ARGS__), argv[n++] = owned[nowned++] = xstrdup(buf))
@@ -736,13 +960,22 @@ int xboot(const struct boot_opts *o)
 	ARG("virtio_uml.device=%s:%d", vdasock, VIRTIO_ID_BLOCK);
 	if (homearg[0])
 		ARG("%s", homearg);
+	for (int i = 0; i < nextra; i++)
+		ARG("virtio_uml.device=%.4000s:%d", extrasock[i], VIRTIO_ID_BLOCK);
 	ARG("initrd=/proc/self/fd/%d", mfd);
 	ARG("uml_dir=%s", rundir);
 	ARG("umid=boot-%d", (int)getpid());
 	if (net_arg)
 		argv[n++] = owned[nowned++] = net_arg;
-	if (!o->verbose)
+	/* Isolated by default: ptrace mode on one CPU.  Seccomp mode lets the
+	 * guest's processes reach the guest kernel's memory, and so act as
+	 * the user who runs umlk: only on request. */
+	argv[n++] = o->trusted ? "seccomp=on" : "seccomp=off";
+	ARG("ncpus=%d", xboot_cpus(o->cpus, o->trusted));
+	if (!o->verbose) {
 		argv[n++] = "quiet";
+		argv[n++] = "loglevel=3";       /* errors too stay off the user's terminal */
+	}
 	argv[n++] = "con=null";
 	argv[n++] = "ssl=null";
 	if (conf.command) {
@@ -761,9 +994,27 @@ int xboot(const struct boot_opts *o)
 		} else {
 			argv[n++] = "con3=null";
 		}
+	} else if (relay) {
+		argv[n++] = "console=tty0";
+		ARG("con0=fd:%d,fd:1", relay_pipe[0]);
 	} else {
 		argv[n++] = "console=tty0";
 		argv[n++] = "con0=fd:0,fd:1";
+	}
+	/* The live system's own parameters (its boot loader's), then the
+	 * user's: last, so they win over ours. */
+	char *params = NULL;
+	if (im.live.params[0]) {
+		params = xstrdup(im.live.params);
+		char *save = NULL;
+		for (char *w = strtok_r(params, " ", &save); w && n < 56; w = strtok_r(NULL, " ", &save))
+			argv[n++] = w;
+	}
+	if (o->append) {
+		char *copy = xstrdup(o->append), *save = NULL;
+		owned[nowned++] = copy;
+		for (char *w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+			argv[n++] = w;
 	}
 	argv[n] = NULL;
 #undef ARG
@@ -773,7 +1024,7 @@ int xboot(const struct boot_opts *o)
 	/* The kernel and every process it makes live in a process group of
 	 * their own, so that at the end nothing of it can be left behind.  If
 	 * we own the terminal, that group gets it while the guest runs. */
-	int fg = tty && tcgetpgrp(STDIN_FILENO) == getpgrp();
+	int fg = tty && tcgetpgrp(STDIN_FILENO) == getpgrp() && !relay;
 	sigset_t chld, old_mask;
 	struct sigaction sc;
 	memset(&sc, 0, sizeof(sc));
@@ -797,6 +1048,8 @@ int xboot(const struct boot_opts *o)
 			_exit(126);
 		sigprocmask(SIG_SETMASK, &old_mask, NULL);     /* UML needs its SIGCHLD */
 		signal(SIGCHLD, SIG_DFL);
+		if (relay)                      /* it sets the terminal raw from the background */
+			signal(SIGTTOU, SIG_IGN);
 		kernel_exec(kfd, argv);
 		k_warn("cannot run %s:", what);
 		_exit(126);
@@ -805,6 +1058,15 @@ int xboot(const struct boot_opts *o)
 	if (fg) {
 		signal(SIGTTOU, SIG_IGN);
 		tcsetpgrp(STDIN_FILENO, child);
+	}
+	if (relay) {
+		/* Raw: every byte, Ctrl-C and Ctrl-Z included, is the guest's. */
+		close(relay_pipe[0]);
+		struct termios raw = saved;
+		cfmakeraw(&raw);
+		signal(SIGTTOU, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);       /* a kernel gone: its pipe's end, not ours */
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 	}
 	close(kfd);
 	close(mfd);
@@ -819,7 +1081,10 @@ int xboot(const struct boot_opts *o)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	int reported = supervise(status_pipe[0], fg ? STDIN_FILENO : -1, conf.command, mcsock);
+	int reported = supervise(status_pipe[0], fg || relay ? STDIN_FILENO : -1, relay_pipe[1], conf.command,
+				 mcsock);
+	if (relay)
+		close(relay_pipe[1]);
 	int st = child_status;
 	sigprocmask(SIG_SETMASK, &old_mask, NULL);
 	signal(SIGCHLD, SIG_DFL);
@@ -835,6 +1100,8 @@ int xboot(const struct boot_opts *o)
 		vblk_stop(&vda);
 	if (home.kind)
 		home_stop(&home, &homeblk, &homefs, homesock);
+	for (int i = 0; i < nextra; i++)
+		vblk_stop(&extra[i]);
 	pool_stop(pool);
 	if (o->verbose) {
 		char a[16], b[16], line[128];
@@ -850,8 +1117,15 @@ int xboot(const struct boot_opts *o)
 			fclose(f);
 	}
 	bsrc_close(disk);               /* flushes the COW file */
+	for (int i = 1; i < im.nlayers; i++)
+		bsrc_close(im.layer[i]);
+	if (upper)
+		bsrc_close(upper);      /* flushes the upper layer */
+	free(params);
 	k_cleanup_run();
 	xboot_run_dir_done();
+	if (escaped)
+		return 0;
 	if (stop_signal)
 		return 128 + stop_signal;
 	if (!conf.command)

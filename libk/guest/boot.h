@@ -16,9 +16,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define BOOT_APPEND_MAX 32      /* words in --append */
+
 struct boot_opts {
 	const char *image;
 	const char *cow;        /* keep changes here; NULL: a temporary COW */
+	uint64_t cow_size;      /* of a new upper layer (read-only roots); 0: 4 GiB */
+	const char *root;       /* the root's file inside an ISO; NULL: found */
+	const char *overlay_size;       /* the tmpfs upper layer's size; NULL: the default */
+	int info;               /* print what was found in the image, boot nothing */
 	const char *kernel;     /* NULL: embedded, else build/linux beside us */
 	const char *home;       /* /home: a host directory to share, or a home image */
 	uint64_t home_size;     /* of a new home image; 0: 1 GiB */
@@ -33,10 +39,27 @@ struct boot_opts {
 	uint64_t mem;           /* bytes */
 	uint64_t cache_bytes;   /* inflated cloop blocks kept; 0: the default */
 	int disk_threads;       /* workers serving the disk; 0: the default */
+	int trusted;            /* seccomp mode: faster, and no boundary between guest and user */
+	int cpus;               /* guest CPUs (only with trusted); 0: the default */
+	const char *append;     /* kernel parameters added last, or NULL */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */
 };
 
+/* The escapes on an interactive guest's terminal, as ssh's: after Enter
+ * (or at the start), "~." halts the guest and umlk exits, "~~" sends one
+ * "~", "~?" shows them; any other byte after "~" goes on with it.  Filter
+ * IN (N bytes) into OUT (room for N + 1): the bytes for the guest in
+ * *OUTLEN; returns BOOT_ESC_HALT or _HELP when one was typed (the rest of
+ * IN is dropped), else 0. */
+struct boot_escape { int line_start, tilde, esc; };
+#define BOOT_ESC_HALT 1
+#define BOOT_ESC_HELP 2
+int boot_escape(struct boot_escape *e, const uint8_t *in, size_t n, uint8_t *out, size_t *outlen);
+
+/* The guest's CPU count for --cpus N (0: not given) and --trusted, or
+ * die saying why not: more than one needs --trusted. */
+int xboot_cpus(int cpus, int trusted);
 /* Returns the exit status to exit with. */
 int xboot(const struct boot_opts *o);
 /* The switch for --net NET ("auto": the user's private network, started if

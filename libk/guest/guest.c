@@ -171,6 +171,14 @@ int guest_read_conf(struct guest_conf *c)
 			snprintf(c->hostname, sizeof(c->hostname), "%s", v);
 		else if (!strcmp(line, "home"))
 			snprintf(c->home, sizeof(c->home), "%s", v);
+		else if (!strcmp(line, "layers"))
+			c->layers = atoi(v);
+		else if (!strcmp(line, "upper"))
+			c->upper_disk = !strcmp(v, "disk");
+		else if (!strcmp(line, "overlay_size"))
+			snprintf(c->overlay_size, sizeof(c->overlay_size), "%s", v);
+		else if (!strcmp(line, "mac"))
+			snprintf(c->mac, sizeof(c->mac), "%s", v);
 		else if (!strcmp(line, "dhcp"))
 			c->dhcp = !strcmp(v, "1");
 		else if (!strcmp(line, "release"))
@@ -208,9 +216,11 @@ char *guest_conf_text(const struct guest_conf *c)
 
 	if (!f)
 		xdie("out of memory");
-	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\nrelease=%d\n",
+	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\nrelease=%d\nmac=%s\n",
 		c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
-		c->hostname, c->home, c->dhcp, c->release);
+		c->hostname, c->home, c->dhcp, c->release, c->mac);
+	fprintf(f, "layers=%d\nupper=%s\noverlay_size=%s\n", c->layers, c->upper_disk ? "disk" : "tmpfs",
+		c->overlay_size);
 	for (int i = 0; i < c->nenv; i++)
 		fprintf(f, "env=%s\n", c->env[i]);
 	if (c->xcookie[0])
@@ -222,50 +232,58 @@ char *guest_conf_text(const struct guest_conf *c)
 
 /* ---- the root filesystem */
 
-/* The root's filesystem, read from its superblock: NULL if none we know. */
-static const char *root_fstype(void)
+/* From <linux/loop.h> (a stable ABI; musl's headers do not carry it). */
+#define K_LOOP_SET_FD 0x4C00
+#define K_LOOP_CTL_GET_FREE 0x4C82
+
+int guest_loop_attach(const char *file, char *dev, size_t cap)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return k_seterr("/dev/loop-control:");
+	int n = ioctl(ctl, K_LOOP_CTL_GET_FREE);
+	close(ctl);
+	if (n < 0)
+		return k_seterr("no free loop device:");
+	snprintf(dev, cap, "/dev/loop%d", n);
+	int lfd = -1;
+	for (int i = 0; i < 100 && (lfd = open(dev, O_RDWR | O_CLOEXEC)) < 0; i++)
+		usleep(10000);                  /* devtmpfs makes the node */
+	int ffd = open(file, O_RDONLY | O_CLOEXEC);
+	if (lfd < 0 || ffd < 0) {
+		k_seterr("%s:", lfd < 0 ? dev : file);
+		if (lfd >= 0)
+			close(lfd);
+		if (ffd >= 0)
+			close(ffd);
+		return -1;
+	}
+	/* A backing file opened read-only makes a read-only loop device. */
+	int r = ioctl(lfd, K_LOOP_SET_FD, ffd);
+	int e = errno;
+	close(ffd);
+	close(lfd);
+	errno = e;
+	return r < 0 ? k_seterr("%s: attaching %s:", dev, file) : 0;
+}
+
+/* The filesystem on DEV, read from its superblock: NULL if none we know. */
+static const char *fstype_of(const char *dev)
 {
 	int fd = -1;
 
-	/* The disk is probed while the kernel starts; give it a moment. */
-	for (int i = 0; i < 200 && (fd = open(GUEST_ROOT_DEV, O_RDONLY | O_CLOEXEC)) < 0; i++)
+	/* Disks are probed while the kernel starts; give them a moment. */
+	for (int i = 0; i < 200 && (fd = open(dev, O_RDONLY | O_CLOEXEC)) < 0; i++)
 		usleep(50000);
 	if (fd < 0)
-		xdie("%s: no root disk:", GUEST_ROOT_DEV);
+		xdie("%s: no such disk:", dev);
 	off_t size = lseek(fd, 0, SEEK_END);
 	if (size < 0)
-		xdie("%s:", GUEST_ROOT_DEV);
-	struct bsrc *b = bsrc_file(fd, GUEST_ROOT_DEV, 0, (uint64_t)size, 0, NULL);
+		xdie("%s:", dev);
+	struct bsrc *b = bsrc_file(fd, dev, 0, (uint64_t)size, 0, NULL);
 	const char *t = image_fstype(b);
 	bsrc_close(b);
 	return t;
-}
-
-void xguest_mount_root(void)
-{
-	const char *t = root_fstype();
-
-	mkdir("/newroot", 0755);
-	if (!t)
-		xdie("%s: no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", GUEST_ROOT_DEV);
-	if (!strncmp(t, "ext", 3)) {
-		/* The ext4 driver mounts all three. */
-		if (mount(GUEST_ROOT_DEV, "/newroot", "ext4", 0, NULL) < 0 &&
-		    mount(GUEST_ROOT_DEV, "/newroot", t, 0, NULL) < 0)
-			xdie("mount %s (%s) on /newroot:", GUEST_ROOT_DEV, t);
-		return;
-	}
-	/* Read-only media get the KNOPPIX treatment: writes go to memory. */
-	mkdir("/ro", 0755);
-	mkdir("/rw", 0755);
-	if (mount(GUEST_ROOT_DEV, "/ro", t, MS_RDONLY, NULL) < 0)
-		xdie("mount %s (%s) on /ro:", GUEST_ROOT_DEV, t);
-	if (mount("tmpfs", "/rw", "tmpfs", 0, "mode=0755") < 0)
-		xdie("mount tmpfs for the writable layer:");
-	mkdir("/rw/upper", 0755);
-	mkdir("/rw/work", 0755);
-	if (mount("overlay", "/newroot", "overlay", 0, "lowerdir=/ro,upperdir=/rw/upper,workdir=/rw/work") < 0)
-		xdie("mount overlay on the read-only root:");
 }
 
 /* The disk whose virtio serial is SERIAL, as /dev/vdX in DEV. */
@@ -292,6 +310,97 @@ static int disk_by_serial(const char *serial, char *dev, size_t cap)
 	if (d)
 		closedir(d);
 	return found;
+}
+
+/* The disk with virtio serial SERIAL, waiting for the kernel to probe it. */
+static void xdisk_by_serial(const char *serial, char *dev, size_t cap)
+{
+	for (int i = 0; i < 200; i++) {
+		if (disk_by_serial(serial, dev, cap))
+			return;
+		usleep(50000);
+	}
+	xdie("no disk with serial %s", serial);
+}
+
+/* Mount DEV read-only at DIR by its filesystem.  A Fedora-style squashfs
+ * holding LiveOS/rootfs.img mounts that image (through a loop device). */
+static void mount_layer(const char *dev, const char *dir)
+{
+	const char *t = fstype_of(dev);
+	if (!t)
+		xdie("%s: no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", dev);
+	mkdir(dir, 0755);
+	if (mount(dev, dir, !strncmp(t, "ext", 3) ? "ext4" : t, MS_RDONLY, NULL) < 0)
+		xdie("mount %s (%s) on %s:", dev, t, dir);
+	char img[300];
+	snprintf(img, sizeof(img), "%s/LiveOS/rootfs.img", dir);
+	if (access(img, F_OK) < 0)
+		return;
+	char loop[64], inner[300];
+	if (guest_loop_attach(img, loop, sizeof(loop)) < 0)
+		xdie("%s: %s", img, k_errmsg());
+	snprintf(inner, sizeof(inner), "%s.rootfs", dir);
+	const char *it = fstype_of(loop);
+	mkdir(inner, 0755);
+	if (!it || mount(loop, inner, !strncmp(it, "ext", 3) ? "ext4" : it, MS_RDONLY, NULL) < 0)
+		xdie("mount %s (LiveOS/rootfs.img, %s) on %s:", loop, it ? it : "unknown", inner);
+	/* The rootfs image is the layer; the squashfs stays mounted under it. */
+	if (mount(inner, dir, NULL, MS_MOVE, NULL) < 0)
+		xdie("moving %s to %s:", inner, dir);
+}
+
+void xguest_mount_root(const struct guest_conf *c)
+{
+	const char *t = fstype_of(GUEST_ROOT_DEV);
+	int layers = c->layers > 1 ? c->layers : 1;
+
+	mkdir("/newroot", 0755);
+	if (!t)
+		xdie("%s: no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", GUEST_ROOT_DEV);
+	if (layers == 1 && !strncmp(t, "ext", 3) && !c->upper_disk) {
+		/* The ext4 driver mounts all three. */
+		if (mount(GUEST_ROOT_DEV, "/newroot", "ext4", 0, NULL) < 0 &&
+		    mount(GUEST_ROOT_DEV, "/newroot", t, 0, NULL) < 0)
+			xdie("mount %s (%s) on /newroot:", GUEST_ROOT_DEV, t);
+		return;
+	}
+	/* Read-only media or stacked images get the KNOPPIX treatment: an
+	 * overlay whose writes go to memory, or to the upper disk (--cow). */
+	mkdir("/layers", 0755);
+	char opts[64 + 32 * GUEST_LAYERS_MAX] = "lowerdir=";
+	for (int i = layers - 1; i >= 0; i--) {
+		char dev[64], dir[32];
+		if (i == 0)
+			snprintf(dev, sizeof(dev), "%s", GUEST_ROOT_DEV);
+		else {
+			char serial[32];
+			snprintf(serial, sizeof(serial), "%s%d", GUEST_LAYER_SERIAL, i);
+			xdisk_by_serial(serial, dev, sizeof(dev));
+		}
+		snprintf(dir, sizeof(dir), "/layers/%d", i);
+		mount_layer(dev, dir);
+		strcat(opts, dir);
+		if (i)
+			strcat(opts, ":");
+	}
+	mkdir("/rw", 0755);
+	if (c->upper_disk) {
+		char dev[64];
+		xdisk_by_serial(GUEST_UPPER_SERIAL, dev, sizeof(dev));
+		if (mount(dev, "/rw", "ext4", 0, NULL) < 0)
+			xdie("mount the upper layer %s (--cow) on /rw:", dev);
+	} else {
+		char o[64];
+		snprintf(o, sizeof(o), "mode=0755%s%s", c->overlay_size[0] ? ",size=" : "", c->overlay_size);
+		if (mount("tmpfs", "/rw", "tmpfs", 0, o) < 0)
+			xdie("mount tmpfs for the writable layer (%s):", o);
+	}
+	mkdir("/rw/upper", 0755);
+	mkdir("/rw/work", 0755);
+	strcat(opts, ",upperdir=/rw/upper,workdir=/rw/work");
+	if (mount("overlay", "/newroot", "overlay", 0, opts) < 0)
+		xdie("mount overlay on the read-only root (%s):", opts);
 }
 
 void xguest_mount_home(const char *kind)
@@ -421,7 +530,12 @@ void guest_network(const struct guest_conf *c, char *name, size_t cap)
 
 	name[0] = 0;
 	loopback_up();
-	if (!c->dhcp || access("/sys/class/net/eth0", F_OK) < 0)
+	if (access("/sys/class/net/eth0", F_OK) < 0)
+		return;
+	uint8_t mac[6];
+	if (c->mac[0] && (net_parse_mac(c->mac, mac) < 0 || netif_set_mac("eth0", mac) < 0))
+		k_warn("eth0: setting its MAC %s: %s", c->mac, k_errmsg());
+	if (!c->dhcp)
 		return;
 	if (netif_if_up("eth0") < 0 || netif_open_packet(&ni, "eth0") < 0) {
 		k_warn("%s", k_errmsg());
@@ -614,6 +728,16 @@ void guest_shutdown(void)
 		umount2(command_fs[i][1], MNT_DETACH);
 	if (umount("/newroot") < 0 && mount(NULL, "/newroot", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
 		k_warn("could not unmount or remount the root read-only:");
+	/* The overlay's upper layer (an ext4 disk with --cow) and its lower
+	 * layers, once the overlay is gone: the upper's journal left clean. */
+	if (umount("/rw") < 0 && errno != EINVAL && errno != ENOENT &&
+	    mount(NULL, "/rw", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		k_warn("could not unmount or remount the upper layer read-only:");
+	for (int i = GUEST_LAYERS_MAX - 1; i >= 0; i--) {
+		char dir[32];
+		snprintf(dir, sizeof(dir), "/layers/%d", i);
+		umount2(dir, MNT_DETACH);
+	}
 	sync();
 }
 
@@ -635,10 +759,51 @@ int guest_has_init(void)
 	return in_new_root(find_init, NULL) == 0;
 }
 
+/* Is DIR a mount point (a different device from its parent's)? */
+static int is_mount(const char *dir)
+{
+	struct stat a, b;
+	char parent[300];
+
+	snprintf(parent, sizeof(parent), "%s/..", dir);
+	return stat(dir, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+/* The overlay's layers into the new root's /run/umlk (a tmpfs on /run, as
+ * an initramfs hands over), where the guest's own init sees them and, at
+ * shutdown, remounts them read-only: the upper layer's journal left
+ * clean.  A root without /run keeps them out of sight. */
+static void hand_over_layers(void)
+{
+	struct stat st;
+
+	if (!is_mount("/rw") || stat("/newroot/run", &st) < 0 || !S_ISDIR(st.st_mode))
+		return;
+	if (!is_mount("/newroot/run") && mount("tmpfs", "/newroot/run", "tmpfs", MS_NOSUID | MS_NODEV,
+					       "mode=0755") < 0)
+		return;
+	mkdir("/newroot/run/umlk", 0755);
+	mkdir("/newroot/run/umlk/rw", 0755);
+	if (mount("/rw", "/newroot/run/umlk/rw", NULL, MS_MOVE, NULL) < 0)
+		k_warn("moving the upper layer to /run/umlk/rw:");
+	mkdir("/newroot/run/umlk/layers", 0755);
+	for (int i = 0; i < GUEST_LAYERS_MAX; i++) {
+		char from[32], to[64];
+		snprintf(from, sizeof(from), "/layers/%d", i);
+		if (!is_mount(from))
+			break;
+		snprintf(to, sizeof(to), "/newroot/run/umlk/layers/%d", i);
+		mkdir(to, 0755);
+		if (mount(from, to, NULL, MS_MOVE, NULL) < 0)
+			k_warn("moving %s to %s:", from, to);
+	}
+}
+
 _Noreturn void xguest_switch_root(void)
 {
 	static const char *const moves[] = { "/dev", "/proc", "/sys" };
 
+	hand_over_layers();
 	for (size_t i = 0; i < 3; i++) {
 		char to[64];
 		snprintf(to, sizeof(to), "/newroot%s", moves[i]);

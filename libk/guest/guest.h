@@ -31,6 +31,10 @@ struct guest_conf {
 	char hostname[65];
 	char home[16];          /* what /home is: GUEST_HOME_SHARED, _DISK, or "" */
 	int dhcp;               /* configure eth0 by DHCP when there is one */
+	char mac[18];           /* eth0's MAC (virtio-net has none of its own), or "" */
+	int layers;             /* the root's images, stacked; 0 or 1: one */
+	int upper_disk;         /* the overlay's upper layer is a disk (--cow), else a tmpfs */
+	char overlay_size[24];  /* the tmpfs upper layer's size= ("2G"), or "" */
 	int release;            /* give the lease back at power-off (a temporary COW) */
 	char *env[GUEST_MAX_ENV];       /* NAME=VALUE for the command */
 	int nenv;
@@ -47,7 +51,15 @@ char *guest_conf_text(const struct guest_conf *c);
 /* Mount the root disk on /newroot, its filesystem read from the
  * superblock: writable ext2/3/4 (the host keeps the writes in the COW
  * layer), or a read-only iso9660/squashfs under a tmpfs overlay. */
-void xguest_mount_root(void);
+/* Stacked layers are the disks with serials GUEST_LAYER_SERIAL1, 2, ...
+ * over /dev/vda; a persistent upper layer is the disk GUEST_UPPER_SERIAL. */
+#define GUEST_LAYER_SERIAL "umlk-layer"
+#define GUEST_LAYERS_MAX 8
+#define GUEST_UPPER_SERIAL "umlk-upper"
+void xguest_mount_root(const struct guest_conf *c);
+/* Attach FILE read-only to a free loop device, named in DEV: 0, or -1
+ * with k_seterr(). */
+int guest_loop_attach(const char *file, char *dev, size_t cap);
 /* /home: the host directory umlk shares (virtio-fs, tag GUEST_HOME_TAG),
  * or the home image (the virtio disk whose serial is GUEST_HOME_SERIAL). */
 #define GUEST_HOME_SHARED "shared"

@@ -162,6 +162,9 @@ static pid_t start_guest(const struct xnest_opts *o, const char *sock, const cha
 #define PASS(opt, v) do { if (v) { a[n++] = opt; a[n++] = v; } } while (0)
 	PASS("--cow", o->cow);
 	PASS("--kernel", o->kernel);
+	PASS("--cpus", o->cpus);
+	if (o->trusted)
+		a[n++] = "--trusted";
 	PASS("--init", o->init);
 	PASS("--home", o->home);
 	PASS("--mem", o->mem);

@@ -21,7 +21,8 @@ struct xnest_opts {
 	const char *title;              /* window title; NULL: "umlk: IMAGE" */
 	int xephyr;                     /* Xephyr, not Xnest */
 	/* passed on to umlk boot as they are (NULL: not given) */
-	const char *cow, *kernel, *init, *home, *mem;
+	const char *cow, *kernel, *init, *home, *mem, *cpus;
+	int trusted;
 	int verbose;
 };
 

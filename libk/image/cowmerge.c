@@ -1,4 +1,5 @@
 #include "image/cowmerge.h"
+#include "image/upper.h"
 #include "block/image.h"
 #include "core/bytes.h"
 #include "core/err.h"
@@ -73,7 +74,7 @@ static int backing_open(struct backing *b, const char *path, int flags)
 	memset(b, 0, sizeof(*b));
 	b->name = path;
 	b->fd = -1;
-	if (image_open(&b->im, path, BSRC_CLOOP_CACHE_DEFAULT) == 0) {
+	if (image_open(&b->im, path, NULL, BSRC_CLOOP_CACHE_DEFAULT) == 0) {
 		if (strcmp(b->im.kind, "filesystem image")) {
 			b->via_image = 1;
 			b->size = b->im.disk->size;
@@ -141,8 +142,30 @@ struct opened {
 	struct backing b;
 };
 
+/* An overlay's upper layer (what --cow keeps for a read-only root): 1 and
+ * its header in H, 0 when PATH is something else. */
+static int upper_of(const char *path, struct upper_hdr *h)
+{
+	uint8_t b[UPPER_HDR];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = full_pread(fd, b, sizeof(b), 0);
+	close(fd);
+	int r = n < 0 ? 0 : upper_parse(b, (size_t)n, h);
+	if (r < 0)
+		xdie("%s: %s", path, k_errmsg());
+	return r;
+}
+
 static void xopen_job(const struct cowjob *j, struct opened *o, int check, int bflags)
 {
+	struct upper_hdr uh;
+	if (upper_of(j->cowpath, &uh))
+		xdie("%s: the upper layer of an overlay (files over the read-only root of %s), not a COW"
+		     " file of blocks: there is nothing to merge into that image.  Its files can be seen"
+		     " with: mount -o loop,offset=%d,ro %s DIR (upper/ and work/)", j->cowpath, uh.image_path,
+		     UPPER_HDR, j->cowpath);
 	xsrc_open(&o->src, j->cowpath);
 	if (cow_open(&o->cow, &o->src) < 0)
 		xdie("%s", k_errmsg());
@@ -405,6 +428,23 @@ void xcow_info(const char *cowpath)
 	struct cow c;
 	char h[16];
 
+	struct upper_hdr uh;
+	if (upper_of(cowpath, &uh)) {
+		struct stat st, is;
+		printf("file: %s\n", cowpath);
+		printf("kind: overlay upper layer (the files a read-only or stacked root's guest changed;"
+		       " ext4 at byte %d)\n", UPPER_HDR);
+		printf("image: %s\n", uh.image_path);
+		printf("image size: %" PRIu64 "\n", uh.image_size);
+		printf("image mtime: %" PRIu64 "\n", uh.image_mtime);
+		printf("filesystem size: %" PRIu64 " (%s)\n", uh.fs_size, k_human(uh.fs_size, h, sizeof(h)));
+		if (stat(cowpath, &st) == 0)
+			printf("on disk: %s\n", k_human((uint64_t)st.st_blocks * 512, h, sizeof(h)));
+		printf("image matches: %s\n", stat(uh.image_path, &is) < 0 ? "no (not there)" :
+		       (uint64_t)is.st_size == uh.image_size && (uint64_t)is.st_mtime == uh.image_mtime ?
+		       "yes" : "no (size or modification time differ)");
+		return;
+	}
 	xsrc_open(&src, cowpath);
 	if (cow_open(&c, &src) < 0)
 		xdie("%s", k_errmsg());
@@ -421,6 +461,7 @@ void xcow_info(const char *cowpath)
 	printf("changed sectors: %" PRIu64 "\n", n);
 	printf("changed bytes: %" PRIu64 " (%s)\n", n * c.sectorsize,
 	       k_human(n * c.sectorsize, h, sizeof(h)));
+	printf("kind: UML COW file (the blocks a writable root's guest changed)\n");
 	struct backing b;
 	if (backing_open(&b, c.backing, O_RDONLY) < 0) {
 		printf("backing matches: %s\n", k_errmsg());

@@ -48,18 +48,16 @@ static int name_is(const uint8_t *name, size_t len, const char *want, size_t wle
 	return 1;
 }
 
-/* Does this record's name match WANT? */
-static int record_matches(const uint8_t *r, size_t rlen, const char *want, size_t wlen, size_t skip)
+/* A record's name as a user writes it: the Rock Ridge name, else the ISO
+ * name without ";1" and a trailing dot. */
+static void record_name(const uint8_t *r, size_t rlen, size_t skip, const uint8_t **out, size_t *outlen)
 {
 	size_t nlen = r[32];
 	const uint8_t *name = r + 33;
 	size_t su = 33 + nlen + !(nlen & 1);    /* a pad byte after even names */
-	const uint8_t *rr;
-	size_t rrlen;
 
-	if (su + skip < rlen && rr_name(r + su + skip, rlen - su - skip, &rr, &rrlen))
-		return name_is(rr, rrlen, want, wlen);
-	/* Plain ISO: strip ";1" and a trailing dot. */
+	if (su + skip < rlen && rr_name(r + su + skip, rlen - su - skip, out, outlen))
+		return;
 	size_t n = nlen;
 	for (size_t i = 0; i < nlen; i++)
 		if (name[i] == ';') {
@@ -68,14 +66,27 @@ static int record_matches(const uint8_t *r, size_t rlen, const char *want, size_
 		}
 	if (n && name[n - 1] == '.')
 		n--;
+	*out = name;
+	*outlen = n;
+}
+
+/* Does this record's name match WANT? */
+static int record_matches(const uint8_t *r, size_t rlen, const char *want, size_t wlen, size_t skip)
+{
+	const uint8_t *name;
+	size_t n;
+
+	record_name(r, rlen, skip, &name, &n);
 	return name_is(name, n, want, wlen);
 }
 
 /* Look for WANT in the directory at LBA/SIZE.  On a match fill *lba, *size,
  * *isdir (joining multi-extent files).  1 found, 0 not, -1 damaged. */
 static int dir_lookup(const struct ksrc *src, uint64_t lba, uint64_t size, const char *want,
-		      size_t wlen, size_t susp_skip, uint64_t *flba, uint64_t *fsize, int *isdir)
+		      size_t wlen, size_t susp_skip, uint64_t *flba, uint64_t *fsize, int *isdir,
+		      void (*list)(const char *name, void *ctx), void *list_ctx)
 {
+	int list_skip = 0;
 	const char *name = src->name;
 
 	if (size > MAX_DIR)
@@ -115,6 +126,20 @@ static int dir_lookup(const struct ksrc *src, uint64_t lba, uint64_t size, const
 			next_off += elen;
 		} else if (r[32] == 1 && r[33] <= 1) {
 			/* "." and "..": skip */
+		} else if (!want) {
+			/* Listing: every file (not directory) by name, the first
+			 * record of a multi-extent file only. */
+			const uint8_t *nm;
+			size_t nl;
+			record_name(r, rl, susp_skip, &nm, &nl);
+			if (!(flags & 2) && !list_skip && nl && nl < 256) {
+				char buf[256];
+				memcpy(buf, nm, nl);
+				buf[nl] = 0;
+				if (!memchr(buf, '/', nl) && !memchr(buf, 0, nl))
+					list(buf, list_ctx);
+			}
+			list_skip = (flags & 0x80) != 0;
 		} else if (record_matches(r, rl, want, wlen, susp_skip)) {
 			found = 1;
 			*flba = elba;
@@ -131,10 +156,13 @@ static int dir_lookup(const struct ksrc *src, uint64_t lba, uint64_t size, const
 		i += rl;
 	}
 	free(d);
-	return found;
+	return want ? found : 1;
 }
 
-int iso_find(const struct ksrc *src, const char *path, uint64_t *off, uint64_t *len)
+/* Walk PATH from the root: 1 and its extent (*lba, *size, *isdir), 0 if
+ * absent, -1 damaged.  LIST: list the directory PATH names instead. */
+static int walk(const struct ksrc *src, const char *path, uint64_t *lba_out, uint64_t *size_out, int *isdir_out,
+		void (*list)(const char *name, void *ctx), void *list_ctx)
 {
 	uint8_t pvd[ISO_SECTOR];
 	const char *name = src->name;
@@ -185,12 +213,40 @@ int iso_find(const struct ksrc *src, const char *path, uint64_t *off, uint64_t *
 				return 0;
 			memcpy(part, p, n);
 			part[n] = 0;
-			int r = dir_lookup(src, lba, size, part, n, skip, &lba, &size, &isdir);
+			int r = dir_lookup(src, lba, size, part, n, skip, &lba, &size, &isdir, NULL, NULL);
 			if (r <= 0)
 				return r;
 		}
 		p += n + (slash != NULL);
 	}
+	if (list) {
+		if (!isdir)
+			return 0;
+		return dir_lookup(src, lba, size, NULL, 0, skip, &lba, &size, &isdir, list, list_ctx);
+	}
+	*lba_out = lba;
+	*size_out = size;
+	*isdir_out = isdir;
+	return 1;
+}
+
+int iso_list(const struct ksrc *src, const char *dir, void (*fn)(const char *name, void *ctx), void *ctx)
+{
+	uint64_t lba, size;
+	int isdir;
+
+	return walk(src, dir, &lba, &size, &isdir, fn, ctx);
+}
+
+int iso_find(const struct ksrc *src, const char *path, uint64_t *off, uint64_t *len)
+{
+	uint64_t lba, size;
+	int isdir;
+	const char *name = src->name;
+	int r = walk(src, path, &lba, &size, &isdir, NULL, NULL);
+
+	if (r <= 0)
+		return r;
 	if (isdir)
 		return 0;
 	if (lba * ISO_SECTOR > src->size || size > src->size - lba * ISO_SECTOR)

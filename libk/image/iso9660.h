@@ -22,6 +22,11 @@ int iso_detect(const struct ksrc *src);
  * -1 with k_seterr() when the image is damaged. */
 int iso_find(const struct ksrc *src, const char *path, uint64_t *off, uint64_t *len);
 
+/* Call FN with the name of every file (not directory) in directory DIR
+ * ("live"), in the order the directory holds them: 1 done, 0 no such
+ * directory, -1 with k_seterr() when the image is damaged. */
+int iso_list(const struct ksrc *src, const char *dir, void (*fn)(const char *name, void *ctx), void *ctx);
+
 /* If SRC is an ISO image, narrow it to its KNOPPIX/KNOPPIX file (the
  * cloop a KNOPPIX-style live CD keeps its root in): 1 when it did, 0 when
  * SRC is no ISO image, -1 with k_seterr() when it is one without that

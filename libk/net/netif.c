@@ -229,6 +229,18 @@ int netif_if_up(const char *ifname)
 	return 0;
 }
 
+int netif_set_mac(const char *ifname, const uint8_t mac[6])
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_hwaddr.sa_family = 1;   /* ARPHRD_ETHER */
+	memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+	if (if_ioctl(ifname, SIOCSIFHWADDR, &ifr) < 0)
+		return k_seterr("%s:", ifname);
+	return 0;
+}
+
 int netif_if_info(const char *ifname, uint8_t mac[6], uint32_t *ip, uint32_t *mask)
 {
 	struct ifreq ifr;

@@ -56,6 +56,8 @@ void netif_mac_from(const char *name, const char *salt, uint8_t mac[6]);
 /* Host interface helpers (ioctls): bring IFNAME up; read its MAC, address
  * and netmask.  -1 with k_seterr(). */
 int netif_if_up(const char *ifname);
+/* Set the interface's MAC (while it is down). */
+int netif_set_mac(const char *ifname, const uint8_t mac[6]);
 int netif_if_info(const char *ifname, uint8_t mac[6], uint32_t *ip, uint32_t *mask);
 
 #endif

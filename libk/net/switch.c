@@ -5,6 +5,8 @@
 #include "core/xio.h"
 #include "net/net.h"
 #include "net/switchproto.h"
+#include "net/vnet.h"
+#include "vhost/vhost.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,8 +47,33 @@ struct txq {
 	uint8_t (*buf)[NET_FRAME_MAX + 4];      /* allocated when first needed */
 };
 
+/* A virtio-net port: a guest's virtio_uml connected over vhost-user.
+ * Queue 0 receives (the guest's empty buffers), queue 1 transmits.
+ * Frames for it wait in a queue of their own while it has no buffers. */
+#define VQ_RX 0
+#define VQ_TX 1
+#define VQ_FRAMES 512
+#define VQ_BYTES (16u << 20)
+#define TX_BATCH 256                    /* requests served per kick before others get a turn */
+struct vframe {
+	struct vnet_hdr h;
+	size_t n;
+	uint8_t data[];
+};
+struct vport {
+	struct vu_dev dev;
+	struct sw *s;
+	int port;
+	struct vframe *q[VQ_FRAMES];
+	unsigned head, n;
+	size_t bytes;
+	int tx_more;                    /* TX_BATCH reached: serve again without a kick */
+	unsigned long long large_in, large_out;
+};
+
 struct port {
 	int used;
+	struct vport *vp;               /* a virtio-net port, or NULL */
 	int ctl;                        /* control connection; -1 for the tap */
 	int tap;                        /* the host tap device's fd, or -1 */
 	int probe;                      /* connected to the port: POLLOUT when it has room */
@@ -86,6 +113,7 @@ struct sw {
 	long long age_ms;
 	time_t started;
 	unsigned long long frames_in, forwarded, flooded, dropped, strangers, malformed, refused;
+	unsigned long long large_in, large_whole, large_cut, segments, csums;
 	int last_port;                  /* the port the previous datagram came from */
 };
 
@@ -202,21 +230,90 @@ static void drain(struct sw *s, struct port *pt)
 	}
 }
 
-static void send_to(struct sw *s, int p, const uint8_t *frame, size_t n)
+static void legacy_send(struct sw *s, struct port *pt, const uint8_t *frame, size_t n)
 {
-	struct port *pt = &s->ports[p];
-
+	if (n > NET_FRAME_MAX + 4) {
+		pt->drops++;
+		s->dropped++;
+		return;
+	}
 	if (pt->q.n || send_now(s, pt, frame, n) == 0)
 		enqueue(s, pt, frame, n);       /* behind what already waits */
 }
 
-static void forward(struct sw *s, int in, const uint8_t *frame, size_t n, long long now)
+static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
+		       size_t n);
+
+struct emit_ctx { struct sw *s; struct port *pt; };
+
+static void emit_plain(void *arg, const uint8_t *f, size_t n)
+{
+	struct emit_ctx *e = arg;
+	static const struct vnet_hdr plain;
+
+	if (e->pt->vp)
+		vport_send(e->s, e->pt, &plain, f, n);
+	else
+		legacy_send(e->s, e->pt, f, n);
+}
+
+/* Can the port take H's frame as it is? */
+static int takes(const struct port *pt, const struct vnet_hdr *h)
+{
+	if (vnet_is_plain(h))
+		return 1;
+	if (!pt->vp)
+		return 0;
+	uint64_t f = pt->vp->dev.features;
+	if (!(f & 1ULL << VIRTIO_NET_F_GUEST_CSUM))
+		return 0;
+	switch (h->gso_type & 0x7f) {
+	case VNET_GSO_TCPV4: return !!(f & 1ULL << VIRTIO_NET_F_GUEST_TSO4);
+	case VNET_GSO_TCPV6: return !!(f & 1ULL << VIRTIO_NET_F_GUEST_TSO6);
+	default: return 1;
+	}
+}
+
+static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t *frame, size_t n)
+{
+	struct port *pt = &s->ports[p];
+
+	if (takes(pt, h)) {
+		if (n > NET_FRAME_MAX)
+			s->large_whole++;
+		if (pt->vp)
+			vport_send(s, pt, h, frame, n);
+		else
+			legacy_send(s, pt, frame, n);
+		return;
+	}
+	/* Checksum filled in, or the segment cut into frames. */
+	static uint8_t scratch[VNET_FRAME_MAX];
+	struct emit_ctx e = { s, pt };
+	int k = vnet_plain(h, frame, n, scratch, NET_FRAME_MAX, emit_plain, &e);
+	if (k < 0) {
+		pt->drops++;
+		s->dropped++;
+	} else if (h->gso_type != VNET_GSO_NONE) {
+		s->large_cut++;
+		s->segments += (unsigned)k;
+	} else
+		s->csums++;
+}
+
+static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_t *frame, size_t n,
+		    long long now)
 {
 	s->frames_in++;
 	s->ports[in].in++;
-	if (n < NET_ETH_HLEN || n > NET_FRAME_MAX + 4) {
+	if (n < NET_ETH_HLEN || n > (s->ports[in].vp ? VNET_FRAME_MAX : NET_FRAME_MAX + 4)) {
 		s->malformed++;
 		return;
+	}
+	if (n > NET_FRAME_MAX) {
+		s->large_in++;
+		if (s->ports[in].vp)
+			s->ports[in].vp->large_in++;
 	}
 	const uint8_t *dst = frame, *src = frame + 6;
 	if (!net_mac_is_group(src))
@@ -230,13 +327,207 @@ static void forward(struct sw *s, int in, const uint8_t *frame, size_t n, long l
 	}
 	if (to >= 0) {
 		s->forwarded++;
-		send_to(s, to, frame, n);
+		send_to(s, to, h, frame, n);
 		return;
 	}
 	s->flooded++;
 	for (int p = 0; p < s->nports; p++)
 		if (s->ports[p].used && p != in)
-			send_to(s, p, frame, n);
+			send_to(s, p, h, frame, n);
+}
+
+/* ---- virtio-net ports */
+
+/* Put one frame into the guest's receive buffers: 1 done, 0 no room (the
+ * buffers it took are given back), -1 it can never fit (dropped). */
+static int vport_put(struct vport *v, const struct vnet_hdr *h, const uint8_t *f, size_t n)
+{
+	static struct vu_chain first, more;
+	static uint16_t heads[VU_QUEUE_MAX];
+	static uint32_t lens[VU_QUEUE_MAX];
+	struct vu_dev *d = &v->dev;
+	int mrg = !!(d->features & 1ULL << VIRTIO_NET_F_MRG_RXBUF);
+	size_t total = VNET_HDR_LEN + n, done = 0;
+	unsigned nb = 0;
+
+	while (done < total) {
+		struct vu_chain *c = nb ? &more : &first;
+		int r = vq_pop(d, VQ_RX, c);
+		if (r <= 0 || nb == VU_QUEUE_MAX) {
+			vq_rewind(d, VQ_RX, nb + (r > 0));
+			return r < 0 ? -1 : 0;
+		}
+		if (!c->out_len) {
+			/* A receive buffer we may not write: the frame is lost,
+			 * and every buffer taken for it goes back empty. */
+			heads[nb] = c->head;
+			for (unsigned i = 0; i <= nb; i++)
+				vq_put(d, VQ_RX, heads[i], 0);
+			vq_publish(d, VQ_RX);
+			vu_log(d, "a receive buffer with no room to write in");
+			return -1;
+		}
+		size_t take = c->out_len < total - done ? c->out_len : total - done;
+		if (!mrg && take < total) {
+			vq_rewind(d, VQ_RX, 1);
+			vu_log(d, "a frame of %zu bytes does not fit a receive buffer of %zu (no mergeable"
+			       " buffers)", n, c->out_len);
+			return -1;
+		}
+		/* The header goes in last, once the buffer count is known. */
+		size_t skip = done ? 0 : VNET_HDR_LEN;
+		size_t from = done ? done - VNET_HDR_LEN : 0;
+		vu_buf_to_iov(c->out, c->nout, skip, f + from, take - skip);
+		heads[nb] = c->head;
+		lens[nb++] = (uint32_t)take;
+		done += take;
+	}
+	uint8_t hb[VNET_HDR_LEN];
+	struct vnet_hdr hh = *h;
+	hh.num_buffers = (uint16_t)nb;
+	if (!(hh.flags & VNET_F_NEEDS_CSUM) && hh.gso_type == VNET_GSO_NONE)
+		hh.hdr_len = hh.gso_size = hh.csum_start = hh.csum_offset = 0;
+	vnet_hdr_put(&hh, hb);
+	vu_buf_to_iov(first.out, first.nout, 0, hb, sizeof(hb));
+	for (unsigned i = 0; i < nb; i++)
+		vq_put(d, VQ_RX, heads[i], lens[i]);
+	vq_publish(d, VQ_RX);
+	return 1;
+}
+
+static void vport_drop(struct sw *s, struct port *pt)
+{
+	pt->drops++;
+	s->dropped++;
+}
+
+static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
+		       size_t n)
+{
+	struct vport *v = pt->vp;
+
+	if (!v->n) {
+		int r = vport_put(v, h, f, n);
+		if (r != 0) {
+			if (r > 0) {
+				pt->out++;
+				v->large_out += n > NET_FRAME_MAX;
+			} else
+				vport_drop(s, pt);
+			return;
+		}
+	}
+	/* No room now: wait for the guest's buffers, within bounds. */
+	struct vframe *fr;
+	if (v->n == VQ_FRAMES || v->bytes + n > VQ_BYTES || !(fr = malloc(sizeof(*fr) + n))) {
+		vport_drop(s, pt);
+		return;
+	}
+	fr->h = *h;
+	fr->n = n;
+	memcpy(fr->data, f, n);
+	v->q[(v->head + v->n++) % VQ_FRAMES] = fr;
+	v->bytes += n;
+}
+
+/* The guest gave us receive buffers: fill them with what waits. */
+static void vport_drain(struct sw *s, struct port *pt)
+{
+	struct vport *v = pt->vp;
+
+	while (v->n) {
+		struct vframe *fr = v->q[v->head];
+		int r = vport_put(v, &fr->h, fr->data, fr->n);
+		if (r == 0)
+			return;
+		if (r > 0) {
+			pt->out++;
+			v->large_out += fr->n > NET_FRAME_MAX;
+		} else
+			vport_drop(s, pt);
+		v->head = (v->head + 1) % VQ_FRAMES;
+		v->n--;
+		v->bytes -= fr->n;
+		free(fr);
+	}
+}
+
+/* The guest has frames for us. */
+static void vport_tx(struct sw *s, int p)
+{
+	static struct vu_chain c;
+	static uint8_t buf[VNET_HDR_LEN + VNET_FRAME_MAX];
+	struct vport *v = s->ports[p].vp;
+	struct vu_dev *d = &v->dev;
+	int k;
+
+	v->tx_more = 0;
+	for (k = 0; k < TX_BATCH; k++) {
+		if (vq_pop(d, VQ_TX, &c) <= 0)
+			break;
+		size_t len = c.in_len;
+		if (len > sizeof(buf) || len < VNET_HDR_LEN) {
+			vq_put(d, VQ_TX, c.head, 0);
+			s->frames_in++;
+			s->malformed++;
+			vu_log(d, "a frame of %zu bytes with its header (at most %zu)", len, sizeof(buf));
+			continue;
+		}
+		vu_iov_to_buf(c.in, c.nin, 0, buf, len);
+		vq_put(d, VQ_TX, c.head, 0);
+		struct vnet_hdr h;
+		vnet_hdr_get(&h, buf);
+		if (vnet_check(&h, buf + VNET_HDR_LEN, len - VNET_HDR_LEN) < 0) {
+			s->frames_in++;
+			s->malformed++;
+			vu_log(d, "frame dropped: %s", k_errmsg());
+			continue;
+		}
+		forward(s, p, &h, buf + VNET_HDR_LEN, len - VNET_HDR_LEN, k_now_ms());
+		if (!s->ports[p].used)
+			return;
+	}
+	vq_publish(d, VQ_TX);
+	if (k == TX_BATCH)
+		v->tx_more = 1;
+}
+
+static void vport_kick(struct vu_dev *d, int q)
+{
+	struct vport *v = d->ctx;
+
+	if (q == VQ_TX)
+		vport_tx(v->s, v->port);
+	else
+		vport_drain(v->s, &v->s->ports[v->port]);
+}
+
+static void vport_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t len)
+{
+	(void)d;
+	(void)off;
+	memset(buf, 0, len);            /* no MAC offered: the guest picks or is told its own */
+}
+
+static const struct vu_ops vport_ops = {
+	.features = 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_GUEST_CSUM |
+		    1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 |
+		    1ULL << VIRTIO_NET_F_HOST_TSO4 | 1ULL << VIRTIO_NET_F_HOST_TSO6 |
+		    1ULL << VIRTIO_NET_F_MRG_RXBUF,
+	.nqueues = 2,
+	.get_config = vport_config,
+	.kick = vport_kick,
+};
+
+static void vport_free(struct vport *v)
+{
+	while (v->n) {
+		free(v->q[v->head]);
+		v->head = (v->head + 1) % VQ_FRAMES;
+		v->n--;
+	}
+	vu_free(&v->dev);
+	free(v);
 }
 
 /* ---- ports and control connections */
@@ -276,6 +567,10 @@ static void port_remove(struct sw *s, int p, const char *why)
 		close(pt->probe);
 	free(pt->q.buf);
 	memset(&pt->q, 0, sizeof(pt->q));
+	if (pt->vp) {
+		vport_free(pt->vp);
+		pt->vp = NULL;
+	}
 	pt->used = 0;
 	pt->ctl = pt->tap = pt->probe = -1;
 	pt->gen++;
@@ -323,6 +618,17 @@ static char *status_text(struct sw *s, size_t *len)
 		struct port *pt = &s->ports[p];
 		if (!pt->used)
 			continue;
+		if (pt->vp) {
+			uint64_t ft = pt->vp->dev.features;
+			fprintf(f, "  port %d: virtio-net%s%s%s, up %lld s, frames in %llu, out %llu, dropped %llu,"
+				" queued %u, over 1514 bytes in %llu, out %llu\n", p,
+				ft & 1ULL << VIRTIO_NET_F_HOST_TSO4 ? " tso" : "",
+				ft & 1ULL << VIRTIO_NET_F_GUEST_TSO4 ? " gro" : "",
+				ft & 1ULL << VIRTIO_NET_F_MRG_RXBUF ? " mrg" : "",
+				(long long)(time(NULL) - pt->since), pt->in, pt->out, pt->drops, pt->vp->n,
+				pt->vp->large_in, pt->vp->large_out);
+			continue;
+		}
 		fprintf(f, "  port %d: %s%s%s%s, up %lld s, frames in %llu, out %llu, dropped %llu, queued %u\n", p,
 			pt->tap >= 0 ? "tap " : pt->service[0] ? "service " : "uml",
 			pt->tap >= 0 ? pt->descr : pt->service,
@@ -343,15 +649,75 @@ static char *status_text(struct sw *s, size_t *len)
 	fprintf(f, "frames: in %llu, forwarded %llu, flooded %llu, dropped %llu, malformed %llu,"
 		" from strangers %llu\n", s->frames_in, s->forwarded, s->flooded, s->dropped,
 		s->malformed, s->strangers);
+	fprintf(f, "large frames (over 1514 bytes): in %llu, delivered whole %llu, cut %llu (into %llu"
+		" frames); checksums filled in %llu\n", s->large_in, s->large_whole, s->large_cut, s->segments,
+		s->csums);
 	fprintf(f, "control: requests refused %llu\n", s->refused);
 	fclose(f);
 	*len = sz;
 	return buf;
 }
 
+/* A guest's virtio_uml on the control socket: the connection becomes a
+ * virtio-net port.  Its first message is not read yet. */
+static void vport_new(struct sw *s, int i)
+{
+	int fd = s->pend[i].fd;
+	int p = port_new(s);
+
+	s->pend[i] = s->pend[--s->npend];
+	if (p < 0) {
+		s->refused++;
+		LOG("virtio port refused: all %d ports are in use", s->nports);
+		close(fd);
+		return;
+	}
+	struct port *pt = &s->ports[p];
+	struct vport *v = calloc(1, sizeof(*v));
+	if (!v) {
+		close(fd);
+		port_remove(s, p, "out of memory");
+		return;
+	}
+	char name[32];
+	snprintf(name, sizeof(name), "port %d", p);
+	vu_init(&v->dev, name, &vport_ops, v);
+	v->s = s;
+	v->port = p;
+	/* Messages are read whole, blocking; a front end that stops halfway
+	 * through one holds the switch up for 2 s at most, then loses its
+	 * port. */
+	struct timeval tv = { 2, 0 };
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		close(fd);
+		vu_free(&v->dev);
+		free(v);
+		port_remove(s, p, "cannot set up its connection");
+		return;
+	}
+	v->dev.sock = fd;
+	pt->vp = v;
+	snprintf(pt->descr, sizeof(pt->descr), "virtio-net");
+	LOG("port %d: new, virtio-net", p);
+}
+
 static void pending_input(struct sw *s, int i)
 {
 	struct pending *pd = &s->pend[i];
+	if (pd->n == 0) {
+		/* Which protocol: a daemon-protocol request starts with the
+		 * magic 0xfeedface (little-endian: 0xce first), a vhost-user
+		 * front end with a small request number (GET_FEATURES, 1). */
+		uint8_t b;
+		ssize_t k = recv(pd->fd, &b, 1, MSG_PEEK);
+		if (k == 1 && b >= VU_GET_FEATURES && b <= VU_SET_CONFIG) {
+			vport_new(s, i);
+			return;
+		}
+	}
 	ssize_t r = read(pd->fd, pd->buf + pd->n, sizeof(pd->buf) - pd->n);
 
 	if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -460,6 +826,8 @@ static void ctl_input(struct sw *s, int p)
 
 /* ---- frames */
 
+static const struct vnet_hdr plain_hdr;
+
 static void data_input(struct sw *s)
 {
 	static uint8_t bufs[BATCH][NET_FRAME_MAX + 64];
@@ -491,7 +859,7 @@ static void data_input(struct sw *s)
 				s->strangers++;
 				continue;
 			}
-			forward(s, p, bufs[i], m[i].msg_len, now);
+			forward(s, p, &plain_hdr, bufs[i], m[i].msg_len, now);
 		}
 		if (n < BATCH)
 			break;
@@ -506,7 +874,7 @@ static void tap_input(struct sw *s, int p)
 		ssize_t r = read(s->ports[p].tap, buf, sizeof(buf));
 		if (r <= 0)
 			break;
-		forward(s, p, buf, (size_t)r, k_now_ms());
+		forward(s, p, &plain_hdr, buf, (size_t)r, k_now_ms());
 	}
 }
 
@@ -638,9 +1006,9 @@ int switch_run(const struct switch_conf *c)
 	    c->tap ? ", tap " : "", c->tap ? c->tap : "");
 
 	/* Each poll entry says what it is: */
-	enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE };
-	struct who { int kind, idx; };
-	size_t maxfds = 2 + MAX_PENDING + 2 * (size_t)s->nports;
+	enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK };
+	struct who { int kind, idx; unsigned gen; };
+	size_t maxfds = 2 + MAX_PENDING + (2 + VU_MAX_QUEUES) * (size_t)s->nports;
 	struct pollfd *pf = calloc(maxfds, sizeof(*pf));
 	struct who *who = calloc(maxfds, sizeof(*who));
 	if (!pf || !who) {
@@ -651,7 +1019,7 @@ int switch_run(const struct switch_conf *c)
 	}
 	long long idle_since = k_now_ms();
 	while (!stopping) {
-		int n = 0, stuck = 0;
+		int n = 0, stuck = 0, more = 0;
 		if (c->idle_exit) {
 			int guests = 0;
 			for (int p = 0; p < s->nports; p++)
@@ -664,7 +1032,7 @@ int switch_run(const struct switch_conf *c)
 			}
 		}
 #define ADD(fd_, ev, k, i) (pf[n] = (struct pollfd){ .fd = (fd_), .events = (ev) }, \
-			    who[n++] = (struct who){ (k), (i) })
+			    who[n++] = (struct who){ (k), (i), 0 })
 		ADD(s->listen, POLLIN, W_LISTEN, 0);
 		ADD(s->data, POLLIN, W_DATA, 0);
 		for (int i = 0; i < s->npend; i++)
@@ -673,6 +1041,20 @@ int switch_run(const struct switch_conf *c)
 			struct port *pt = &s->ports[p];
 			if (!pt->used)
 				continue;
+			if (pt->vp) {
+				struct vu_dev *d = &pt->vp->dev;
+				ADD(d->sock, POLLIN, W_VU, p);
+				who[n - 1].gen = pt->gen;
+				for (int q = 0; q < 2; q++) {
+					if (d->q[q].kick_fd >= 0 && d->q[q].started) {
+						ADD(d->q[q].kick_fd, POLLIN, W_KICK, p | q << 16);
+						who[n - 1].gen = pt->gen;
+					}
+				}
+				if (pt->vp->tx_more)
+					more = 1;
+				continue;
+			}
 			if (pt->tap >= 0)
 				ADD(pt->tap, POLLIN | (pt->q.n ? POLLOUT : 0), W_TAP, p);
 			else
@@ -688,6 +1070,8 @@ int switch_run(const struct switch_conf *c)
 		long long now = k_now_ms(), wait = c->idle_exit ? 1000 : -1;
 		if (stuck)
 			wait = 10;
+		if (more)
+			wait = 0;
 		for (int i = 0; i < s->npend; i++) {
 			long long left = s->pend[i].deadline - now;
 			if (wait < 0 || left < wait)
@@ -704,6 +1088,8 @@ int switch_run(const struct switch_conf *c)
 		 * then control; pending indexes shift when one closes, so those
 		 * are walked from the end. */
 		for (int i = 0; i < n && r > 0; i++) {
+			if (who[i].kind == W_VU || who[i].kind == W_KICK)
+				continue;
 			struct port *pt = &s->ports[who[i].idx];
 			if ((who[i].kind == W_PROBE || who[i].kind == W_TAP) && (pf[i].revents & POLLOUT) &&
 			    pt->used)
@@ -713,10 +1099,22 @@ int switch_run(const struct switch_conf *c)
 			for (int p = 0; p < s->nports; p++)
 				if (s->ports[p].used && s->ports[p].q.n && s->ports[p].probe < 0)
 					drain(s, &s->ports[p]);
+		if (more)
+			for (int p = 0; p < s->nports; p++)
+				if (s->ports[p].used && s->ports[p].vp && s->ports[p].vp->tx_more)
+					vport_tx(s, p);
 		for (int i = 0; i < n && r > 0; i++) {
 			if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
 				continue;
-			if (who[i].kind == W_DATA)
+			if (who[i].kind == W_KICK) {
+				struct port *pt = &s->ports[who[i].idx & 0xffff];
+				if (!pt->used || !pt->vp || pt->gen != who[i].gen)
+					continue;
+				uint64_t cnt;
+				if (read(pf[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+					continue;
+				vport_kick(&pt->vp->dev, who[i].idx >> 16);
+			} else if (who[i].kind == W_DATA)
 				data_input(s);
 			else if (who[i].kind == W_TAP && s->ports[who[i].idx].used &&
 				 s->ports[who[i].idx].tap == pf[i].fd)
@@ -732,6 +1130,15 @@ int switch_run(const struct switch_conf *c)
 				pending_input(s, k);
 			else if (who[i].kind == W_CTL && s->ports[k].used && s->ports[k].ctl == pf[i].fd)
 				ctl_input(s, k);
+			else if (who[i].kind == W_VU && s->ports[k].used && s->ports[k].vp &&
+				 s->ports[k].gen == who[i].gen) {
+				int rr = vu_serve_one(&s->ports[k].vp->dev);
+				if (rr <= 0) {
+					if (rr < 0)
+						LOG("%s", k_errmsg());
+					port_remove(s, k, rr < 0 ? "broken connection" : "left");
+				}
+			}
 		}
 		now = k_now_ms();
 		for (int i = s->npend - 1; i >= 0; i--) {
@@ -761,6 +1168,8 @@ out:
 		if (s->ports[p].probe >= 0)
 			close(s->ports[p].probe);
 		free(s->ports[p].q.buf);
+		if (s->ports[p].vp)
+			vport_free(s->ports[p].vp);
 	}
 	for (int i = 0; i < s->npend; i++)
 		close(s->pend[i].fd);

@@ -325,7 +325,7 @@ static size_t reply(struct req *r, int err)
 	k_put_le32(r->out, (uint32_t)(r->len + r->extra));
 	k_put_le32(r->out + 4, (uint32_t)err);
 	k_put_le64(r->out + 8, r->unique);
-	return r->len;
+	return r->len + r->extra;       /* the data in place counts too */
 }
 
 /* Room for N more bytes of reply: a pointer to them, or NULL. */

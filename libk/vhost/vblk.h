@@ -19,6 +19,7 @@
 #include "vhost/vhost.h"
 
 #define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_NET 1
 
 struct vblk {
 	struct vu_server srv;

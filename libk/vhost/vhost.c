@@ -281,20 +281,30 @@ int vq_pop(struct vu_dev *d, int qi, struct vu_chain *c)
 	}
 }
 
-void vq_push(struct vu_dev *d, int qi, uint16_t head, uint32_t len)
+/* Write one used entry, not yet visible to the guest (d->lock held). */
+static void put_locked(struct vu_dev *d, struct vu_queue *q, uint16_t head, uint32_t len)
+{
+	(void)d;
+	if (q->inflight)
+		q->inflight--;
+	if (q->num && q->used && !q->broken) {
+		uint8_t *e = q->used + 4 + 8 * (size_t)((uint16_t)(q->used_idx + q->unpublished) % q->num);
+		uint32_t id = head;
+		__atomic_store_n((uint32_t *)e, id, __ATOMIC_RELAXED);
+		__atomic_store_n((uint32_t *)(e + 4), len, __ATOMIC_RELAXED);
+		q->unpublished++;
+	}
+}
+
+/* Make the entries written visible and wake the guest unless it asked
+ * not to be (d->lock held). */
+static void publish_locked(struct vu_dev *d, int qi)
 {
 	struct vu_queue *q = &d->q[qi];
 	static const uint64_t one = 1;
 
-	pthread_mutex_lock(&d->lock);
-	if (q->inflight)
-		q->inflight--;
-	if (q->num && q->used && !q->broken) {
-		uint8_t *e = q->used + 4 + 8 * (size_t)(q->used_idx % q->num);
-		uint32_t id = head;
-		__atomic_store_n((uint32_t *)e, id, __ATOMIC_RELAXED);
-		__atomic_store_n((uint32_t *)(e + 4), len, __ATOMIC_RELAXED);
-		q->used_idx++;
+	if (q->unpublished && q->num && q->used && !q->broken) {
+		q->used_idx = (uint16_t)(q->used_idx + q->unpublished);
 		__atomic_store_n((uint16_t *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		uint16_t flags = __atomic_load_n(&q->avail[0], __ATOMIC_RELAXED);
@@ -304,11 +314,45 @@ void vq_push(struct vu_dev *d, int qi, uint16_t head, uint32_t len)
 				vu_log(d, "cannot wake the guest (queue %d):", qi);
 		}
 	}
+	q->unpublished = 0;
 	int idle = 1;
 	for (int i = 0; i < VU_MAX_QUEUES; i++)
 		idle &= d->q[i].inflight == 0;
 	if (idle)
 		pthread_cond_broadcast(&d->idle);
+}
+
+void vq_push(struct vu_dev *d, int qi, uint16_t head, uint32_t len)
+{
+	pthread_mutex_lock(&d->lock);
+	put_locked(d, &d->q[qi], head, len);
+	publish_locked(d, qi);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void vq_put(struct vu_dev *d, int qi, uint16_t head, uint32_t len)
+{
+	pthread_mutex_lock(&d->lock);
+	put_locked(d, &d->q[qi], head, len);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void vq_publish(struct vu_dev *d, int qi)
+{
+	pthread_mutex_lock(&d->lock);
+	publish_locked(d, qi);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void vq_rewind(struct vu_dev *d, int qi, unsigned n)
+{
+	struct vu_queue *q = &d->q[qi];
+
+	pthread_mutex_lock(&d->lock);
+	if (n > q->inflight)
+		n = q->inflight;
+	q->last_avail = (uint16_t)(q->last_avail - n);
+	q->inflight -= n;
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -587,6 +631,7 @@ int vu_message(struct vu_dev *d, uint32_t req, uint32_t flags, const uint8_t *p,
 		}
 		vu_wait_idle(d);
 		q->last_avail = q->used_idx = (uint16_t)k_le32(p + 4);
+		q->unpublished = 0;
 		break;
 	case VU_GET_VRING_BASE:
 		if (size != 8 || !(q = queue_of(d, k_le32(p)))) {

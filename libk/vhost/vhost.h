@@ -93,6 +93,7 @@ struct vu_queue {
 	int kick_fd, call_fd;           /* -1: none */
 	int enabled, started, broken;
 	unsigned inflight;              /* popped, not yet pushed */
+	uint16_t unpublished;           /* used entries written after used_idx, not yet shown */
 };
 
 /* One request, as a device sees it: the buffers the guest wrote (in) and
@@ -157,6 +158,14 @@ int vq_pop(struct vu_dev *d, int q, struct vu_chain *c);
 /* Give request HEAD back with LEN bytes written into its buffers, and
  * wake the guest unless it asked not to be.  Takes d->lock. */
 void vq_push(struct vu_dev *d, int q, uint16_t head, uint32_t len);
+/* The same in two steps, for many requests and one wake-up: vq_put
+ * writes the used entry, vq_publish shows all put so far to the guest and
+ * wakes it once. */
+void vq_put(struct vu_dev *d, int q, uint16_t head, uint32_t len);
+void vq_publish(struct vu_dev *d, int q);
+/* Give back the last N requests popped and not pushed, as if never
+ * taken (a device that found too little room in them). */
+void vq_rewind(struct vu_dev *d, int q, unsigned n);
 /* Wait until no request of any queue is in flight (d->lock held). */
 void vu_wait_idle(struct vu_dev *d);
 

@@ -16,10 +16,16 @@
  *   swprobe lease SOCKET MAC       get a lease: prints its time and options
  *   swprobe reboot SOCKET MAC IP   INIT-REBOOT request for IP: "ACK IP" or "NAK why"
  *   swprobe bad-dhcp SOCKET        send every kind of malformed DHCP packet
+ *   swprobe vhog SOCKET SECONDS    join as a virtio-net guest (a vhost-user front
+ *                                  end with both queues set up), then never give
+ *                                  the switch a receive buffer
+ *   swprobe vbad SOCKET            join as a virtio-net guest and send frames with
+ *                                  lying headers: prints "sent N"
  *
  * Exit status 0 when the probe did what it says (even when the answer is
  * "closed" or "NAK"), 1 when it could not.
  */
+#include "core/bytes.h"
 #include "core/err.h"
 #include "core/sys.h"
 #include "net/dhcp.h"
@@ -27,8 +33,12 @@
 #include "net/net.h"
 #include "net/netif.h"
 #include "net/switchproto.h"
+#include "net/vnet.h"
+#include "vhost/vhost.h"
 
 #include <errno.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +364,144 @@ static int cmd_bad_dhcp(const char *sock)
 	return 0;
 }
 
+/* ---- a minimal vhost-user front end, as a guest's virtio_uml is */
+
+static void vu_send(int fd, uint32_t req, const void *payload, uint32_t size, int passfd)
+{
+	uint8_t m[VU_HDR + 256];
+	k_put_le32(m, req);
+	k_put_le32(m + 4, VU_VERSION);
+	k_put_le32(m + 8, size);
+	if (size)
+		memcpy(m + VU_HDR, payload, size);
+	struct iovec iov = { m, VU_HDR + size };
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } cm;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (passfd >= 0) {
+		mh.msg_control = cm.b;
+		mh.msg_controllen = sizeof(cm.b);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
+	}
+	if (sendmsg(fd, &mh, 0) != (ssize_t)iov.iov_len) {
+		perror("swprobe: sendmsg");
+		exit(1);
+	}
+}
+
+#define VMEM (1 << 20)
+struct vfront {
+	int sock, kick[2];
+	uint8_t *mem;
+};
+
+/* Connect, negotiate, hand over 1 MiB of memory and two rings of 64
+ * (queue Q's at Q * 64 KiB: descriptors, then avail at +4 KiB, used at
+ * +8 KiB), nothing in them yet. */
+static void vfront_open(struct vfront *v, const char *sock)
+{
+	v->sock = connect_ctl(sock);
+	uint8_t p[64];
+	vu_send(v->sock, VU_GET_FEATURES, NULL, 0, -1);
+	uint8_t r[VU_HDR + 8];
+	if (read(v->sock, r, sizeof(r)) != (ssize_t)sizeof(r)) {
+		fprintf(stderr, "swprobe: no answer to GET_FEATURES\n");
+		exit(1);
+	}
+	uint64_t want = 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_HOST_TSO4;
+	k_put_le64(p, k_le64(r + VU_HDR) & want);
+	vu_send(v->sock, VU_SET_FEATURES, p, 8, -1);
+	vu_send(v->sock, VU_SET_OWNER, NULL, 0, -1);
+	int mfd = memfd_create("vfront", 0);
+	if (mfd < 0 || ftruncate(mfd, VMEM) < 0 ||
+	    (v->mem = mmap(NULL, VMEM, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0)) == MAP_FAILED) {
+		perror("swprobe: memory");
+		exit(1);
+	}
+	memset(p, 0, sizeof(p));
+	k_put_le32(p, 1);
+	k_put_le64(p + 8, 0);                           /* guest-physical address */
+	k_put_le64(p + 16, VMEM);
+	k_put_le64(p + 24, (uint64_t)(uintptr_t)v->mem);   /* front-end address */
+	k_put_le64(p + 32, 0);
+	vu_send(v->sock, VU_SET_MEM_TABLE, p, 40, mfd);
+	close(mfd);
+	for (int q = 0; q < 2; q++) {
+		uint64_t base = (uint64_t)(uintptr_t)v->mem + (uint64_t)q * 65536;
+		k_put_le32(p, (uint32_t)q);
+		k_put_le32(p + 4, 64);
+		vu_send(v->sock, VU_SET_VRING_NUM, p, 8, -1);
+		memset(p, 0, 40);
+		k_put_le32(p, (uint32_t)q);
+		k_put_le64(p + 8, base);
+		k_put_le64(p + 16, base + 8192);
+		k_put_le64(p + 24, base + 4096);
+		vu_send(v->sock, VU_SET_VRING_ADDR, p, 40, -1);
+		k_put_le32(p, (uint32_t)q);
+		k_put_le32(p + 4, 0);
+		vu_send(v->sock, VU_SET_VRING_BASE, p, 8, -1);
+		int call = eventfd(0, EFD_NONBLOCK);
+		k_put_le64(p, (uint64_t)q);
+		vu_send(v->sock, VU_SET_VRING_CALL, p, 8, call);
+		close(call);
+		v->kick[q] = eventfd(0, EFD_NONBLOCK);
+		vu_send(v->sock, VU_SET_VRING_KICK, p, 8, v->kick[q]);
+	}
+}
+
+/* Put one frame (header included) in the transmit ring and kick. */
+static void vfront_tx(struct vfront *v, unsigned slot, const uint8_t *f, size_t n)
+{
+	uint8_t *q = v->mem + 65536;
+	size_t data = 32768 + (size_t)(slot % 8) * 2048;
+	memcpy(v->mem + 65536 + data, f, n);
+	struct vring_desc d = { 65536 + data, (uint32_t)n, 0, 0 };
+	memcpy(q + 16 * (slot % 64), &d, sizeof(d));
+	uint16_t *avail = (uint16_t *)(q + 4096);
+	avail[2 + slot % 64] = (uint16_t)(slot % 64);
+	__atomic_store_n(&avail[1], (uint16_t)(slot + 1), __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	if (write(v->kick[1], &one, 8) != 8)
+		perror("swprobe: kick");
+}
+
+static int cmd_vbad(const char *sock)
+{
+	struct vfront v;
+	vfront_open(&v, sock);
+	uint8_t f[VNET_HDR_LEN + 200];
+	int sent = 0;
+	/* Each a lie of its own: a GSO type not offered, a segment size of 1,
+	 * a checksum place past the end, flags unknown, a TCPv4 offload of a
+	 * UDP packet, a runt. */
+	static const uint8_t lies[][6] = {
+		{ 0, 3, 0, 0, 0, 0 }, { 0, VNET_GSO_TCPV4, 1, 0, 0, 0 }, { VNET_F_NEEDS_CSUM, 0, 0, 0, 190, 20 },
+		{ 0x80, 0, 0, 0, 0, 0 }, { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 0x40, 0x05, 34, 6 },
+	};
+	for (unsigned i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		memset(f, 0, sizeof(f));
+		struct vnet_hdr h = { lies[i][0], lies[i][1], 0, (uint16_t)(lies[i][2] | lies[i][3] << 8),
+				      lies[i][4], lies[i][5], 0 };
+		vnet_hdr_put(&h, f);
+		uint8_t *e = f + VNET_HDR_LEN;
+		memset(e, 0xff, 6);                     /* broadcast */
+		memcpy(e + 6, "\x02\0\0\0\xba\xd0", 6);
+		e[12] = 0x08;                           /* IPv4, UDP */
+		e[14] = 0x45;
+		e[14 + 9] = 17;
+		vfront_tx(&v, (unsigned)sent, f, sizeof(f));
+		sent++;
+	}
+	memset(f, 0, sizeof(f));
+	vfront_tx(&v, (unsigned)sent++, f, VNET_HDR_LEN + 6);
+	sleep(1);
+	printf("sent %d\n", sent);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -373,6 +521,16 @@ int main(int argc, char **argv)
 		return cmd_reboot(sock, argv[3], argv[4]);
 	if (!strcmp(cmd, "bad-dhcp"))
 		return cmd_bad_dhcp(sock);
+	if (!strcmp(cmd, "vhog") && argc == 4) {
+		struct vfront v;
+		vfront_open(&v, sock);
+		printf("hogging\n");
+		fflush(stdout);
+		sleep((unsigned)atoi(argv[3]));
+		return 0;
+	}
+	if (!strcmp(cmd, "vbad"))
+		return cmd_vbad(sock);
 	if (!strcmp(cmd, "hog") && argc == 4) {
 		struct sw_port p;
 		if (sw_port_open(&p, sock, NULL) < 0) {

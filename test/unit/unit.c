@@ -6,11 +6,14 @@
 #include "core/sha256.h"
 #include "core/sys.h"
 #include "core/xio.h"
+#include "guest/boot.h"
 #include "image/cloop.h"
 #include "image/cow.h"
 #include "net/dhcp.h"
 #include "net/net.h"
 #include "net/switchproto.h"
+#include "net/vnet.h"
+#include "tcpcheck.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -379,6 +382,110 @@ static void dhcp_tests(void)
 	T("switch request: bad magic refused at 4 bytes", sw_parse_request(&sr, req, 4) < 0);
 }
 
+/* ---- virtio-net: a TCP segment offload cut into frames */
+
+struct segs { int n, bad, fin_early; uint32_t seq[8]; size_t len[8]; };
+
+static void seg_emit(void *ctx, const uint8_t *f, size_t n)
+{
+	struct segs *s = ctx;
+	if (tcp_frame_ok(f, n) != 1)
+		s->bad++;
+	if (s->n < 8) {
+		s->seq[s->n] = k_be32(f + 14 + 20 + 4);
+		s->len[s->n] = n;
+	}
+	s->n++;
+	if (f[14 + 20 + 13] & 1)
+		s->fin_early = s->n;            /* which one carried FIN */
+}
+
+static void test_vnet(void)
+{
+	static uint8_t f[14 + 20 + 20 + 4000], scratch[VNET_FRAME_MAX];
+	memset(f, 0, sizeof(f));
+	memcpy(f, "\x52\0\0\0\0\1\x52\0\0\0\0\2\x08\x00", 14);
+	uint8_t *ip = f + 14, *tcp = ip + 20;
+	ip[0] = 0x45;
+	ip[8] = 64;
+	ip[9] = 6;
+	k_put_be32(ip + 12, 0x0a00020f);
+	k_put_be32(ip + 16, 0x0a000210);
+	k_put_be16(tcp, 1234);
+	k_put_be16(tcp + 2, 80);
+	k_put_be32(tcp + 4, 1000);
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x19;                         /* FIN, PSH, ACK */
+	for (size_t i = 0; i < 4000; i++)
+		f[54 + i] = (uint8_t)(i * 7);
+	struct vnet_hdr h = { VNET_F_NEEDS_CSUM, VNET_GSO_TCPV4, 54, 1448, 34, 16, 0 };
+	T("vnet: a TCPv4 offload passes the checks", vnet_check(&h, f, sizeof(f)) == 0);
+	struct segs s = { 0 };
+	int k = vnet_plain(&h, f, sizeof(f), scratch, 1514, seg_emit, &s);
+	T("vnet: 4000 bytes at 1448 a segment: 3 frames", k == 3 && s.n == 3);
+	T("vnet: every segment's IP and TCP checksums right", s.bad == 0);
+	T("vnet: sequence numbers follow the data", s.seq[0] == 1000 && s.seq[1] == 2448 && s.seq[2] == 3896);
+	T("vnet: frame sizes", s.len[0] == 1502 && s.len[1] == 1502 && s.len[2] == 54 + 4000 - 2 * 1448);
+	T("vnet: FIN only on the last", s.fin_early == 3);
+	T("vnet: segments larger than the port takes refused",
+	  vnet_plain(&h, f, sizeof(f), scratch, 1000, seg_emit, &s) < 0);
+	h.gso_size = 20;
+	T("vnet: a segment size under the minimum refused", vnet_check(&h, f, sizeof(f)) < 0);
+	h.gso_size = 1448;
+	h.gso_type = VNET_GSO_TCPV6;
+	T("vnet: a TCPv6 offload of an IPv4 packet refused", vnet_check(&h, f, sizeof(f)) < 0);
+	h.gso_type = 3;
+	T("vnet: UDP fragmentation offload (not offered) refused", vnet_check(&h, f, sizeof(f)) < 0);
+	struct vnet_hdr c = { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, 34, 16, 0 };
+	T("vnet: a checksum place past the frame refused", vnet_check(&c, f, 34 + 17) < 0);
+	/* Checksum only: one frame, its TCP checksum completed from the
+	 * pseudo-header sum the guest left in the field. */
+	size_t n = 54 + 1000;
+	k_put_be16(ip + 2, (uint16_t)(n - 14));
+	k_put_be16(ip + 10, 0);
+	k_put_be16(ip + 10, net_sum_fold(net_sum(0, ip, 20)));
+	uint8_t ph[12];
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0;
+	ph[9] = 6;
+	k_put_be16(ph + 10, (uint16_t)(n - 34));
+	k_put_be16(tcp + 16, (uint16_t)~net_sum_fold(net_sum(0, ph, 12)));
+	struct segs one = { 0 };
+	T("vnet: checksum offload: one frame", vnet_plain(&c, f, n, scratch, 1514, seg_emit, &one) == 1 &&
+	  one.n == 1 && one.bad == 0);
+}
+
+/* ---- the escapes on an interactive guest's terminal */
+
+static int esc_run(struct boot_escape *e, const char *in, char *out)
+{
+	size_t k;
+	int a = boot_escape(e, (const uint8_t *)in, strlen(in), (uint8_t *)out, &k);
+	out[k] = 0;
+	return a;
+}
+
+static void test_escape(void)
+{
+	struct boot_escape e = { .line_start = 1 };
+	char out[64];
+	T("escape: ~. at the start halts", esc_run(&e, "~.", out) == BOOT_ESC_HALT && !out[0]);
+	e = (struct boot_escape){ .line_start = 1 };
+	T("escape: a ~ inside a line goes on", esc_run(&e, "ls ~/x\r", out) == 0 && !strcmp(out, "ls ~/x\r"));
+	T("escape: ~~ after Enter is one ~", esc_run(&e, "~~", out) == 0 && !strcmp(out, "~"));
+	T("escape: ~. not after Enter goes on", esc_run(&e, "~.", out) == 0 && !strcmp(out, "~."));
+	e = (struct boot_escape){ .line_start = 1 };
+	T("escape: ~ and another byte both go on", esc_run(&e, "~a", out) == 0 && !strcmp(out, "~a"));
+	e = (struct boot_escape){ .line_start = 1 };
+	T("escape: ~ held across reads", esc_run(&e, "\r~", out) == 0 && !strcmp(out, "\r") &&
+	  esc_run(&e, ".", out) == BOOT_ESC_HALT);
+	e = (struct boot_escape){ .line_start = 1 };
+	T("escape: a cursor report after Enter keeps the line start",
+	  esc_run(&e, "\r\033[11;5R~.", out) == BOOT_ESC_HALT && !strcmp(out, "\r\033[11;5R"));
+	e = (struct boot_escape){ .line_start = 1 };
+	T("escape: ~? shows the help", esc_run(&e, "~?", out) == BOOT_ESC_HELP && !out[0]);
+}
+
 int main(void)
 {
 	uint8_t b[8];
@@ -525,5 +632,7 @@ int main(void)
 	net_tests();
 	dhcp_tests();
 	bsrc_tests();
+	test_vnet();
+	test_escape();
 	return failed != 0;
 }

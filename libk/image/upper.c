@@ -1,0 +1,97 @@
+#include "image/upper.h"
+#include "core/bytes.h"
+#include "core/err.h"
+#include "core/xio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int upper_parse(const uint8_t *b, size_t n, struct upper_hdr *h)
+{
+	if (n < UPPER_HDR || memcmp(b, UPPER_MAGIC, 8))
+		return 0;
+	if (k_le32(b + 8) != UPPER_HDR)
+		return k_seterr("an upper layer's header of %u bytes (this umlk knows %d)", k_le32(b + 8),
+				UPPER_HDR);
+	if (k_le32(b + 12))
+		return k_seterr("an upper layer with flags 0x%x this umlk does not know", k_le32(b + 12));
+	h->fs_size = k_le64(b + 16);
+	h->image_size = k_le64(b + 24);
+	h->image_mtime = k_le64(b + 32);
+	if (h->fs_size < (1 << 20) || h->fs_size > (1ULL << 50))
+		return k_seterr("an upper layer whose filesystem is %" PRIu64 " bytes", h->fs_size);
+	const uint8_t *p = b + 64;
+	if (!memchr(p, 0, UPPER_PATH_MAX))
+		return k_seterr("an upper layer whose image path is not terminated");
+	memcpy(h->image_path, p, UPPER_PATH_MAX);
+	return 1;
+}
+
+void upper_format(const struct upper_hdr *h, uint8_t b[UPPER_HDR])
+{
+	memset(b, 0, UPPER_HDR);
+	memcpy(b, UPPER_MAGIC, 8);
+	k_put_le32(b + 8, UPPER_HDR);
+	k_put_le64(b + 16, h->fs_size);
+	k_put_le64(b + 24, h->image_size);
+	k_put_le64(b + 32, h->image_mtime);
+	snprintf((char *)b + 64, UPPER_PATH_MAX, "%s", h->image_path);
+}
+
+int k_mke2fs(const char *file, const char *label, uint64_t offset, uint64_t size)
+{
+	char sz[32], ext[128];
+
+	snprintf(sz, sizeof(sz), "%" PRIu64 "k", size >> 10);
+	/* FILE is fresh and sparse: its unwritten blocks read as zeros, so
+	 * the inode tables and journal need no zeroing (and take no room). */
+	snprintf(ext, sizeof(ext), "root_owner=0:0,offset=%" PRIu64 ",lazy_itable_init=1,lazy_journal_init=1",
+		 offset);
+	pid_t pid = k_fork();
+	if (pid < 0)
+		return k_seterr("fork:");
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (devnull >= 0)
+			dup2(devnull, 1);
+		execlp("mke2fs", "mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-E", ext, file, sz,
+		       (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
+		return k_seterr("making an ext4 filesystem needs mke2fs (Debian's e2fsprogs) on this host");
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		return k_seterr("mke2fs failed");
+	return 0;
+}
+
+int upper_create(const char *file, struct upper_hdr *h, uint64_t fs_size)
+{
+	struct kout out;
+	uint8_t b[UPPER_HDR];
+
+	if (kout_open(&out, file) < 0)
+		return -1;
+	h->fs_size = fs_size;
+	upper_format(h, b);
+	if (!out.regular || ftruncate(out.fd, (off_t)(UPPER_HDR + fs_size)) < 0) {
+		kout_abort(&out);
+		return k_seterr("%s: cannot make a file there:", file);
+	}
+	if (k_mke2fs(out.tmp, "umlk-upper", UPPER_HDR, fs_size) < 0 ||
+	    (pwrite(out.fd, b, UPPER_HDR, 0) != UPPER_HDR && k_seterr("%s: writing its header:", file))) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s", k_errmsg());
+		kout_abort(&out);
+		return k_seterr("%s: %s", file, why);
+	}
+	return kout_commit(&out, 1);
+}

@@ -1,0 +1,184 @@
+#include "net/vnet.h"
+#include "core/bytes.h"
+#include "core/err.h"
+#include "net/net.h"
+
+#include <string.h>
+
+void vnet_hdr_get(struct vnet_hdr *h, const uint8_t b[VNET_HDR_LEN])
+{
+	h->flags = b[0];
+	h->gso_type = b[1];
+	h->hdr_len = k_le16(b + 2);
+	h->gso_size = k_le16(b + 4);
+	h->csum_start = k_le16(b + 6);
+	h->csum_offset = k_le16(b + 8);
+	h->num_buffers = k_le16(b + 10);
+}
+
+void vnet_hdr_put(const struct vnet_hdr *h, uint8_t b[VNET_HDR_LEN])
+{
+	b[0] = h->flags;
+	b[1] = h->gso_type;
+	k_put_le16(b + 2, h->hdr_len);
+	k_put_le16(b + 4, h->gso_size);
+	k_put_le16(b + 6, h->csum_start);
+	k_put_le16(b + 8, h->csum_offset);
+	k_put_le16(b + 10, h->num_buffers);
+}
+
+/* Where the headers of a TCP segment lie. */
+struct tcp_frame {
+	size_t l3, l4, hl;              /* IP header, TCP header, first payload byte */
+	int v6;
+};
+
+static int parse_tcp(const uint8_t *f, size_t n, int want_v6, struct tcp_frame *t)
+{
+	if (n < 14)
+		return k_seterr("a frame of %zu bytes", n);
+	size_t l3 = 14;
+	uint16_t type = k_be16(f + 12);
+	if (type == 0x8100) {           /* one VLAN tag */
+		if (n < 18)
+			return k_seterr("a VLAN frame of %zu bytes", n);
+		type = k_be16(f + 16);
+		l3 = 18;
+	}
+	t->l3 = l3;
+	t->v6 = want_v6;
+	if (!want_v6) {
+		if (type != 0x0800 || n < l3 + 20 || f[l3] >> 4 != 4)
+			return k_seterr("a TCPv4 segment offload that is not IPv4");
+		size_t ihl = (size_t)(f[l3] & 15) * 4;
+		if (ihl < 20 || n < l3 + ihl)
+			return k_seterr("an IPv4 header of %zu bytes", ihl);
+		if (f[l3 + 9] != 6)
+			return k_seterr("a TCPv4 segment offload of IP protocol %u", f[l3 + 9]);
+		if (k_be16(f + l3 + 6) & 0x3fff)
+			return k_seterr("a TCPv4 segment offload of an IP fragment");
+		t->l4 = l3 + ihl;
+	} else {
+		if (type != 0x86dd || n < l3 + 40 || f[l3] >> 4 != 6)
+			return k_seterr("a TCPv6 segment offload that is not IPv6");
+		if (f[l3 + 6] != 6)
+			return k_seterr("a TCPv6 segment offload with next header %u (extension headers"
+					" are not cut)", f[l3 + 6]);
+		t->l4 = l3 + 40;
+	}
+	if (n < t->l4 + 20)
+		return k_seterr("a TCP header cut short");
+	size_t thl = (size_t)(f[t->l4 + 12] >> 4) * 4;
+	if (thl < 20 || n < t->l4 + thl)
+		return k_seterr("a TCP header of %zu bytes", thl);
+	t->hl = t->l4 + thl;
+	return 0;
+}
+
+int vnet_check(const struct vnet_hdr *h, const uint8_t *frame, size_t n)
+{
+	if (n < 14)
+		return k_seterr("a frame of %zu bytes", n);
+	if (n > VNET_FRAME_MAX)
+		return k_seterr("a frame of %zu bytes (at most %d)", n, VNET_FRAME_MAX);
+	if (h->flags & ~(VNET_F_NEEDS_CSUM | VNET_F_DATA_VALID))
+		return k_seterr("header flags 0x%x", h->flags);
+	if (h->flags & VNET_F_NEEDS_CSUM) {
+		if ((size_t)h->csum_start + h->csum_offset + 2 > n)
+			return k_seterr("its checksum at %u+%u lies past the frame's %zu bytes", h->csum_start,
+					h->csum_offset, n);
+	}
+	struct tcp_frame t;
+	switch (h->gso_type & 0x7f) {  /* 0x80: ECN, which changes nothing here */
+	case VNET_GSO_NONE:
+		if (h->gso_type & 0x80)
+			return k_seterr("ECN without a segment offload");
+		return 0;
+	case VNET_GSO_TCPV4:
+	case VNET_GSO_TCPV6:
+		if (h->gso_size < VNET_GSO_MIN)
+			return k_seterr("a segment size of %u (at least %d)", h->gso_size, VNET_GSO_MIN);
+		return parse_tcp(frame, n, (h->gso_type & 0x7f) == VNET_GSO_TCPV6, &t);
+	default:
+		return k_seterr("segment offload type %u (only TCPv4 and TCPv6 are offered)", h->gso_type);
+	}
+}
+
+/* The TCP checksum of the segment in F (N bytes), pseudo-header included. */
+static uint16_t tcp_csum(const uint8_t *f, const struct tcp_frame *t, size_t n)
+{
+	uint32_t sum = 0;
+	size_t tcplen = n - t->l4;
+	uint8_t tail[8];
+
+	if (t->v6)
+		sum = net_sum(sum, f + t->l3 + 8, 32);         /* source and destination */
+	else
+		sum = net_sum(sum, f + t->l3 + 12, 8);
+	k_put_be32(tail, (uint32_t)tcplen);
+	k_put_be32(tail + 4, 6);
+	sum = net_sum(sum, tail, 8);
+	sum = net_sum(sum, f + t->l4, tcplen);
+	return net_sum_fold(sum);
+}
+
+int vnet_plain(const struct vnet_hdr *h, const uint8_t *frame, size_t n, uint8_t *scratch,
+	       size_t maxlen, void (*emit)(void *ctx, const uint8_t *f, size_t len), void *ctx)
+{
+	if (h->gso_type == VNET_GSO_NONE) {
+		if (n > maxlen)
+			return k_seterr("a frame of %zu bytes for a port that takes %zu", n, maxlen);
+		if (!(h->flags & VNET_F_NEEDS_CSUM)) {
+			emit(ctx, frame, n);
+			return 1;
+		}
+		memcpy(scratch, frame, n);
+		uint16_t c = net_sum_fold(net_sum(0, scratch + h->csum_start, n - h->csum_start));
+		k_put_be16(scratch + h->csum_start + h->csum_offset, c ? c : 0xffff);
+		emit(ctx, scratch, n);
+		return 1;
+	}
+
+	struct tcp_frame t;
+	if (parse_tcp(frame, n, (h->gso_type & 0x7f) == VNET_GSO_TCPV6, &t) < 0)
+		return -1;
+	size_t mss = h->gso_size, payload = n - t.hl;
+	size_t first = payload < mss ? payload : mss;
+	if (t.hl + first > maxlen)
+		return k_seterr("segments of %zu bytes for a port that takes %zu", t.hl + first, maxlen);
+	uint32_t seq0 = k_be32(frame + t.l4 + 4);
+	uint16_t id0 = t.v6 ? 0 : k_be16(frame + t.l3 + 4);
+	uint8_t flags0 = frame[t.l4 + 13];
+	int count = 0;
+
+	for (size_t off = 0; off < payload || (payload == 0 && count == 0); off += mss) {
+		size_t len = payload - off < mss ? payload - off : mss;
+		int last = off + len >= payload;
+		size_t seglen = t.hl + len;
+		memcpy(scratch, frame, t.hl);
+		memcpy(scratch + t.hl, frame + t.hl + off, len);
+		uint8_t *ip = scratch + t.l3, *tcp = scratch + t.l4;
+		if (t.v6) {
+			k_put_be16(ip + 4, (uint16_t)(seglen - t.l4));
+		} else {
+			k_put_be16(ip + 2, (uint16_t)(seglen - t.l3));
+			k_put_be16(ip + 4, (uint16_t)(id0 + count));
+			k_put_be16(ip + 10, 0);
+			k_put_be16(ip + 10, net_sum_fold(net_sum(0, ip, t.l4 - t.l3)));
+		}
+		k_put_be32(tcp + 4, seq0 + (uint32_t)off);
+		uint8_t fl = flags0;
+		if (!last)
+			fl &= (uint8_t)~0x09;   /* FIN and PSH go with the last segment */
+		if (count)
+			fl &= (uint8_t)~0x80;   /* CWR with the first */
+		tcp[13] = fl;
+		k_put_be16(tcp + 16, 0);
+		k_put_be16(tcp + 16, tcp_csum(scratch, &t, seglen));
+		emit(ctx, scratch, seglen);
+		count++;
+		if (payload == 0)
+			break;
+	}
+	return count;
+}
