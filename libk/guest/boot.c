@@ -94,12 +94,7 @@ static struct bsrc *xopen_disk(const struct boot_opts *o, struct image *im)
 		return im->disk;                /* read-only: an overlay in the guest, see xopen_upper */
 	if (o->cow) {
 		struct upper_hdr uh;
-		uint8_t b[UPPER_HDR];
-		int fd = open(o->cow, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd < 0 ? -1 : full_pread(fd, b, sizeof(b), 0);
-		if (fd >= 0)
-			close(fd);
-		if (n > 0 && upper_parse(b, (size_t)n, &uh) > 0)
+		if (upper_read(-1, o->cow, &uh) > 0)
 			xdie("--cow %s: the upper layer of an overlay (made for %s), not a COW file of blocks,"
 			     " which the writable %s root of %s needs; give a new name to make one", o->cow,
 			     uh.image_path, im->fstype, o->image);
@@ -155,11 +150,9 @@ static struct bsrc *xopen_upper(const struct boot_opts *o, const struct image *i
 	}
 	if (fd < 0)
 		xdie("--cow %s:", o->cow);
-	uint8_t b[UPPER_HDR];
-	ssize_t n = full_pread(fd, b, sizeof(b), 0);
-	int r = n < 0 ? -1 : upper_parse(b, (size_t)n, &h);
+	int r = upper_read(fd, o->cow, &h);
 	if (r < 0)
-		xdie("--cow %s: %s", o->cow, n < 0 ? "cannot read it" : k_errmsg());
+		xdie("--cow %s", k_errmsg());
 	if (r == 0)
 		xdie("--cow %s: not an upper layer, which the %s root of %s needs (a COW file for a"
 		     " writable root, or another file?); give a new name to make one", o->cow,

@@ -146,15 +146,9 @@ struct opened {
  * its header in H, 0 when PATH is something else. */
 static int upper_of(const char *path, struct upper_hdr *h)
 {
-	uint8_t b[UPPER_HDR];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = full_pread(fd, b, sizeof(b), 0);
-	close(fd);
-	int r = n < 0 ? 0 : upper_parse(b, (size_t)n, h);
+	int r = upper_read(-1, path, h);
 	if (r < 0)
-		xdie("%s: %s", path, k_errmsg());
+		xdie("%s", k_errmsg());
 	return r;
 }
 

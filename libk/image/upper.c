@@ -32,6 +32,27 @@ int upper_parse(const uint8_t *b, size_t n, struct upper_hdr *h)
 	return 1;
 }
 
+int upper_read(int fd, const char *path, struct upper_hdr *h)
+{
+	uint8_t b[UPPER_HDR];
+	int own = fd < 0;
+
+	if (own && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	ssize_t n = full_pread(fd, b, sizeof(b), 0);
+	if (own)
+		close(fd);
+	if (n < 0)
+		return own ? 0 : k_seterr("%s: cannot read it:", path);
+	int r = upper_parse(b, (size_t)n, h);
+	if (r < 0) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s", k_errmsg());
+		return k_seterr("%s: %s", path, why);
+	}
+	return r;
+}
+
 void upper_format(const struct upper_hdr *h, uint8_t b[UPPER_HDR])
 {
 	memset(b, 0, UPPER_HDR);

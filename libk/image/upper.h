@@ -41,6 +41,11 @@ struct upper_hdr {
  * (H filled), 0 no, -1 with k_seterr() when it is one but damaged. */
 int upper_parse(const uint8_t *buf, size_t n, struct upper_hdr *h);
 void upper_format(const struct upper_hdr *h, uint8_t buf[UPPER_HDR]);
+/* The same for the file open on FD (or, with FD < 0, at PATH, which is
+ * then only named in messages otherwise): 1 an upper layer (H filled), 0
+ * something else or nothing there, -1 with k_seterr() when it is one but
+ * damaged, or FD cannot be read. */
+int upper_read(int fd, const char *path, struct upper_hdr *h);
 
 /* Make FILE, an upper layer of FS_SIZE bytes for the image described by
  * H (fs_size is set here), whole or not at all: mke2fs (e2fsprogs) on a
