@@ -7,12 +7,15 @@
  * leading out of it; beside it lies a marker file.  After every input the
  * marker must be unchanged and nothing else must have appeared beside
  * the share: whatever the requests did, they did it inside.  Writes are
- * capped (RLIMIT_FSIZE) so the fuzzer cannot fill the disk. */
+ * capped (RLIMIT_FSIZE) and the share is made afresh every few hundred
+ * inputs and removed at exit, so the fuzzer cannot fill the disk with
+ * files either. */
 #include "core/bytes.h"
 #include "share/fuse.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +28,47 @@ static char top[256], share[300], marker[300];
 static struct fshare *fs;
 static struct stat marker_st;
 
+static int open_up(const char *p, const struct stat *st, int type, struct FTW *w)
+{
+	(void)st, (void)w;
+	if (type == FTW_D || type == FTW_DNR)
+		chmod(p, 0700);                 /* so that its entries can go */
+	return 0;
+}
+
+static int remove_one(const char *p, const struct stat *st, int type, struct FTW *w)
+{
+	(void)st, (void)w;
+	if (type == FTW_DP)
+		rmdir(p);
+	else
+		unlink(p);
+	return 0;
+}
+
+static void teardown(void)
+{
+	if (fs)
+		fshare_close(fs);
+	fs = NULL;
+	if (!top[0])
+		return;
+	nftw(top, open_up, 16, FTW_PHYS);
+	nftw(top, remove_one, 16, FTW_PHYS | FTW_DEPTH);
+	top[0] = 0;
+}
+
 static void setup(void)
 {
 	struct rlimit rl = { 1 << 20, 1 << 20 };
+	static int once;
 
-	setrlimit(RLIMIT_FSIZE, &rl);
-	signal(SIGXFSZ, SIG_IGN);
+	if (!once) {
+		once = 1;
+		setrlimit(RLIMIT_FSIZE, &rl);
+		signal(SIGXFSZ, SIG_IGN);
+		atexit(teardown);
+	}
 	snprintf(top, sizeof(top), "%s/fuzz-fuse-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(top))
 		abort();
@@ -80,7 +118,10 @@ static void oracle(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t out[(1 << 16) + 4096];
+	static unsigned runs;
 
+	if (fs && ++runs % 256 == 0)
+		teardown();                     /* what earlier inputs made goes */
 	if (!fs)
 		setup();
 	for (size_t at = 0; at + 2 <= size;) {
