@@ -27,10 +27,11 @@ LIBK = libk/core/args.c libk/core/daemon.c libk/core/err.c libk/core/pipeline.c 
        libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/iso9660.c libk/image/live.c libk/image/upper.c \
        libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c libk/net/vnet.c \
        libk/block/bsrc.c libk/block/bsrc_cloop.c libk/block/bsrc_cow.c libk/block/image.c \
+       libk/remote/http.c libk/remote/index.c libk/remote/remote.c \
        libk/vhost/vblk.c libk/vhost/vfs.c libk/vhost/vhost.c libk/share/fuse.c \
        libk/guest/boot.c libk/guest/cookie.c libk/guest/guest.c libk/guest/mconsole.c libk/guest/payload.c libk/guest/xnest.c
 
-APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/init.c applets/initramfs.c \
+APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/index.c applets/init.c applets/initramfs.c \
           applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c applets/xnest_launch.c
 HEADERS = $(wildcard libk/*/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
@@ -98,7 +99,7 @@ $(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
 FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
           $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw \
           $(BUILD)/fuzz/fuzz_vhost $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_fuse \
-          $(BUILD)/fuzz/fuzz_vnet $(BUILD)/fuzz/fuzz_live
+          $(BUILD)/fuzz/fuzz_vnet $(BUILD)/fuzz/fuzz_live $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_index
 fuzz: $(FUZZERS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)

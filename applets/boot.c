@@ -10,6 +10,7 @@
 
 const char boot_usage[] =
 	"Usage: umlk boot [OPTIONS] IMAGE [-- COMMAND [ARGS...]]\n"
+	"       umlk boot [OPTIONS] http://HOST/PATH/IMAGE#sha256=HEX [-- COMMAND...]\n"
 	"\n"
 	"Boot IMAGE as a User Mode Linux virtual machine, as an ordinary user.\n"
 	"IMAGE is a live ISO (KNOPPIX's cloop files, Debian Live, Ubuntu casper,\n"
@@ -23,6 +24,12 @@ const char boot_usage[] =
 	"stacked gets an overlay: its writes go to memory, or with --cow to an\n"
 	"upper layer kept in the COW file.  A live ISO's own kernel parameters\n"
 	"(its boot loader's) are passed on.\n"
+	"\n"
+	"IMAGE may be on a web server, published with 'umlk index' (which prints\n"
+	"the URL): only the chunks the guest reads are fetched, each checked\n"
+	"against the SHA-256 the index gives it, and the index against the\n"
+	"SHA-256 in the URL, before any of it is used.  Verified chunks are kept\n"
+	"in ${XDG_CACHE_HOME:-~/.cache}/umlk (a second boot needs no network).\n"
 	"\n"
 	"With COMMAND, the guest runs it as root in its root filesystem, its\n"
 	"output comes to this terminal, and umlk exits with its exit status (like\n"
@@ -79,6 +86,15 @@ const char boot_usage[] =
 	"  --x11-cookie HEX an MIT-MAGIC-COOKIE-1 for the X display that --env\n"
 	"                   DISPLAY=HOST:N names; written to /root/.Xauthority in\n"
 	"                   the guest, and XAUTHORITY set (xnest-launch uses it)\n"
+	"  --mirror URL     the same image at URL too, tried in turn when a server\n"
+	"                   fails or serves a chunk that fails its hash (up to 7)\n"
+	"  --index URL      the index is there (default: the image's URL.umlkidx)\n"
+	"  --insecure       allow an http:// image without #sha256= (nothing is then\n"
+	"                   verified: say so, and only on a network you trust)\n"
+	"  --cache-max SIZE chunks kept in the cache, least recently used dropped\n"
+	"                   first (default 4G)\n"
+	"  --timeout SECONDS  for connecting to a web server, and for each answer\n"
+	"                   (default 10 and 20); each request is tried 3 times\n"
 	"  --init PATH      the static umlk to run as the guest's /init (default:\n"
 	"                   this file)\n"
 	"  -v, --verbose    show the kernel's messages (on stderr), and at the end\n"
@@ -109,6 +125,11 @@ int boot_main(int argc, char **argv)
 		{ "cow-size", required_argument, NULL, 'Z' },
 		{ "overlay-size", required_argument, NULL, 'O' },
 		{ "cpus", required_argument, NULL, 'P' },
+		{ "mirror", required_argument, NULL, 'W' },
+		{ "index", required_argument, NULL, 'J' },
+		{ "insecure", no_argument, NULL, 'Y' },
+		{ "cache-max", required_argument, NULL, 'K' },
+		{ "timeout", required_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ 0 },
@@ -179,6 +200,15 @@ int boot_main(int argc, char **argv)
 			break;
 		}
 		case 'P': o.cpus = (int)xarg_num("--cpus", optarg, 1, 8); break;
+		case 'W':
+			if (o.nmirrors == 7)
+				xusage("--mirror: at most 7");
+			o.mirrors[o.nmirrors++] = optarg;
+			break;
+		case 'J': o.index_url = optarg; break;
+		case 'Y': o.insecure = 1; break;
+		case 'K': o.cache_max = xarg_size("--cache-max", optarg, 1ULL << 20, 1ULL << 50); break;
+		case 'U': o.timeout_s = (int)xarg_num("--timeout", optarg, 1, 3600); break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}

@@ -23,6 +23,7 @@ static const struct applet applets[] = {
 	{ "cow-merge", cow_merge_main, "merge, inspect, create and share UML COW files", cow_merge_usage },
 	{ "dhcpd", dhcpd_main, "DHCP server for guests on a switch or a host interface", dhcpd_usage },
 	{ "extract-cloop", extract_cloop_main, "decompress a cloop image into a raw image", extract_cloop_usage },
+	{ "index", index_main, "publish an image for booting from a web server (its verified index)", index_usage },
 	{ "init", init_main, "guest side: process 1 in the initramfs umlk builds", init_usage },
 	{ "initramfs", initramfs_main, "write an initramfs whose /init is this binary", initramfs_usage },
 	{ "kernel-info", kernel_info_main, "show or attach the UML kernel embedded in this file", kernel_info_usage },

@@ -25,4 +25,10 @@ apt-get install -y -qq --no-install-recommends \
 	isc-dhcp-client debootstrap dpkg \
 	xnest xvfb xserver-xephyr x11-apps x11-utils xauth imagemagick \
 	kea-admin dnsmasq-base \
-	qemu-system-common qemu-utils >/dev/null
+	qemu-system-common qemu-utils qemu-block-extra \
+	nginx-light curl >/dev/null
+# Installing nginx starts it on port 80 where an init system runs; the
+# tests run their own, as the user, on a free port.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then
+	systemctl disable -q --now nginx 2>/dev/null || true
+fi

@@ -118,3 +118,40 @@ struct bsrc *bsrc_file(int fd, const char *name, uint64_t off, uint64_t len, int
 	f->counter = counter;
 	return &f->b;
 }
+
+/* ---- a range of another source */
+
+struct rsrc_range {
+	struct bsrc b;
+	struct bsrc *under;     /* not owned */
+	uint64_t off;
+};
+
+static int range_read(struct bsrc *s, void *buf, size_t n, uint64_t off)
+{
+	struct rsrc_range *r = (struct rsrc_range *)s;
+	return bsrc_read(r->under, buf, n, r->off + off);
+}
+
+static void range_close(struct bsrc *s)
+{
+	free(s);
+}
+
+static const struct bsrc_ops range_ops = { "range", range_read, NULL, NULL, range_close };
+
+struct bsrc *bsrc_range(struct bsrc *lower, const char *name, uint64_t off, uint64_t len)
+{
+	if (off > lower->size || len > lower->size - off) {
+		k_seterr("%s: %" PRIu64 " bytes at %" PRIu64 " lie past the end of %s", name, len, off, lower->name);
+		return NULL;
+	}
+	struct rsrc_range *r = xcalloc(1, sizeof(*r));
+	r->b.ops = &range_ops;
+	snprintf(r->b.name, sizeof(r->b.name), "%s", name);
+	r->b.size = len;
+	r->b.readonly = 1;
+	r->under = lower;
+	r->off = off;
+	return &r->b;
+}

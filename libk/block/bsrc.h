@@ -8,6 +8,8 @@
  *                 inflated blocks and read-ahead on sequential reads
  *   bsrc_cow.c    a UML COW v3 file over another source, exactly as the
  *                 kernel's ubd driver lays it out
+ *   remote/       an image on a web server, verified chunk by chunk
+ *                 (remote.h)
  * Stacking is composition: a cloop or COW source holds the one beneath it
  * and closes it with itself.
  *
@@ -56,6 +58,10 @@ void bsrc_ksrc(struct ksrc *k, struct bsrc *s);
  * reads in *COUNTER, if given (atomically). */
 struct bsrc *bsrc_file(int fd, const char *name, uint64_t off, uint64_t len, int writable,
 		       uint64_t *counter);
+
+/* LEN bytes at OFF of LOWER, which stays LOWER's owner's (it must
+ * outlive this source): a file inside an ISO. */
+struct bsrc *bsrc_range(struct bsrc *lower, const char *name, uint64_t off, uint64_t len);
 
 /* A cloop image held by LOWER.  CACHE_BYTES bounds the inflated blocks
  * kept (at least 4 blocks are); THREADS inflate read-ahead in parallel

@@ -5,6 +5,7 @@
 #include "core/xio.h"
 #include "image/cloop.h"
 #include "image/iso9660.h"
+#include "remote/remote.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,18 +36,13 @@ const char *image_fstype(struct bsrc *d)
 	return NULL;
 }
 
-/* One layer: the byte range L of the ISO on FD, inflated if a cloop. */
-static struct bsrc *open_layer(struct image *im, int fd, const char *path, const struct live_layer *l,
+/* One layer: the byte range L of the ISO, inflated if a cloop. */
+static struct bsrc *open_layer(struct image *im, struct bsrc *iso, const char *path, const struct live_layer *l,
 			       uint64_t cache_bytes)
 {
-	int fd2 = dup(fd);
-	if (fd2 < 0) {
-		k_seterr("dup:");
-		return NULL;
-	}
 	char name[PATH_MAX + LIVE_PATH_MAX + 2];
 	snprintf(name, sizeof(name), "%s:%s", path, l->path);
-	struct bsrc *range = bsrc_file(fd2, name, l->off, l->len, 0, &im->bytes_read);
+	struct bsrc *range = bsrc_range(iso, name, l->off, l->len);
 	if (!range)
 		return NULL;
 	if (image_fstype(range))
@@ -57,9 +53,7 @@ static struct bsrc *open_layer(struct image *im, int fd, const char *path, const
 		bsrc_close(range);
 		return NULL;                    /* its message names the file */
 	}
-	/* Whole compressed blocks are read, and read ahead by the cloop source
-	 * itself: the host's read-ahead would only add bytes. */
-	posix_fadvise(fd2, 0, 0, POSIX_FADV_RANDOM);
+	im->has_cloop = 1;
 	return c;
 }
 
@@ -68,10 +62,95 @@ int image_writable(const struct image *im)
 	return im->nlayers == 1 && im->fstype && !strncmp(im->fstype, "ext", 3);
 }
 
-int image_open(struct image *im, const char *path, const char *root, uint64_t cache_bytes)
+/* What FILE (taken over) holds, named PATH in messages. */
+static int open_from(struct image *im, struct bsrc *file, const char *path, const char *root, uint64_t cache_bytes)
+{
+	struct ksrc k;
+	struct bsrc *disk = file;
+
+	bsrc_ksrc(&k, file);
+	int iso = iso_detect(&k);
+	if (root && !iso) {
+		k_seterr("%s: --root names a file inside an ISO image, and this is none", path);
+		goto fail;
+	}
+	if (iso) {
+		im->is_iso = 1;
+		if (live_find(&k, root, &im->live) < 0)
+			goto fail;
+		for (int i = 0; i < im->live.nlayers; i++) {
+			struct bsrc *b = open_layer(im, file, path, &im->live.layer[i], cache_bytes);
+			if (!b)
+				goto fail_layers;
+			im->layer[im->nlayers++] = b;
+			im->layer_fstype[i] = image_fstype(b);
+			if (!im->layer_fstype[i]) {
+				k_seterr("%s: %s holds no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", path,
+					 im->live.layer[i].path);
+				goto fail_layers;
+			}
+		}
+		im->base = file;                /* the layers are ranges of it */
+		disk = im->layer[0];
+		snprintf(im->kind, sizeof(im->kind), "ISO image, %s: %s%s", im->live.kind,
+			 im->live.layer[0].path, im->nlayers > 1 ? " and more layers" : "");
+	} else if (image_fstype(file)) {
+		snprintf(im->kind, sizeof(im->kind), "filesystem image");
+	} else {
+		struct bsrc *c = bsrc_cloop(file, cache_bytes, k_ncpus());
+		if (!c) {
+			if (strstr(k_errmsg(), "not a cloop image"))
+				k_seterr("%s: unknown format: not an ISO image, a cloop file, or an ext2/ext4,"
+					 " squashfs or iso9660 filesystem", path);
+			goto fail;
+		}
+		disk = c;
+		im->has_cloop = 1;
+		snprintf(im->kind, sizeof(im->kind), "cloop image");
+	}
+	im->fstype = image_fstype(disk);
+	if (!im->fstype) {
+		k_seterr("%s: the root holds no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", path);
+		image_close(im);
+		if (!im->is_iso)
+			bsrc_close(disk);
+		return -1;
+	}
+	if (!im->nlayers) {
+		im->nlayers = 1;
+		im->layer[0] = disk;
+		im->layer_fstype[0] = im->fstype;
+	}
+	im->disk = disk;
+	return 0;
+fail_layers:
+	for (int i = 0; i < im->nlayers; i++)
+		bsrc_close(im->layer[i]);
+	im->nlayers = 0;
+	im->base = NULL;
+fail:
+	bsrc_close(file);
+	return -1;
+}
+
+int image_open_src(struct image *im, struct bsrc *file, const char *identity, uint64_t mtime, const char *root,
+		   uint64_t cache_bytes)
+{
+	memset(im, 0, sizeof(*im));
+	if (strlen(identity) >= sizeof(im->path)) {
+		bsrc_close(file);
+		return k_seterr("%.64s...: a name longer than %zu bytes", identity, sizeof(im->path) - 1);
+	}
+	snprintf(im->path, sizeof(im->path), "%s", identity);
+	im->mtime = mtime;
+	im->file_size = file->size;
+	return open_from(im, file, file->name, root, cache_bytes);
+}
+
+int image_open_traced(struct image *im, const char *path, const char *root, uint64_t cache_bytes,
+		      uint32_t trace_chunk)
 {
 	struct stat st;
-	struct ksrc k;
 
 	memset(im, 0, sizeof(*im));
 	if (!realpath(path, im->path))
@@ -101,68 +180,20 @@ int image_open(struct image *im, const char *path, const char *root, uint64_t ca
 		return k_seterr("%s: not a regular file or block device", path);
 	}
 	struct bsrc *file = bsrc_file(fd, path, 0, im->file_size, 0, &im->bytes_read);
-	struct bsrc *disk = file;
-
-	bsrc_ksrc(&k, file);
-	int iso = iso_detect(&k);
-	if (root && !iso) {
-		k_seterr("%s: --root names a file inside an ISO image, and this is none", path);
-		goto fail;
-	}
-	if (iso) {
-		im->is_iso = 1;
-		if (live_find(&k, root, &im->live) < 0)
-			goto fail;
-		for (int i = 0; i < im->live.nlayers; i++) {
-			struct bsrc *b = open_layer(im, fd, path, &im->live.layer[i], cache_bytes);
-			if (!b)
-				goto fail_layers;
-			im->layer[im->nlayers++] = b;
-			im->layer_fstype[i] = image_fstype(b);
-			if (!im->layer_fstype[i]) {
-				k_seterr("%s: %s holds no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", path,
-					 im->live.layer[i].path);
-				goto fail_layers;
-			}
-		}
-		bsrc_close(file);
-		disk = im->layer[0];
-		snprintf(im->kind, sizeof(im->kind), "ISO image, %s: %s%s", im->live.kind,
-			 im->live.layer[0].path, im->nlayers > 1 ? " and more layers" : "");
-	} else if (image_fstype(file)) {
-		snprintf(im->kind, sizeof(im->kind), "filesystem image");
-	} else {
-		struct bsrc *c = bsrc_cloop(file, cache_bytes, k_ncpus());
-		if (!c) {
-			if (strstr(k_errmsg(), "not a cloop image"))
-				k_seterr("%s: unknown format: not an ISO image, a cloop file, or an ext2/ext4,"
-					 " squashfs or iso9660 filesystem", path);
-			goto fail;
-		}
-		disk = c;
-		snprintf(im->kind, sizeof(im->kind), "cloop image");
-		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-	}
-	im->fstype = image_fstype(disk);
-	if (!im->fstype) {
-		k_seterr("%s: the root holds no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", path);
-		bsrc_close(disk);
+	if (trace_chunk)
+		im->trace = file = bsrc_trace(file, trace_chunk);
+	if (open_from(im, file, path, root, cache_bytes) < 0)
 		return -1;
-	}
-	if (!im->nlayers) {
-		im->nlayers = 1;
-		im->layer[0] = disk;
-		im->layer_fstype[0] = im->fstype;
-	}
-	im->disk = disk;
+	/* Whole compressed blocks are read, and read ahead by the cloop source
+	 * itself: the host's read-ahead would only add bytes. */
+	if (im->has_cloop)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
 	return 0;
-fail_layers:
-	for (int i = 0; i < im->nlayers; i++)
-		bsrc_close(im->layer[i]);
-	im->nlayers = 0;
-fail:
-	bsrc_close(file);
-	return -1;
+}
+
+int image_open(struct image *im, const char *path, const char *root, uint64_t cache_bytes)
+{
+	return image_open_traced(im, path, root, cache_bytes, 0);
 }
 
 void image_close(struct image *im)
@@ -171,4 +202,6 @@ void image_close(struct image *im)
 		bsrc_close(im->layer[i]);
 	im->nlayers = 0;
 	im->disk = NULL;
+	bsrc_close(im->base);           /* after the layers, which read it */
+	im->base = NULL;
 }

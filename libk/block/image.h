@@ -32,6 +32,9 @@ struct image {
 	const char *layer_fstype[LIVE_LAYERS_MAX];
 	struct live_layout live;        /* for an ISO: the layout found, and its boot parameters */
 	int is_iso;
+	struct bsrc *base;              /* an ISO's file, which the layers are ranges of */
+	int has_cloop;
+	struct bsrc *trace;             /* image_open_traced: the recorder (see remote.h) */
 };
 /* Can the guest write the root straight onto its disk (one ext2/3/4
  * layer), or does it need an overlay (read-only or stacked layers)? */
@@ -42,6 +45,14 @@ int image_writable(const struct image *im);
  * of inflated blocks.  -1 with k_seterr() naming the file and what is
  * wrong. */
 int image_open(struct image *im, const char *path, const char *root, uint64_t cache_bytes);
+/* The same, recording the chunks of TRACE_CHUNK bytes a boot reads in
+ * im->trace (bsrc_trace_list); 0: no recording. */
+int image_open_traced(struct image *im, const char *path, const char *root, uint64_t cache_bytes,
+		      uint32_t trace_chunk);
+/* The image FILE holds (taken over, closed with the image; a remote one),
+ * known as IDENTITY (in COW headers and messages) modified at MTIME. */
+int image_open_src(struct image *im, struct bsrc *file, const char *identity, uint64_t mtime, const char *root,
+		   uint64_t cache_bytes);
 void image_close(struct image *im);
 
 /* The filesystem a disk starts with, by its superblock: "ext2", "ext3",

@@ -97,11 +97,14 @@ int k_seterr(const char *fmt, ...)
 	int e = errno;
 	size_t n = strlen(fmt);
 
+	char msg[sizeof(errbuf)];       /* the arguments may be k_errmsg() itself */
+
 	va_start(ap, fmt);
-	int len = vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	int len = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (n && fmt[n - 1] == ':' && len >= 0 && (size_t)len < sizeof(errbuf))
-		snprintf(errbuf + len, sizeof(errbuf) - len, " %s", strerror(e));
+	if (n && fmt[n - 1] == ':' && len >= 0 && (size_t)len < sizeof(msg))
+		snprintf(msg + len, sizeof(msg) - len, " %s", strerror(e));
+	memcpy(errbuf, msg, sizeof(errbuf));
 	errno = e;
 	return -1;
 }

@@ -44,6 +44,17 @@ struct boot_opts {
 	const char *append;     /* kernel parameters added last, or NULL */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */
+	/* An http:// image (see remote.h): */
+	const char *mirrors[8];
+	int nmirrors;
+	const char *index_url;  /* NULL: the image's URL + .umlkidx */
+	int insecure;           /* allow a URL without #sha256= */
+	uint64_t cache_max;     /* the chunk cache's cap; 0: the default */
+	int timeout_s;          /* HTTP connect and idle timeouts; 0: the default */
+	/* Recording a boot profile (umlk index --profile): the chunks of
+	 * TRACE_CHUNK bytes read, in order, into a malloc'ed *TRACE_LIST. */
+	uint32_t trace_chunk;
+	uint32_t **trace_list, *trace_n;
 };
 
 /* The escapes on an interactive guest's terminal, as ssh's: after Enter

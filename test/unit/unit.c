@@ -13,6 +13,8 @@
 #include "net/net.h"
 #include "net/switchproto.h"
 #include "net/vnet.h"
+#include "remote/http.h"
+#include "remote/index.h"
 #include "tcpcheck.h"
 
 #include <errno.h>
@@ -486,6 +488,75 @@ static void test_escape(void)
 	T("escape: ~? shows the help", esc_run(&e, "~?", out) == BOOT_ESC_HELP && !out[0]);
 }
 
+static void test_http(void)
+{
+	struct http_resp r;
+	const char *h206 = "HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\ncontent-range:  bytes 100-109/5000 \r\n\r\nBODY";
+	T("http: a 206 head, its length consumed", http_parse_head(&r, h206, strlen(h206)) == (int)strlen(h206) - 4);
+	T("http: its range and length", r.status == 206 && r.has_range && r.first == 100 && r.last == 109 &&
+	  r.total == 5000 && r.has_length && r.length == 10 && r.keep_alive);
+	T("http: a head cut short asks for more", http_parse_head(&r, h206, 40) == 0);
+	const char *h10 = "HTTP/1.0 200 OK\nTransfer-Encoding: chunked\nContent-Length: 5\n\n";
+	T("http: 1.0, bare LF, chunked wins over a length", http_parse_head(&r, h10, strlen(h10)) > 0 &&
+	  !r.keep_alive && r.chunked && !r.has_length);
+	const char *bad[] = {
+		"HTTP/1.1 206 X\r\nContent-Range: bytes 9-5/100\r\n\r\n",
+		"HTTP/1.1 206 X\r\nContent-Range: bytes 0-100/100\r\n\r\n",
+		"HTTP/1.1 200 X\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+		"HTTP/1.1 200 X\r\nContent-Length: -5\r\n\r\n",
+		"HTTP/1.1 200 X\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+		"HTTP/1.1 200 X\r\n folded\r\n\r\n",
+		"HTTP/2 200\r\n\r\n",
+		"HTTP/1.1 99 X\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "http: malformed head %zu refused", i);
+		T(name, http_parse_head(&r, bad[i], strlen(bad[i])) < 0);
+	}
+	uint8_t body[] = "4\r\nWiki\r\n5;x=y\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+	struct http_chunked c = { 0 };
+	size_t n = sizeof(body) - 1, used;
+	T("http: chunked body decoded", http_chunked_feed(&c, body, &n, &used) == 0 && c.done &&
+	  n == 23 && !memcmp(body, "Wikipedia in\r\n\r\nchunks.", 23) && used == sizeof(body) - 1 - 4);
+	uint8_t lie[] = "3\r\nabcdef\r\n";
+	struct http_chunked c2 = { 0 };
+	n = sizeof(lie) - 1;
+	T("http: a chunk longer than its size refused", http_chunked_feed(&c2, lie, &n, &used) < 0);
+	struct url u;
+	T("url: host, port, path, fragment", url_parse(&u, "http://Mirror.example:8080/live/d.iso#sha256=ab") == 0 &&
+	  !strcmp(u.host, "Mirror.example") && !strcmp(u.port, "8080") && !strcmp(u.path, "/live/d.iso") &&
+	  !strcmp(u.frag, "sha256=ab"));
+	T("url: IPv6, default port, root path", url_parse(&u, "http://[::1]") == 0 && !strcmp(u.host, "::1") &&
+	  !strcmp(u.port, "80") && !strcmp(u.path, "/"));
+	T("url: https refused", url_parse(&u, "https://a/b") < 0);
+	T("url: a password refused", url_parse(&u, "http://u:p@a/b") < 0);
+	T("url: port 0 refused", url_parse(&u, "http://a:0/b") < 0);
+	T("url: a space refused", url_parse(&u, "http://a/b c") < 0);
+	/* An index round trip, and its checks. */
+	struct kidx x = { .chunk = 4096, .size = 10000, .nchunks = 3 };
+	x.hash = xcalloc(3, 32);
+	x.hash[40] = 7;
+	x.profile = xmalloc(8);
+	x.profile[0] = 2;
+	x.profile[1] = 0;
+	x.nprofile = 2;
+	size_t len;
+	uint8_t *ib = kidx_serialize(&x, &len);
+	struct kidx y;
+	T("index: round trip", kidx_parse(&y, ib, len, "t") == 0 && y.nchunks == 3 && y.size == 10000 &&
+	  y.nprofile == 2 && y.profile[0] == 2 && y.hash[40] == 7 && !memcmp(x.self, y.self, 32));
+	T("index: the last chunk's length", kidx_chunk_len(&y, 2) == 10000 - 8192);
+	kidx_free(&y);
+	ib[24] = 4;             /* four chunks for 10000 bytes */
+	T("index: a chunk count that does not fit the size refused", kidx_parse(&y, ib, len, "t") < 0);
+	ib[24] = 3;
+	k_put_le32(ib + 64 + 96, 3);    /* a profile entry past the chunks */
+	T("index: a profile entry past the chunks refused", kidx_parse(&y, ib, len, "t") < 0);
+	free(ib);
+	kidx_free(&x);
+}
+
 int main(void)
 {
 	uint8_t b[8];
@@ -634,5 +705,6 @@ int main(void)
 	bsrc_tests();
 	test_vnet();
 	test_escape();
+	test_http();
 	return failed != 0;
 }

@@ -1,0 +1,742 @@
+#include "remote/remote.h"
+#include "core/err.h"
+#include "core/pool.h"
+#include "core/progress.h"
+#include "core/sha256.h"
+#include "core/sys.h"
+#include "core/xio.h"
+#include "remote/http.h"
+#include "remote/index.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CH_UNKNOWN, CH_BUSY, CH_READY, CH_BAD };
+
+#define RUN_MAX 16              /* chunks in one request */
+#define READ_AHEAD 8            /* chunks fetched ahead of sequential reads */
+#define ATTEMPTS 3              /* per server, for errors that may pass */
+
+struct rsrc {
+	struct bsrc b;
+	struct remote_opts o;
+	char identity[HTTP_URL_MAX + 160];
+	char *urls[REMOTE_MIRRORS_MAX + 1];     /* the image's URL, then mirrors (no fragments) */
+	int nurls;
+	struct http *http;
+	struct kidx x;
+	int verified;           /* chunks have hashes to check */
+	char dir[PATH_MAX - 128];       /* the cache: DIR/chunks/XX/HEX, DIR/index/HEX */
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	uint8_t *state;         /* per chunk */
+	uint8_t **mem;          /* per chunk, when it cannot be cached on disk */
+	uint64_t next_seq;      /* where a sequential read would start */
+	struct pool *ahead;
+	uint64_t added;         /* bytes put in the cache since the last trim */
+	struct remote_stats st;
+	int cache_warned;
+	char last_err[512];     /* why the last fetch failed (any thread's) */
+};
+
+static void hexof(const uint8_t d[32], char hex[65])
+{
+	sha256_hex(d, hex);
+}
+
+static void chunk_path(const struct rsrc *r, uint32_t i, char *p, size_t cap)
+{
+	char hex[65];
+	hexof(r->x.hash + 32 * (size_t)i, hex);
+	snprintf(p, cap, "%s/chunks/%.2s/%s", r->dir, hex, hex);
+}
+
+static int mkdirs(char *path)
+{
+	for (char *s = path + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		int e = mkdir(path, 0700) < 0 && errno != EEXIST;
+		*s = '/';
+		if (e)
+			return -1;
+	}
+	return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int hash_ok(const struct rsrc *r, uint32_t i, const uint8_t *data, size_t n)
+{
+	if (!r->verified)
+		return 1;
+	struct sha256 s;
+	uint8_t d[32];
+	sha256_init(&s);
+	sha256_update(&s, data, n);
+	sha256_final(&s, d);
+	return !memcmp(d, r->x.hash + 32 * (size_t)i, 32);
+}
+
+/* ---- the cache */
+
+struct centry {
+	char path[PATH_MAX + 512];
+	time_t mtime;
+	off_t size;
+};
+
+static int by_age(const void *a, const void *b)
+{
+	const struct centry *x = a, *y = b;
+	return x->mtime < y->mtime ? -1 : x->mtime > y->mtime;
+}
+
+/* Trim DIR/chunks to CAP bytes, the least recently used first (a chunk's
+ * modification time is renewed when a run first uses it). */
+static void cache_trim(const char *dir, uint64_t cap)
+{
+	char p[PATH_MAX];
+	struct centry *e = NULL;
+	size_t n = 0, room = 0;
+	uint64_t total = 0;
+
+	snprintf(p, sizeof(p), "%s/chunks", dir);
+	DIR *top = opendir(p);
+	struct dirent *d, *f;
+	while (top && (d = readdir(top))) {
+		if (d->d_name[0] == '.' || strlen(d->d_name) != 2)
+			continue;
+		char sub[PATH_MAX];
+		snprintf(sub, sizeof(sub), "%s/chunks/%s", dir, d->d_name);
+		DIR *s = opendir(sub);
+		while (s && (f = readdir(s))) {
+			struct stat st;
+			if (f->d_name[0] == '.')
+				continue;
+			if (n == room)
+				e = xrealloc(e, (room = room ? room * 2 : 1024) * sizeof(*e));
+			snprintf(e[n].path, sizeof(e[n].path), "%s/%s", sub, f->d_name);
+			if (lstat(e[n].path, &st) < 0 || !S_ISREG(st.st_mode))
+				continue;
+			if (strchr(f->d_name, '.') && time(NULL) - st.st_mtime < 3600)
+				continue;       /* another run's temporary, being written */
+			e[n].mtime = st.st_mtime;
+			e[n].size = st.st_blocks * 512;
+			total += (uint64_t)e[n].size;
+			n++;
+		}
+		if (s)
+			closedir(s);
+	}
+	if (top)
+		closedir(top);
+	if (total > cap) {
+		qsort(e, n, sizeof(*e), by_age);
+		for (size_t i = 0; i < n && total > cap - cap / 10; i++)
+			if (unlink(e[i].path) == 0)
+				total -= (uint64_t)e[i].size;
+	}
+	free(e);
+}
+
+/* Chunk I, verified, from the cache into BUF; 0 if it is not there (or
+ * was damaged, and is gone now). */
+static int cache_load(struct rsrc *r, uint32_t i, uint8_t *buf)
+{
+	char p[PATH_MAX];
+	uint32_t n = kidx_chunk_len(&r->x, i);
+	if (!r->verified)
+		return 0;
+	chunk_path(r, i, p, sizeof(p));
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	ssize_t got = fstat(fd, &st) == 0 && st.st_size == n ? full_pread(fd, buf, n, 0) : -1;
+	close(fd);
+	if (got != (ssize_t)n || !hash_ok(r, i, buf, n)) {
+		if (r->o.verbose)
+			k_warn("%s: a damaged cached chunk %u (%s); fetching it again", r->b.name, i, p);
+		unlink(p);
+		return 0;
+	}
+	struct timespec now[2] = { { 0, UTIME_NOW }, { 0, UTIME_NOW } };
+	utimensat(AT_FDCWD, p, now, 0);        /* recently used */
+	return 1;
+}
+
+/* Keep chunk I (verified): in the cache, or in memory when it cannot be. */
+static void cache_store(struct rsrc *r, uint32_t i, const uint8_t *data)
+{
+	char p[PATH_MAX];
+	uint32_t n = kidx_chunk_len(&r->x, i);
+	if (r->verified) {
+		chunk_path(r, i, p, sizeof(p));
+		char *slash = strrchr(p, '/');
+		*slash = 0;
+		int ok = mkdirs(p) == 0;
+		*slash = '/';
+		if (ok && kout_write_file(p, data, n, 0600, 0) == 0) {
+			pthread_mutex_lock(&r->lock);
+			r->added += n;
+			int trim = r->added > r->o.cache_max / 8;
+			if (trim)
+				r->added = 0;
+			pthread_mutex_unlock(&r->lock);
+			if (trim)
+				cache_trim(r->dir, r->o.cache_max);
+			return;
+		}
+		if (!__atomic_exchange_n(&r->cache_warned, 1, __ATOMIC_RELAXED))
+			k_warn("%s: cannot keep chunks in the cache (%s); keeping them in memory", r->dir, k_errmsg());
+	}
+	uint8_t *m = xmalloc(n);
+	memcpy(m, data, n);
+	pthread_mutex_lock(&r->lock);
+	if (r->mem[i])
+		free(m);
+	else
+		r->mem[i] = m;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* LEN bytes at OFF of ready chunk I into BUF; -1 if the cache lost it. */
+static int ready_read(struct rsrc *r, uint32_t i, uint8_t *buf, size_t len, uint32_t off)
+{
+	pthread_mutex_lock(&r->lock);
+	uint8_t *m = r->mem[i];
+	pthread_mutex_unlock(&r->lock);
+	if (m) {
+		memcpy(buf, m + off, len);
+		return 0;
+	}
+	char p[PATH_MAX];
+	chunk_path(r, i, p, sizeof(p));
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;              /* trimmed away by another run */
+	ssize_t got = full_pread(fd, buf, len, off);
+	close(fd);
+	return got == (ssize_t)len ? 0 : -1;
+}
+
+/* ---- fetching */
+
+/* Fetch chunks [A, B) (all BUSY, claimed by the caller) into BUF, from the
+ * servers in turn.  Marks each READY or, when no good copy came, UNKNOWN
+ * (a network failure: asked again on the next read) or BAD (its hash). */
+static void fetch_run(struct rsrc *r, uint32_t a, uint32_t b, uint8_t *buf)
+{
+	uint64_t off = (uint64_t)a * r->x.chunk;
+	uint64_t end = (uint64_t)b * r->x.chunk < r->x.size ? (uint64_t)b * r->x.chunk : r->x.size;
+	size_t len = (size_t)(end - off);
+	uint8_t done[RUN_MAX] = { 0 }, mismatch[RUN_MAX] = { 0 };
+	int left = (int)(b - a);
+	char last_err[512] = "";
+	/* Each server once; the image's own twice when it is alone and served
+	 * a chunk that failed its hash (spoiled on the way, it may come right). */
+	int tries = r->nurls;
+
+	for (int t = 0; t < tries && left; t++) {
+		const char *url = r->urls[t % r->nurls];
+		int st = HTTP_FATAL;
+		for (int at = 0; at < ATTEMPTS; at++) {
+			uint64_t got = 0;
+			if (at) {
+				__atomic_add_fetch(&r->st.retries, 1, __ATOMIC_RELAXED);
+				if (r->o.verbose)
+					k_warn("%s; trying again (%d of %d)", last_err, at + 1, ATTEMPTS);
+				struct timespec ts = { 0, 250000000L << (at - 1) };
+				nanosleep(&ts, NULL);
+			}
+			__atomic_add_fetch(&r->st.requests, 1, __ATOMIC_RELAXED);
+			st = http_get(r->http, url, off, len, buf, NULL, NULL, 0, &got);
+			__atomic_add_fetch(&r->st.fetched, got, __ATOMIC_RELAXED);
+			if (st != HTTP_OK)
+				snprintf(last_err, sizeof(last_err), "%s", k_errmsg());
+			if (st != HTTP_RETRY)
+				break;
+		}
+		if (st != HTTP_OK) {
+			k_warn("%s", last_err);
+			pthread_mutex_lock(&r->lock);
+			snprintf(r->last_err, sizeof(r->last_err), "%s", last_err);
+			pthread_mutex_unlock(&r->lock);
+			continue;               /* the next server */
+		}
+		for (uint32_t i = a; i < b; i++) {
+			if (done[i - a])
+				continue;
+			uint8_t *d = buf + (size_t)(i - a) * r->x.chunk;
+			uint32_t n = kidx_chunk_len(&r->x, i);
+			if (!hash_ok(r, i, d, n)) {
+				__atomic_add_fetch(&r->st.mismatches, 1, __ATOMIC_RELAXED);
+				mismatch[i - a] = 1;
+				if (r->nurls == 1 && tries == 1)
+					tries = 2;
+				k_warn("%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 "): hash mismatch%s", url, i,
+				       (uint64_t)i * r->x.chunk, (uint64_t)i * r->x.chunk + n - 1,
+				       t + 1 < tries ? "; not used, fetching it again" : "; not used");
+				continue;
+			}
+			cache_store(r, i, d);
+			done[i - a] = 1;
+			left--;
+			pthread_mutex_lock(&r->lock);
+			r->state[i] = CH_READY;
+			pthread_cond_broadcast(&r->changed);
+			pthread_mutex_unlock(&r->lock);
+		}
+	}
+	pthread_mutex_lock(&r->lock);
+	for (uint32_t i = a; i < b; i++)
+		if (!done[i - a])
+			r->state[i] = mismatch[i - a] ? CH_BAD : CH_UNKNOWN;
+	pthread_cond_broadcast(&r->changed);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Make chunks [A, B) ready, fetching what is missing (at most RUN_MAX
+ * per request).  Others' fetches of the same chunks are waited for.
+ * WAIT 0 (read-ahead): claim what is free, never wait.  Returns -1 with
+ * k_seterr() when a chunk cannot be had. */
+static int make_ready(struct rsrc *r, uint32_t a, uint32_t b, int wait)
+{
+	uint8_t *buf = NULL;
+	int rc = 0;
+
+	for (uint32_t i = a; i < b;) {
+		pthread_mutex_lock(&r->lock);
+		while (wait && r->state[i] == CH_BUSY)
+			pthread_cond_wait(&r->changed, &r->lock);
+		uint8_t s = r->state[i];
+		if (s == CH_READY || s == CH_BUSY) {
+			pthread_mutex_unlock(&r->lock);
+			i++;
+			continue;
+		}
+		if (s == CH_BAD) {
+			pthread_mutex_unlock(&r->lock);
+			if (!wait)
+				break;
+			rc = k_seterr("%s: chunk %u failed its hash on every server (hash mismatch)", r->b.name, i);
+			break;
+		}
+		/* Claim a run of unknown chunks. */
+		uint32_t j = i;
+		while (j < b && j - i < RUN_MAX && r->state[j] == CH_UNKNOWN)
+			r->state[j++] = CH_BUSY;
+		pthread_mutex_unlock(&r->lock);
+		if (!buf)
+			buf = xmalloc((size_t)RUN_MAX * r->x.chunk);
+		/* What the cache holds needs no request. */
+		uint32_t k = i;
+		while (k < j) {
+			if (cache_load(r, k, buf)) {
+				__atomic_add_fetch(&r->st.cached, 1, __ATOMIC_RELAXED);
+				pthread_mutex_lock(&r->lock);
+				r->state[k] = CH_READY;
+				pthread_cond_broadcast(&r->changed);
+				pthread_mutex_unlock(&r->lock);
+				k++;
+				continue;
+			}
+			uint32_t m = k + 1;
+			/* The missing run from k: up to the next cached one. */
+			while (m < j) {
+				char p[PATH_MAX];
+				struct stat st;
+				chunk_path(r, m, p, sizeof(p));
+				if (r->verified && stat(p, &st) == 0)
+					break;
+				m++;
+			}
+			fetch_run(r, k, m, buf);
+			k = m;
+		}
+		if (!wait)
+			break;
+		/* Now i is READY, or failed: look again. */
+		pthread_mutex_lock(&r->lock);
+		s = r->state[i];
+		char why[sizeof(r->last_err)];
+		memcpy(why, r->last_err, sizeof(why));
+		pthread_mutex_unlock(&r->lock);
+		if (s == CH_UNKNOWN) {
+			rc = k_seterr("%s: chunk %u cannot be fetched (%s)", r->b.name, i, why[0] ? why : "no server");
+			break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+struct ahead_job {
+	struct rsrc *r;
+	uint32_t a, b;
+};
+
+static void ahead_run(void *arg)
+{
+	struct ahead_job *j = arg;
+	make_ready(j->r, j->a, j->b, 0);
+	free(j);
+}
+
+static void ahead(struct rsrc *r, uint32_t a, uint32_t b)
+{
+	if (!r->ahead || a >= b)
+		return;
+	struct ahead_job *j = xmalloc(sizeof(*j));
+	*j = (struct ahead_job){ r, a, b };
+	pool_submit(r->ahead, ahead_run, j);
+}
+
+static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
+{
+	struct rsrc *r = (struct rsrc *)s;
+	uint8_t *o = out;
+	uint32_t a = (uint32_t)(off / r->x.chunk), b = (uint32_t)((off + n - 1) / r->x.chunk) + 1;
+
+	/* Sequential: the chunks after this read are fetched meanwhile. */
+	pthread_mutex_lock(&r->lock);
+	int seq = off == r->next_seq && off;
+	r->next_seq = off + n;
+	pthread_mutex_unlock(&r->lock);
+	if (seq)
+		ahead(r, b, b + READ_AHEAD < r->x.nchunks ? b + READ_AHEAD : r->x.nchunks);
+	for (int again = 0;; again++) {
+		if (make_ready(r, a, b, 1) < 0) {
+			__atomic_add_fetch(&r->st.failed, 1, __ATOMIC_RELAXED);
+			return -1;
+		}
+		uint64_t at = off;
+		int lost = -1;
+		while (at < off + n) {
+			uint32_t i = (uint32_t)(at / r->x.chunk), in = (uint32_t)(at % r->x.chunk);
+			size_t take = r->x.chunk - in;
+			if (take > off + n - at)
+				take = (size_t)(off + n - at);
+			if (ready_read(r, i, o + (at - off), take, in) < 0) {
+				lost = (int)i;
+				break;
+			}
+			at += take;
+		}
+		if (lost < 0)
+			return 0;
+		if (again == 2)
+			return k_seterr("%s: chunk %d keeps vanishing from the cache (%s): is --cache-max"
+					" too small?", r->b.name, lost, r->dir);
+		pthread_mutex_lock(&r->lock);
+		if (r->state[lost] == CH_READY)
+			r->state[lost] = CH_UNKNOWN;
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+static void remote_close(struct bsrc *s)
+{
+	struct rsrc *r = (struct rsrc *)s;
+	if (r->ahead)
+		pool_stop(r->ahead);
+	if (r->verified && r->added)
+		cache_trim(r->dir, r->o.cache_max);     /* what this run added stays under the cap */
+	http_free(r->http);
+	for (uint32_t i = 0; r->mem && i < r->x.nchunks; i++)
+		free(r->mem[i]);
+	free(r->mem);
+	free(r->state);
+	for (int i = 0; i < r->nurls; i++)
+		free(r->urls[i]);
+	kidx_free(&r->x);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->changed);
+	free(r);
+}
+
+static const struct bsrc_ops remote_ops = { "http", remote_read, NULL, NULL, remote_close };
+
+/* The index: from the cache by its pinned hash, else from the server. */
+static int get_index(struct rsrc *r, const uint8_t pin[32], int pinned)
+{
+	char url[HTTP_URL_MAX + 16], p[PATH_MAX], hex[65];
+	uint8_t *buf = NULL;
+	size_t n = 0;
+
+	if (pinned) {
+		hexof(pin, hex);
+		snprintf(p, sizeof(p), "%s/index/%s", r->dir, hex);
+		buf = k_read_file(p, &n);
+		if (buf && kidx_parse(&r->x, buf, n, p) == 0 && !memcmp(r->x.self, pin, 32)) {
+			free(buf);
+			return 0;
+		}
+		if (buf) {
+			kidx_free(&r->x);
+			unlink(p);
+		}
+		free(buf);
+		buf = NULL;
+	}
+	if (r->o.index_url)
+		snprintf(url, sizeof(url), "%s", r->o.index_url);
+	else
+		snprintf(url, sizeof(url), "%s.umlkidx", r->urls[0]);
+	int st = HTTP_FATAL;
+	struct progress pr;
+	prog_start(&pr, "fetching the index", 0);
+	for (int at = 0; at < ATTEMPTS; at++) {
+		uint64_t got = 0;
+		if (at) {
+			if (r->o.verbose)
+				k_warn("%s; trying again (%d of %d)", k_errmsg(), at + 1, ATTEMPTS);
+			struct timespec ts = { 0, 250000000L << (at - 1) };
+			nanosleep(&ts, NULL);
+		}
+		st = http_get(r->http, url, 0, 0, NULL, &buf, &n, KIDX_FILE_MAX, &got);
+		r->st.fetched += got;
+		r->st.requests++;
+		if (st != HTTP_RETRY)
+			break;
+	}
+	prog_end(&pr);
+	if (st != HTTP_OK)
+		return k_seterr("the image's index: %s", k_errmsg());
+	struct sha256 s;
+	uint8_t d[32];
+	sha256_init(&s);
+	sha256_update(&s, buf, n);
+	sha256_final(&s, d);
+	if (pinned && memcmp(d, pin, 32)) {
+		char got[65];
+		hexof(d, got);
+		free(buf);
+		return k_seterr("%s: the index's SHA-256 is %s, and the URL pins %s: refused (a different"
+				" image, or a changed one)", url, got, hex);
+	}
+	if (kidx_parse(&r->x, buf, n, url) < 0) {
+		free(buf);
+		return -1;
+	}
+	if (pinned) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s/index", r->dir);
+		if (mkdirs(dir) < 0 || kout_write_file(p, buf, n, 0600, 0) < 0)
+			k_warn("%s: cannot keep the index in the cache: %s", p, k_errmsg());
+	}
+	free(buf);
+	return 0;
+}
+
+struct bsrc *remote_open(const struct remote_opts *o)
+{
+	struct rsrc *r = xcalloc(1, sizeof(*r));
+	struct url u;
+	uint8_t pin[32];
+	int pinned = 0;
+
+	r->o = *o;
+	if (!r->o.cache_max)
+		r->o.cache_max = REMOTE_CACHE_DEFAULT;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->changed, NULL);
+	if (url_parse(&u, o->url) < 0)
+		goto fail;
+	if (!strncmp(u.frag, "sha256=", 7)) {
+		if (kidx_unhex(u.frag + 7, pin) < 0) {
+			k_seterr("%s: #sha256= needs 64 hex digits (the index's SHA-256, as 'umlk index' prints)",
+				 o->url);
+			goto fail;
+		}
+		pinned = 1;
+	} else if (u.frag[0]) {
+		k_seterr("%s: the fragment '#%s' is not #sha256=HEX", o->url, u.frag);
+		goto fail;
+	}
+	if (!pinned && !o->insecure) {
+		k_seterr("%s: no #sha256= pinning the image's index, so nothing it serves could be verified;"
+			 " publish it with 'umlk index' and boot the URL it prints (or give --insecure)", o->url);
+		goto fail;
+	}
+	char plain[HTTP_URL_MAX];
+	url_format(&u, plain, sizeof(plain));
+	snprintf(r->identity, sizeof(r->identity), "%s%s%s", plain, u.frag[0] ? "#" : "", u.frag);
+	snprintf(r->b.name, sizeof(r->b.name), "%.*s", (int)sizeof(r->b.name) - 1, plain);
+	r->urls[r->nurls++] = xstrdup(plain);
+	for (int i = 0; i < o->nmirrors; i++) {
+		struct url m;
+		if (url_parse(&m, o->mirrors[i]) < 0) {
+			k_seterr("--mirror %s", k_errmsg());
+			goto fail;
+		}
+		url_format(&m, plain, sizeof(plain));
+		r->urls[r->nurls++] = xstrdup(plain);
+	}
+	if (o->cache_dir) {
+		snprintf(r->dir, sizeof(r->dir), "%s", o->cache_dir);
+	} else {
+		const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+		if (xdg && *xdg == '/')
+			snprintf(r->dir, sizeof(r->dir), "%s/umlk", xdg);
+		else if (home && *home == '/')
+			snprintf(r->dir, sizeof(r->dir), "%s/.cache/umlk", home);
+		else
+			snprintf(r->dir, sizeof(r->dir), "/tmp/umlk-cache-%u", (unsigned)getuid());
+	}
+	struct http_opts ho = { .verbose = o->verbose };
+	if (o->timeout_s)
+		ho.connect_timeout_ms = ho.idle_timeout_ms = o->timeout_s * 1000;
+	r->http = http_new(&ho);
+	if (get_index(r, pin, pinned) < 0) {
+		if (o->insecure && !pinned)
+			k_seterr("%s (with --insecure an index is still needed: it gives the image's size and"
+				 " chunks; 'umlk index IMAGE' makes one)", k_errmsg());
+		goto fail;
+	}
+	r->verified = pinned;
+	if (!pinned)
+		k_warn("%s: --insecure: nothing fetched is verified (no #sha256= in the URL); the guest"
+		       " may be given anything", r->b.name);
+	r->b.ops = &remote_ops;
+	r->b.size = r->x.size;
+	r->b.readonly = 1;
+	r->state = xcalloc(r->x.nchunks, 1);
+	r->mem = xcalloc(r->x.nchunks, sizeof(*r->mem));
+	r->ahead = pool_start(4, "umlk-fetch");
+	if (pinned)
+		cache_trim(r->dir, r->o.cache_max);
+	/* Every image kind starts with its first 64 KiB (ISO volume
+	 * descriptors, superblocks, cloop headers): fetched now, so that a
+	 * server that fails or serves another image is told at once, in one
+	 * line, and not as an image of unknown format. */
+	uint32_t first = (uint32_t)(((64u << 10) + r->x.chunk - 1) / r->x.chunk);
+	if (make_ready(r, 0, first < r->x.nchunks ? first : r->x.nchunks, 1) < 0)
+		goto fail;
+	return &r->b;
+fail:
+	remote_close(&r->b);
+	return NULL;
+}
+
+void remote_prefetch_profile(struct bsrc *s)
+{
+	struct rsrc *r = (struct rsrc *)s;
+	struct progress p;
+	uint64_t total = 0;
+
+	if (!r->x.nprofile || !r->ahead)
+		return;
+	for (uint32_t i = 0; i < r->x.nprofile; i++)
+		total += kidx_chunk_len(&r->x, r->x.profile[i]);
+	/* Runs of consecutive chunks, in the profile's order. */
+	for (uint32_t i = 0; i < r->x.nprofile;) {
+		uint32_t a = r->x.profile[i], j = i + 1;
+		while (j < r->x.nprofile && r->x.profile[j] == a + (j - i) && j - i < RUN_MAX)
+			j++;
+		ahead(r, a, a + (j - i));
+		i = j;
+	}
+	prog_start(&p, "fetching the boot profile", total);
+	while (!pool_idle(r->ahead)) {
+		uint64_t done = 0;
+		pthread_mutex_lock(&r->lock);
+		for (uint32_t i = 0; i < r->x.nprofile; i++)
+			if (r->state[r->x.profile[i]] == CH_READY)
+				done += kidx_chunk_len(&r->x, r->x.profile[i]);
+		pthread_mutex_unlock(&r->lock);
+		prog_update(&p, done);
+		struct timespec ts = { 0, 50000000 };
+		nanosleep(&ts, NULL);
+	}
+	prog_end(&p);
+}
+
+void remote_get_stats(struct bsrc *s, struct remote_stats *st)
+{
+	struct rsrc *r = (struct rsrc *)s;
+	st->fetched = __atomic_load_n(&r->st.fetched, __ATOMIC_RELAXED);
+	st->requests = __atomic_load_n(&r->st.requests, __ATOMIC_RELAXED);
+	st->retries = __atomic_load_n(&r->st.retries, __ATOMIC_RELAXED);
+	st->cached = __atomic_load_n(&r->st.cached, __ATOMIC_RELAXED);
+	st->mismatches = __atomic_load_n(&r->st.mismatches, __ATOMIC_RELAXED);
+	st->failed = __atomic_load_n(&r->st.failed, __ATOMIC_RELAXED);
+}
+
+const char *remote_identity(struct bsrc *s)
+{
+	return ((struct rsrc *)s)->identity;
+}
+
+/* ---- recording which chunks a boot reads */
+
+struct tsrc {
+	struct bsrc b;
+	uint32_t chunk;
+	pthread_mutex_t lock;
+	uint8_t *seen;
+	uint32_t *list, n, room;
+};
+
+static int trace_read(struct bsrc *s, void *buf, size_t n, uint64_t off)
+{
+	struct tsrc *t = (struct tsrc *)s;
+	pthread_mutex_lock(&t->lock);
+	for (uint64_t c = off / t->chunk; c <= (off + n - 1) / t->chunk; c++) {
+		if (t->seen[c])
+			continue;
+		t->seen[c] = 1;
+		if (t->n == t->room)
+			t->list = xrealloc(t->list, (t->room = t->room ? t->room * 2 : 256) * sizeof(*t->list));
+		t->list[t->n++] = (uint32_t)c;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return bsrc_read(t->b.lower, buf, n, off);
+}
+
+static void trace_close(struct bsrc *s)
+{
+	struct tsrc *t = (struct tsrc *)s;
+	bsrc_close(t->b.lower);
+	free(t->seen);
+	free(t->list);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static const struct bsrc_ops trace_ops = { "trace", trace_read, NULL, NULL, trace_close };
+
+struct bsrc *bsrc_trace(struct bsrc *s, uint32_t chunk)
+{
+	struct tsrc *t = xcalloc(1, sizeof(*t));
+	t->b.ops = &trace_ops;
+	snprintf(t->b.name, sizeof(t->b.name), "%s", s->name);
+	t->b.size = s->size;
+	t->b.readonly = 1;
+	t->b.lower = s;
+	t->chunk = chunk;
+	t->seen = xcalloc((size_t)(s->size / chunk + 1), 1);
+	pthread_mutex_init(&t->lock, NULL);
+	return &t->b;
+}
+
+uint32_t *bsrc_trace_list(struct bsrc *s, uint32_t *n)
+{
+	struct tsrc *t = (struct tsrc *)s;
+	pthread_mutex_lock(&t->lock);
+	uint32_t *l = xmalloc((size_t)t->n * sizeof(*l) + 1);
+	memcpy(l, t->list, (size_t)t->n * sizeof(*l));
+	*n = t->n;
+	pthread_mutex_unlock(&t->lock);
+	return l;
+}
