@@ -61,11 +61,14 @@ $(BUILD)/release/umlk: $(BUILD)/umlk $(BUILD)/linux
 
 # Guest images: the tiny busybox one, and the Debian mini live CD (its
 # debootstrap part is cached; see rootfs/debian.sh).
-rootfs: $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso
+rootfs: $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso
 $(BUILD)/rootfs/tiny.iso: rootfs/tiny.sh $(BUILD)/umlk
 	sh rootfs/tiny.sh $(BUILD)/umlk $(BUILD)/rootfs
 $(BUILD)/rootfs/debian.iso: rootfs/debian.sh $(BUILD)/umlk
 	sh rootfs/debian.sh $(BUILD)/umlk $(BUILD)/rootfs
+# A real Debian Live ISO from live-build (cached the same way; see rootfs/live.sh).
+$(BUILD)/rootfs/live.iso: rootfs/live.sh
+	sh rootfs/live.sh $(BUILD)/rootfs
 
 demo: $(BUILD)/release/umlk $(BUILD)/rootfs/tiny.iso
 	sh release/demo.sh $(BUILD)/release/umlk $(BUILD)/rootfs/tiny.iso
@@ -107,7 +110,7 @@ $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 		-o $@ $< $(LIBK) -lz -lpthread
 
 check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk \
-       $(BUILD)/rootfs/debian.iso
+       $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso
 	sh test/run.sh
 
 bench: $(BUILD)/umlk $(BUILD)/release/umlk $(BUILD)/rootfs/debian.iso

@@ -20,6 +20,7 @@ const char xnest_launch_usage[] =
 	"DISPLAY pointing at the gateway and the cookie in the guest's\n"
 	"/root/.Xauthority, and runs the image's X session (~/.xsession, else\n"
 	"/etc/X11/Xsession, else an xterm) or the command given with --run.\n"
+	"IMAGE may be an http:// URL, as for 'umlk boot'.\n"
 	"\n"
 	"When the session or the command ends, the guest powers off, the window\n"
 	"closes, and xnest-launch exits with its status.  Closing the window halts\n"

@@ -14,7 +14,10 @@
 #      boot after it is local);
 #   3. the ISO's root (its cloop extracted: an ext2 image) served raw to the
 #      same kernel by umlk and by qemu-storage-daemon with QEMU's curl
-#      driver (Debian's qemu-block-extra).
+#      driver (Debian's qemu-block-extra);
+#   4. the desktop case of the original paper: xnest-launch of the URL to
+#      the guest's first window (xclock) mapped, under Xvfb, with the
+#      profile's index.
 # One run each.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +33,7 @@ w=$(mktemp -d)
 cleanup() {
 	"$NGINX" -c "$w/nginx.conf" -p "$w" -e "$w/error.log" -s stop 2>/dev/null || true
 	[ -s "$w/link.pid" ] && kill "$(cat "$w/link.pid")" 2>/dev/null
+	[ -s "$w/xvfb.pid" ] && kill "$(cat "$w/xvfb.pid")" 2>/dev/null
 	rm -rf "$w"
 }
 trap cleanup EXIT
@@ -99,6 +103,43 @@ run() {
 	eval "last_secs=$secs last_bytes=$b"
 }
 
+# desktop URL: xnest-launch to xclock mapped, cold; prints seconds and bytes
+desktop() {
+	rm -rf "$w/cache"
+	: > "$w/access.log"
+	t0=$(now_ns)
+	XDG_CACHE_HOME="$w/cache" "$U" xnest-launch -q --kernel "$K" --run 'xclock & sleep 2' "$1" 2> "$w/xerr" &
+	lp=$!
+	k=0
+	while ! grep -q 'cookie in ' "$w/xerr" && [ $k -lt 6000 ] && kill -0 $lp 2>/dev/null; do sleep 0.01; k=$((k + 1)); done
+	nd=$(sed -n 's/.*display is :\([0-9]*\) .*/\1/p' "$w/xerr")
+	cookie=$(sed -n 's/.*cookie in \(.*\))$/\1/p' "$w/xerr")
+	until XAUTHORITY="$cookie" xwininfo -display ":$nd" -root -tree 2>/dev/null | grep -q '"xclock"'; do
+		if ! kill -0 $lp 2>/dev/null || [ $k -ge 12000 ]; then
+			echo "  xnest-launch: no guest window within 120 s: $(tail -n 2 "$w/xerr" | tr '\n' ' ')"
+			return 0
+		fi
+		sleep 0.01
+		k=$((k + 1))
+	done
+	t=$(( $(now_ns) - t0 ))
+	wait $lp || true
+	b=$(sent "$2")
+	printf '  %-44s %7ss  %6s KiB  %5s%%\n' "xnest-launch URL, to xclock's window" \
+		"$(awk -v t="$t" 'BEGIN { printf "%.2f", t / 1e9 }')" $((b / 1024)) \
+		"$(awk -v a="$b" -v s="$isz" 'BEGIN { printf "%.1f", 100 * a / s }')"
+}
+X=
+if command -v Xvfb >/dev/null && command -v Xnest >/dev/null && command -v xwininfo >/dev/null; then
+	d=90
+	while [ -e /tmp/.X11-unix/X$d ] || [ -e /tmp/.X$d-lock ]; do d=$((d + 1)); done
+	Xvfb :$d -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &
+	echo $! > "$w/xvfb.pid"
+	i=0; while [ ! -S /tmp/.X11-unix/X$d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	export DISPLAY=:$d
+	X=1
+fi
+
 B="$U boot -q --kernel $K"
 for prof in "LAN 100 0.5" "WAN 20 20"; do
 	set -- $prof
@@ -117,4 +158,9 @@ for prof in "LAN 100 0.5" "WAN 20 20"; do
 		$B "$S/raw/root.img#sha256=$(h "$w/raw.idx")" -- true
 	echo "    qemu-storage-daemon / umlk: time $(ratio "$last_secs" "$own_t")x, bytes $(ratio "$last_bytes" "$own_b")x (goal: above 1 on both)"
 	echo "    (the qemu-storage-daemon run includes umlk's own first reads of the image, to learn its kind: the index and 64 KiB)"
+	if [ -n "$X" ]; then
+		desktop "$S/p/debian.iso#sha256=$(h "$w/prof.idx")" /p/debian.iso
+	else
+		echo "  (xnest-launch: skipped, no Xvfb, Xnest or xwininfo)"
+	fi
 done

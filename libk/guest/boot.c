@@ -1026,12 +1026,15 @@ int xboot(const struct boot_opts *o)
 		} else {
 			argv[n++] = "con3=null";
 		}
-	} else if (relay) {
-		argv[n++] = "console=tty0";
-		ARG("con0=fd:%d,fd:1", relay_pipe[0]);
 	} else {
-		argv[n++] = "console=tty0";
-		argv[n++] = "con0=fd:0,fd:1";
+		/* The guest's own init: the user's terminal is tty1, where
+		 * inits start their first getty (systemd's getty@tty1,
+		 * sysvinit's inittab), and the console. */
+		argv[n++] = "console=tty1";
+		if (relay)
+			ARG("con1=fd:%d,fd:1", relay_pipe[0]);
+		else
+			argv[n++] = "con1=fd:0,fd:1";
 	}
 	/* The live system's own parameters (its boot loader's), then the
 	 * user's: last, so they win over ours. */

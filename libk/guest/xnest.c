@@ -7,6 +7,7 @@
 #include "guest/cookie.h"
 #include "net/dhcpc.h"
 #include "net/netif.h"
+#include "remote/http.h"
 #include "net/tcpgw.h"
 
 #include <errno.h>
@@ -200,8 +201,8 @@ int xnest_launch(const struct xnest_opts *o)
 	if (!host || !*host)
 		xdie("DISPLAY is not set: there is no X display on this host to open the guest's"
 		     " window on (run it in an X session, or under Xvfb)");
-	if (access(o->image, R_OK) < 0)
-		xdie("%s:", o->image);
+	if (!url_is_http(o->image) && access(o->image, R_OK) < 0)
+		xdie("%s:", o->image);          /* (a URL is checked by boot, before the kernel starts) */
 	if (xephyr) {
 		if (!in_path("Xephyr", server, sizeof(server)))
 			xdie("Xephyr is not installed (Debian: apt-get install xserver-xephyr)");
