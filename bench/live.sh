@@ -1,7 +1,8 @@
 #!/bin/sh
 # The live-build Debian ISO (rootfs/live.sh: bookworm, systemd) from the
-# command to its login on the user's terminal (live-config's autologin,
-# "debian-live login: user (automatic login)"), on the host's clock:
+# command to its login prompt on the user's terminal ("debian-live
+# login:", which live-config answers with its autologin on tty1), on the
+# host's clock:
 # umlk boot, isolated and --trusted, against QEMU's TCG emulator
 # (qemu-system-x86, no KVM) booting the same ISO's own kernel and initrd
 # with the same parameters, its console on a serial line.  One run each.
@@ -24,17 +25,23 @@ umlk_login() {
 	t0=$(now_ns)
 	tmux -S "$w/t" new-session -d -s g -x 150 -y 40 "$U boot -q --kernel $K $* $iso; sleep 30"
 	i=0
-	until tmux -S "$w/t" capture-pane -t g -p | grep -q 'user@debian-live'; do
+	until tmux -S "$w/t" capture-pane -t g -p | grep -q 'debian-live login:'; do
 		[ $i -ge 3000 ] && { echo "timeout"; return 0; }
 		sleep 0.1
 		i=$((i + 1))
 	done
 	t1=$(now_ns)
+	i=0
+	until tmux -S "$w/t" capture-pane -t g -p | grep -q 'user@debian-live'; do   # the shell
+		[ $i -ge 600 ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
 	tmux -S "$w/t" send-keys -t g 'sudo poweroff' Enter
 	sleep 3
 	awk -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", t / 1e9 }'
 }
-echo "live-build Debian ISO (systemd) to its autologin shell on the terminal, host clock:"
+echo "live-build Debian ISO (systemd) to its login prompt on the terminal, host clock:"
 a=$(umlk_login)
 echo "  umlk boot (isolated, 1 CPU)             ${a} s"
 b=$(umlk_login --trusted --cpus 2)
@@ -47,7 +54,7 @@ if command -v qemu-system-x86_64 >/dev/null && command -v xorriso >/dev/null; th
 		-append "boot=live components hostname=debian-live username=user console=ttyS0" &
 	echo $! > "$w/q.pid"
 	i=0
-	until grep -aq 'user@debian-live\|debian-live login: user' "$w/serial" 2>/dev/null; do
+	until grep -aq 'debian-live login:' "$w/serial" 2>/dev/null; do
 		[ $i -ge 6000 ] && break
 		sleep 0.1
 		i=$((i + 1))

@@ -108,7 +108,7 @@ desktop() {
 	rm -rf "$w/cache"
 	: > "$w/access.log"
 	t0=$(now_ns)
-	XDG_CACHE_HOME="$w/cache" "$U" xnest-launch -q --kernel "$K" --run 'xclock & sleep 2' "$1" 2> "$w/xerr" &
+	XDG_CACHE_HOME="$w/cache" "$U" xnest-launch -q --kernel "$K" --run xclock "$1" 2> "$w/xerr" &
 	lp=$!
 	k=0
 	while ! grep -q 'cookie in ' "$w/xerr" && [ $k -lt 6000 ] && kill -0 $lp 2>/dev/null; do sleep 0.01; k=$((k + 1)); done
@@ -123,6 +123,7 @@ desktop() {
 		k=$((k + 1))
 	done
 	t=$(( $(now_ns) - t0 ))
+	kill $lp                # xnest-launch halts the guest and closes the window
 	wait $lp || true
 	b=$(sent "$2")
 	printf '  %-44s %7ss  %6s KiB  %5s%%\n' "xnest-launch URL, to xclock's window" \
