@@ -7,8 +7,9 @@
  * runs the kernel as a child, so it can relay the guest command's exit
  * status (console line 2, a pipe) and clean up after it.
  *
- * Console lines: tty0 = the user's stdin/stdout, tty1 = stderr, tty2 = the
- * status pipe, tty3 = kernel messages (shown with --verbose).
+ * Console lines with a command: tty0 = the user's stdin/stdout, tty1 =
+ * stderr, tty2 = the status pipe, tty3 = kernel messages (shown with
+ * --verbose).  Without one: tty1 = the user's terminal and the console.
  */
 #ifndef UMLK_BOOT_H
 #define UMLK_BOOT_H

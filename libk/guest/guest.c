@@ -615,11 +615,12 @@ static void raw_output(int fd)
 int xguest_run(const struct guest_conf *c)
 {
 	/* A shell on the console (no init in the image) has everything on
-	 * line 0, in the terminal's own modes. */
-	int out = open(GUEST_TTY_STDIO, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	 * the interactive line, in the terminal's own modes. */
+	const char *line = c->console_shell ? GUEST_TTY_INTERACTIVE : GUEST_TTY_STDIO;
+	int out = open(line, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	int err = c->console_shell ? dup(out) : open(GUEST_TTY_STDERR, O_WRONLY | O_NOCTTY | O_CLOEXEC);
 	if (out < 0 || err < 0)
-		xdie("cannot open the console lines %s, %s:", GUEST_TTY_STDIO, GUEST_TTY_STDERR);
+		xdie("cannot open the console lines %s, %s:", line, GUEST_TTY_STDERR);
 	if (!c->stdin_tty)
 		raw_output(out);
 	if (!c->console_shell)

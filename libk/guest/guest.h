@@ -90,7 +90,10 @@ _Noreturn void xguest_switch_root(void);
 /* Stop every other process and unmount /newroot, so the COW file is clean. */
 void guest_shutdown(void);
 
-/* Console lines (UML con0..con3 = /dev/tty0..3): the host wires them. */
+/* Console lines (UML con0..con3 = /dev/tty0..3): the host wires them.
+ * With a command, the first three; without one, the user's terminal is
+ * tty1 and the console (where inits start their first getty). */
+#define GUEST_TTY_INTERACTIVE "/dev/tty1"
 #define GUEST_TTY_STDIO "/dev/tty0"
 #define GUEST_TTY_STDERR "/dev/tty1"
 #define GUEST_TTY_STATUS "/dev/tty2"
