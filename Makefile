@@ -24,12 +24,12 @@ WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilibk
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
 LIBK = libk/core/args.c libk/core/daemon.c libk/core/err.c libk/core/pipeline.c libk/core/pool.c libk/core/progress.c libk/core/sha256.c libk/core/sys.c libk/core/xio.c \
-       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/iso9660.c libk/image/live.c libk/image/upper.c \
+       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/fdiff.c libk/image/iso9660.c libk/image/live.c libk/image/upper.c \
        libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c libk/net/vnet.c \
        libk/block/bsrc.c libk/block/bsrc_cloop.c libk/block/bsrc_cow.c libk/block/image.c \
        libk/remote/http.c libk/remote/index.c libk/remote/remote.c \
        libk/vhost/vblk.c libk/vhost/vfs.c libk/vhost/vhost.c libk/share/fuse.c \
-       libk/guest/boot.c libk/guest/cookie.c libk/guest/guest.c libk/guest/mconsole.c libk/guest/payload.c libk/guest/xnest.c
+       libk/guest/boot.c libk/guest/cookie.c libk/guest/guest.c libk/guest/mconsole.c libk/guest/payload.c libk/guest/upperdiff.c libk/guest/xnest.c
 
 APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/index.c applets/init.c applets/initramfs.c \
           applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c applets/xnest_launch.c
@@ -61,7 +61,8 @@ $(BUILD)/release/umlk: $(BUILD)/umlk $(BUILD)/linux
 
 # Guest images: the tiny busybox one, and the Debian mini live CD (its
 # debootstrap part is cached; see rootfs/debian.sh).
-rootfs: $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso
+INITS = $(BUILD)/rootfs/trixie-systemd.sqfs $(BUILD)/rootfs/bookworm-sysv.sqfs
+rootfs: $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso $(INITS)
 $(BUILD)/rootfs/tiny.iso: rootfs/tiny.sh $(BUILD)/umlk
 	sh rootfs/tiny.sh $(BUILD)/umlk $(BUILD)/rootfs
 $(BUILD)/rootfs/debian.iso: rootfs/debian.sh $(BUILD)/umlk
@@ -69,6 +70,10 @@ $(BUILD)/rootfs/debian.iso: rootfs/debian.sh $(BUILD)/umlk
 # A real Debian Live ISO from live-build (cached the same way; see rootfs/live.sh).
 $(BUILD)/rootfs/live.iso: rootfs/live.sh
 	sh rootfs/live.sh $(BUILD)/rootfs
+# Roots for the guest's own init: trixie with systemd, bookworm with
+# sysvinit (cached the same way; see rootfs/inits.sh).
+$(BUILD)/rootfs/%.sqfs: rootfs/inits.sh
+	sh rootfs/inits.sh $(BUILD)/rootfs $*
 
 demo: $(BUILD)/release/umlk $(BUILD)/rootfs/tiny.iso
 	sh release/demo.sh $(BUILD)/release/umlk $(BUILD)/rootfs/tiny.iso
@@ -102,7 +107,7 @@ $(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
 FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
           $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw \
           $(BUILD)/fuzz/fuzz_vhost $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_fuse \
-          $(BUILD)/fuzz/fuzz_vnet $(BUILD)/fuzz/fuzz_live $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_index
+          $(BUILD)/fuzz/fuzz_vnet $(BUILD)/fuzz/fuzz_live $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_index $(BUILD)/fuzz/fuzz_fdiff
 fuzz: $(FUZZERS)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -110,7 +115,7 @@ $(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
 		-o $@ $< $(LIBK) -lz -lpthread
 
 check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk \
-       $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso
+       $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso $(INITS)
 	sh test/run.sh
 
 bench: $(BUILD)/umlk $(BUILD)/release/umlk $(BUILD)/rootfs/debian.iso

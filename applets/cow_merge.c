@@ -2,7 +2,9 @@
 #include "core/args.h"
 #include "core/err.h"
 #include "core/progress.h"
+#include "guest/upperdiff.h"
 #include "image/cowmerge.h"
+#include "image/upper.h"
 
 #include <stdlib.h>
 
@@ -34,6 +36,18 @@ const char cow_merge_usage[] =
 	"before it made.  OUT is a new COW file over BACKING, or with --image a\n"
 	"merged image.\n"
 	"\n"
+	"The --cow file of a read-only or stacked root (squashfs, iso9660, a live\n"
+	"ISO's layers) is not a COW file of sectors but an overlay's upper layer,\n"
+	"an ext4 of files ('--info' tells the kinds apart).  It cannot be merged\n"
+	"into a read-only image, but --export writes it as a diff of files (each\n"
+	"changed file with its owner, mode, time and extended attributes, each\n"
+	"deleted one as overlayfs's whiteout), keyed by the SHA-256 of the image\n"
+	"file; --apply of such diffs makes a new upper layer OUT over BACKING,\n"
+	"for 'umlk boot --cow OUT BACKING' (a later diff's file replaces an\n"
+	"earlier one's).  Both run a small guest, since it is the guest kernel\n"
+	"that reads ext4: they need the kernel 'umlk boot' uses, and e2fsprogs'\n"
+	"mke2fs for the new layer.\n"
+	"\n"
 	"  -b, --backing FILE   use FILE as the backing image\n"
 	"  -d, --destructive    merge into the backing image in place\n"
 	"  -i, --info           describe the COW file\n"
@@ -42,6 +56,8 @@ const char cow_merge_usage[] =
 	"  -e, --export         write a portable diff\n"
 	"  -a, --apply DIFF     apply a diff (may be repeated)\n"
 	"      --image          with --apply: write a merged image, not a COW file\n"
+	"      --kernel PATH, --init PATH  for the guest of an upper layer's\n"
+	"                       --export or --apply, as in 'umlk boot'\n"
 	"  -q, --quiet          no progress bar (it is shown only on a terminal anyway)\n"
 	"      --help           show this text\n";
 
@@ -57,9 +73,12 @@ int cow_merge_main(int argc, char **argv)
 		{ "apply", required_argument, NULL, 'a' },
 		{ "image", no_argument, NULL, 'I' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "kernel", required_argument, NULL, 'K' },
+		{ "init", required_argument, NULL, 'N' },
 		{ 0 },
 	};
 	struct cowjob j = { 0 };
+	struct upper_guest g = { 0 };
 	int mode = 0, force = 0, as_image = 0, ndiffs = 0, c;
 	const char **diffs = calloc(argc, sizeof(char *));
 
@@ -82,8 +101,12 @@ int cow_merge_main(int argc, char **argv)
 		case 'f': force = 1; break;
 		case 'I': as_image = 1; break;
 		case 'q': k_quiet = 1; break;
+		case 'K': g.kernel = optarg; break;
+		case 'N': g.init = optarg; break;
 		}
 	}
+	if ((g.kernel || g.init) && mode != 'e' && mode != 'a')
+		xusage("--kernel and --init go with --export and --apply");
 	if (force && mode != 'c')
 		xusage("-f goes with --create");
 	if (as_image && mode != 'a')
@@ -112,11 +135,22 @@ int cow_merge_main(int argc, char **argv)
 	case 'e':
 		xarg_count(argc, argv, 2, 2);
 		j.cowpath = argv[optind];
-		xcow_export(&j, argv[optind + 1]);
+		struct upper_hdr uh;
+		if (upper_read(-1, j.cowpath, &uh) > 0)
+			xupper_export(&g, j.cowpath, j.backing, argv[optind + 1]);
+		else
+			xcow_export(&j, argv[optind + 1]);
 		break;
 	case 'a':
 		xarg_count(argc, argv, 2, 2);
-		xcow_apply(diffs, ndiffs, argv[optind], argv[optind + 1], as_image);
+		if (upper_is_fdiff(diffs[0])) {
+			if (as_image)
+				xusage("%s is a diff of files (an upper layer's): --image is for diffs of sectors",
+				       diffs[0]);
+			xupper_apply(&g, diffs, ndiffs, argv[optind], argv[optind + 1]);
+		} else {
+			xcow_apply(diffs, ndiffs, argv[optind], argv[optind + 1], as_image);
+		}
 		break;
 	}
 	free(diffs);

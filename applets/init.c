@@ -2,6 +2,7 @@
 #include "core/args.h"
 #include "core/err.h"
 #include "guest/guest.h"
+#include "guest/upperdiff.h"
 
 #include <stdio.h>
 #include <sys/utsname.h>
@@ -48,6 +49,11 @@ int init_main(int argc, char **argv)
 		xdie("%s", k_errmsg());
 	if (c.command)
 		guest_command_mode();
+	if (c.job[0]) {
+		/* cow-merge's work on an upper layer: the root is not mounted. */
+		guest_report_status(guest_upper_job(&c));
+		guest_poweroff(0);
+	}
 	xguest_mount_root(&c);
 	if (c.home[0])
 		xguest_mount_home(c.home);

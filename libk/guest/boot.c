@@ -872,9 +872,12 @@ int xboot(const struct boot_opts *o)
 
 	struct guest_conf conf;
 	memset(&conf, 0, sizeof(conf));
-	conf.command = o->cmd != NULL;
-	conf.stdin_tty = isatty(STDIN_FILENO);
-	conf.argv = o->cmd;
+	static char *job_argv[] = { "umlk-job", NULL };
+	conf.command = o->cmd != NULL || o->job;
+	conf.stdin_tty = !o->job && isatty(STDIN_FILENO);
+	conf.argv = o->job ? job_argv : o->cmd;
+	if (o->job)
+		snprintf(conf.job, sizeof(conf.job), "%s", o->job);
 	conf.dhcp = o->net && !o->no_dhcp;
 	conf.layers = im.nlayers;
 	conf.upper_disk = upper != NULL;
@@ -954,18 +957,20 @@ int xboot(const struct boot_opts *o)
 		xhome_start(&home, homesock, pool, &homeblk, &homefs, homearg, sizeof(homearg));
 	/* The root's other layers, and its upper layer (--cow on a read-only
 	 * root): one more disk each, found in the guest by serial. */
-	struct vblk extra[LIVE_LAYERS_MAX + 1];
-	char extrasock[LIVE_LAYERS_MAX + 1][PATH_MAX];
+	struct vblk extra[LIVE_LAYERS_MAX + 2];
+	char extrasock[LIVE_LAYERS_MAX + 2][PATH_MAX];
 	int nextra = 0;
-	for (int i = 1; i <= im.nlayers; i++) {
-		struct bsrc *b = i < im.nlayers ? im.layer[i] : upper;
+	for (int i = 1; i <= im.nlayers + 1; i++) {
+		struct bsrc *b = i < im.nlayers ? im.layer[i] : i == im.nlayers ? upper : o->jobdisk;
 		if (!b)
 			continue;
 		char name[32];
 		if (i < im.nlayers)
 			snprintf(name, sizeof(name), "layer%d", i);
-		else
+		else if (i == im.nlayers)
 			snprintf(name, sizeof(name), "upper");
+		else
+			snprintf(name, sizeof(name), "job");
 		snprintf(extrasock[nextra], sizeof(extrasock[nextra]), "%s/boot-%d-%s.sock", rundir, (int)getpid(),
 			 name);
 		if (vblk_start(&extra[nextra], extrasock[nextra], name, b, pool) < 0)
@@ -1031,6 +1036,10 @@ int xboot(const struct boot_opts *o)
 		 * inits start their first getty (systemd's getty@tty1,
 		 * sysvinit's inittab), and the console. */
 		argv[n++] = "console=tty1";
+		/* The kernel has no modules (everything is built in): systemd's
+		 * module loader has nothing to do, and fails where the image
+		 * lacks libkmod (a trixie minbase). */
+		argv[n++] = "systemd.mask=systemd-modules-load.service";
 		if (relay)
 			ARG("con1=fd:%d,fd:1", relay_pipe[0]);
 		else
@@ -1172,7 +1181,8 @@ int xboot(const struct boot_opts *o)
 	if (upper)
 		bsrc_close(upper);      /* flushes the upper layer */
 	free(params);
-	k_cleanup_run();
+	/* (The caller's temporary files, a cow-merge output filled by this
+	 * guest say, stay: they are the caller's to commit or remove.) */
 	xboot_run_dir_done();
 	if (rs.failed) {
 		/* The guest was told (an I/O error); the user is told too, and

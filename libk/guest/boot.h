@@ -45,6 +45,10 @@ struct boot_opts {
 	const char *append;     /* kernel parameters added last, or NULL */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */
+	/* cow-merge's work on the upper layer (upperdiff.h): "export" or
+	 * "apply", with the job disk; the root is not mounted. */
+	const char *job;
+	struct bsrc *jobdisk;
 	/* An http:// image (see remote.h): */
 	const char *mirrors[8];
 	int nmirrors;

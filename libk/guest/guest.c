@@ -185,6 +185,8 @@ int guest_read_conf(struct guest_conf *c)
 			c->release = !strcmp(v, "1");
 		else if (!strcmp(line, "env") && c->nenv < GUEST_MAX_ENV && strchr(v, '='))
 			c->env[c->nenv++] = xstrdup(v);
+		else if (!strcmp(line, "job"))
+			snprintf(c->job, sizeof(c->job), "%s", v);
 		else if (!strcmp(line, "xcookie"))
 			snprintf(c->xcookie, sizeof(c->xcookie), "%s", v);
 	}
@@ -225,6 +227,8 @@ char *guest_conf_text(const struct guest_conf *c)
 		fprintf(f, "env=%s\n", c->env[i]);
 	if (c->xcookie[0])
 		fprintf(f, "xcookie=%s\n", c->xcookie);
+	if (c->job[0])
+		fprintf(f, "job=%s\n", c->job);
 	if (fclose(f))
 		xdie("out of memory");
 	return t;
@@ -313,7 +317,7 @@ static int disk_by_serial(const char *serial, char *dev, size_t cap)
 }
 
 /* The disk with virtio serial SERIAL, waiting for the kernel to probe it. */
-static void xdisk_by_serial(const char *serial, char *dev, size_t cap)
+void xguest_disk_by_serial(const char *serial, char *dev, size_t cap)
 {
 	for (int i = 0; i < 200; i++) {
 		if (disk_by_serial(serial, dev, cap))
@@ -376,7 +380,7 @@ void xguest_mount_root(const struct guest_conf *c)
 		else {
 			char serial[32];
 			snprintf(serial, sizeof(serial), "%s%d", GUEST_LAYER_SERIAL, i);
-			xdisk_by_serial(serial, dev, sizeof(dev));
+			xguest_disk_by_serial(serial, dev, sizeof(dev));
 		}
 		snprintf(dir, sizeof(dir), "/layers/%d", i);
 		mount_layer(dev, dir);
@@ -387,7 +391,7 @@ void xguest_mount_root(const struct guest_conf *c)
 	mkdir("/rw", 0755);
 	if (c->upper_disk) {
 		char dev[64];
-		xdisk_by_serial(GUEST_UPPER_SERIAL, dev, sizeof(dev));
+		xguest_disk_by_serial(GUEST_UPPER_SERIAL, dev, sizeof(dev));
 		if (mount(dev, "/rw", "ext4", 0, NULL) < 0)
 			xdie("mount the upper layer %s (--cow) on /rw:", dev);
 	} else {

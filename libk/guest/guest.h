@@ -40,6 +40,7 @@ struct guest_conf {
 	int nenv;
 	char xcookie[33];       /* MIT-MAGIC-COOKIE-1 (hex) for $DISPLAY, or "" */
 	int console_shell;      /* argv is a shell on the console (set in the guest) */
+	char job[16];           /* "export"/"apply": umlk's own work on the upper layer (upperdiff.h) */
 	char **argv;
 };
 int guest_read_conf(struct guest_conf *c);      /* -1 with k_seterr() */
@@ -57,6 +58,9 @@ char *guest_conf_text(const struct guest_conf *c);
 #define GUEST_LAYERS_MAX 8
 #define GUEST_UPPER_SERIAL "umlk-upper"
 void xguest_mount_root(const struct guest_conf *c);
+/* The disk whose virtio serial is SERIAL, as /dev/vdX in DEV, waiting a
+ * while for the kernel to probe it. */
+void xguest_disk_by_serial(const char *serial, char *dev, size_t cap);
 /* Attach FILE read-only to a free loop device, named in DEV: 0, or -1
  * with k_seterr(). */
 int guest_loop_attach(const char *file, char *dev, size_t cap);

@@ -1,4 +1,5 @@
 #include "image/cowmerge.h"
+#include "image/fdiff.h"
 #include "image/upper.h"
 #include "block/image.h"
 #include "core/bytes.h"
@@ -496,6 +497,9 @@ int diff_parse_head(const uint8_t *b, size_t n, const char *name, struct diffhea
 	d->image_size = k_be64(b + 16);
 	memcpy(d->base, b + 24, 32);
 	d->nsectors = k_be64(b + 56);
+	if (d->sectorsize == DIFF_FILES)
+		return d->image_size > (1ULL << 56) ? k_seterr("%s: image size %" PRIu64 " is implausible", name,
+							      d->image_size) : 0;
 	if (d->sectorsize < 512 || d->sectorsize > 65536 || (d->sectorsize & (d->sectorsize - 1)))
 		return k_seterr("%s: bad sector size %" PRIu32, name, d->sectorsize);
 	if (d->image_size > (1ULL << 56))
@@ -540,6 +544,79 @@ static void dw_z(struct dwriter *w, const void *p, size_t n, int flush)
 static void xhash_image(struct backing *b, uint64_t size, const struct opened *overlay,
 			uint8_t out[32], struct progress *p, uint64_t pbase);
 
+static void diff_head_bytes(const struct diffhead *d, uint8_t head[DIFF_HEAD])
+{
+	memset(head, 0, DIFF_HEAD);
+	memcpy(head, diff_magic, 8);
+	k_put_be32(head + 8, 1);
+	k_put_be32(head + 12, d->sectorsize);
+	k_put_be64(head + 16, d->image_size);
+	memcpy(head + 24, d->base, 32);
+	k_put_be64(head + 56, d->nsectors);
+}
+
+struct dwriter *xdiff_writer_open(struct kout *out, const struct diffhead *d)
+{
+	struct dwriter *w = xcalloc(1, sizeof(*w));
+	uint8_t head[DIFF_HEAD];
+
+	w->fd = out->fd;
+	w->name = out->name;
+	sha256_init(&w->h);
+	if (deflateInit(&w->zs, 6) != Z_OK)
+		xdie("zlib: cannot initialise");
+	diff_head_bytes(d, head);
+	dw_raw(w, head, sizeof(head));
+	return w;
+}
+
+void xdiff_writer_body(struct dwriter *w, const void *p, size_t n)
+{
+	dw_z(w, p, n, Z_NO_FLUSH);
+}
+
+void xdiff_writer_finish(struct dwriter *w)
+{
+	uint8_t digest[32];
+
+	dw_z(w, NULL, 0, Z_FINISH);
+	deflateEnd(&w->zs);
+	sha256_final(&w->h, digest);
+	if (full_write(w->fd, digest, 32) < 0)
+		xdie("%s: write failed:", w->name);
+	free(w);
+}
+
+void xdiff_hash_file(const char *path, uint8_t out[32], uint64_t *size)
+{
+	struct sha256 h;
+	struct progress p;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		xdie("%s:", path);
+	uint8_t *buf = xmalloc(CHUNK);
+	sha256_init(&h);
+	prog_start(&p, "hashing the image", (uint64_t)st.st_size);
+	uint64_t done = 0;
+	for (;;) {
+		ssize_t n = full_read(fd, buf, CHUNK);
+		if (n < 0)
+			xdie("%s: read failed:", path);
+		if (n == 0)
+			break;
+		sha256_update(&h, buf, (size_t)n);
+		done += (uint64_t)n;
+		prog_update(&p, done);
+	}
+	prog_end(&p);
+	sha256_final(&h, out);
+	free(buf);
+	close(fd);
+	*size = done;
+}
+
 void xcow_export(const struct cowjob *j, const char *diffpath)
 {
 	struct opened o;
@@ -560,12 +637,9 @@ void xcow_export(const struct cowjob *j, const char *diffpath)
 	sha256_init(&w.h);
 	if (deflateInit(&w.zs, 6) != Z_OK)
 		xdie("zlib: cannot initialise");
-	memcpy(head, diff_magic, 8);
-	k_put_be32(head + 8, 1);
-	k_put_be32(head + 12, ss);
-	k_put_be64(head + 16, o.cow.size);
-	memcpy(head + 24, base, 32);
-	k_put_be64(head + 56, nchanged);
+	struct diffhead dh = { .sectorsize = (uint32_t)ss, .image_size = o.cow.size, .nsectors = nchanged };
+	memcpy(dh.base, base, 32);
+	diff_head_bytes(&dh, head);
 	dw_raw(&w, head, sizeof(head));
 
 	uint8_t *buf = xmalloc(CHUNK);
@@ -706,7 +780,8 @@ static int diff_open(struct dreader *r)
 	r->end = body;
 	if (inflateInit(&r->zs) != Z_OK)
 		return k_seterr("zlib: cannot initialise");
-	r->img_sectors = (r->head.image_size + r->head.sectorsize - 1) / r->head.sectorsize;
+	if (r->head.sectorsize != DIFF_FILES)
+		r->img_sectors = (r->head.image_size + r->head.sectorsize - 1) / r->head.sectorsize;
 	return 0;
 }
 
@@ -717,6 +792,8 @@ static int diff_next_run(struct dreader *r, uint64_t *sector, uint64_t *count, u
 	const char *name = r->src.name;
 	uint32_t ss = r->head.sectorsize;
 	uint8_t rec[12];
+	if (ss == DIFF_FILES)
+		return k_seterr("%s: a diff of files (an overlay's upper layer), not of sectors", name);
 	int got = dr_read(r, rec, sizeof(rec));
 
 	if (got < 0)
@@ -756,24 +833,76 @@ static void xdiff_open(struct dreader *r, const char *path)
 		xdie("%s", k_errmsg());
 }
 
+struct dreader *xdiff_reader_open(const char *path)
+{
+	struct dreader *r = xmalloc(sizeof(*r));
+	xdiff_open(r, path);
+	return r;
+}
+
+const struct diffhead *diff_reader_head(const struct dreader *r)
+{
+	return &r->head;
+}
+
+int diff_reader_read(struct dreader *r, void *buf, size_t n)
+{
+	int got = dr_read(r, buf, n);
+	if (got < 0)
+		return k_seterr("%s: damaged diff: its data does not inflate", r->src.name);
+	if (got == 0)
+		return k_seterr("%s: damaged diff: its data ends early", r->src.name);
+	return 0;
+}
+
+int diff_reader_end(struct dreader *r)
+{
+	uint8_t b;
+	if (dr_read(r, &b, 1) != 0 || r->pos != r->end || r->zs.avail_in)
+		return k_seterr("%s: damaged diff: data after its end", r->src.name);
+	return 0;
+}
+
+void diff_reader_close(struct dreader *r)
+{
+	diff_close(r);
+	ksrc_close(&r->src);
+	free(r);
+}
+
+static int fdin_from_diff(void *ctx, void *buf, size_t n)
+{
+	return diff_reader_read(ctx, buf, n);
+}
+
 int diff_check_mem(const uint8_t *buf, size_t n, const char *name)
 {
 	struct dreader *r = calloc(1, sizeof(*r));
 	uint8_t *run = malloc(CHUNK);
+	struct fdent *e = malloc(sizeof(*e));
 	uint64_t s, c;
 	int ret = -1;
 
-	if (!r || !run)
+	if (!r || !run || !e)
 		goto out;
 	ksrc_mem(&r->src, buf, n, name);
 	if (diff_open(r) < 0)
 		goto out;
-	while ((ret = diff_next_run(r, &s, &c, run)) > 0)
-		;
+	if (r->head.sectorsize == DIFF_FILES) {
+		struct fdin in = { fdin_from_diff, r, name, 0, 0 };
+		while ((ret = fdin_next(&in, e)) > 0)
+			;
+		if (ret == 0 && (diff_reader_end(r) < 0 || in.entries != r->head.nsectors))
+			ret = k_seterr("%s: damaged diff: entries do not match its header", name);
+	} else {
+		while ((ret = diff_next_run(r, &s, &c, run)) > 0)
+			;
+	}
 	diff_close(r);
 out:
 	free(r);
 	free(run);
+	free(e);
 	return ret;
 }
 
@@ -833,6 +962,9 @@ void xcow_apply(const char *const *diffs, int ndiffs, const char *backing, const
 	struct dreader r;
 	uint8_t h[32];
 	xdiff_open(&r, diffs[0]);
+	if (r.head.sectorsize == DIFF_FILES)
+		xdie("%s: a diff of files (an overlay's upper layer): it applies on its own, not with --image"
+		     " or diffs of sectors", diffs[0]);
 	if (r.head.image_size != k.size)
 		xdie("%s: made for an image of %" PRIu64 " bytes; %s is %" PRIu64
 		     ": not the same image, nothing changed", diffs[0], r.head.image_size, backing, k.size);
@@ -881,6 +1013,8 @@ void xcow_apply(const char *const *diffs, int ndiffs, const char *backing, const
 				xdie("%s: does not apply to the image the diffs before it make"
 				     " (wrong order, or another base); nothing written", diffs[i]);
 		}
+		if (r.head.sectorsize == DIFF_FILES)
+			xdie("%s: a diff of files, which does not go with diffs of sectors", diffs[i]);
 		if (!as_image && r.head.sectorsize != k.view.cow.sectorsize)
 			xdie("%s: sector size %" PRIu32 " (a COW file here has 512)",
 			     diffs[i], r.head.sectorsize);

@@ -33,12 +33,28 @@ void xcow_apply(const char *const *diffs, int ndiffs, const char *backing,
 
 /* Diff header, parsed from its first 64 bytes (pure, for fuzzing). */
 struct diffhead {
-	uint32_t sectorsize;
-	uint64_t image_size, nsectors;
+	uint32_t sectorsize;    /* DIFF_FILES: a diff of files (fdiff.h) */
+	uint64_t image_size, nsectors;  /* nsectors: entries, for a diff of files */
 	uint8_t base[32];
 };
 #define DIFF_HEAD 64
+#define DIFF_FILES 0
 int diff_parse_head(const uint8_t *b, size_t n, const char *name, struct diffhead *d);
+
+/* The container, for other kinds of body (a diff of files): the writer
+ * puts header D, then deflates the body, then the trailer; the reader
+ * checks the trailer first and inflates the body in order. */
+struct kout;
+struct dwriter *xdiff_writer_open(struct kout *out, const struct diffhead *d);
+void xdiff_writer_body(struct dwriter *w, const void *p, size_t n);
+void xdiff_writer_finish(struct dwriter *w);    /* the trailer; frees W */
+struct dreader *xdiff_reader_open(const char *path);
+const struct diffhead *diff_reader_head(const struct dreader *r);
+int diff_reader_read(struct dreader *r, void *buf, size_t n);  /* all N bytes: 0, else -1 */
+int diff_reader_end(struct dreader *r);         /* nothing after: 0, else -1 */
+void diff_reader_close(struct dreader *r);
+/* SHA-256 of the file at PATH, its size in *SIZE; progress on a terminal. */
+void xdiff_hash_file(const char *path, uint8_t out[32], uint64_t *size);
 /* Check a whole diff held in memory: trailing hash, runs, counts. */
 int diff_check_mem(const uint8_t *buf, size_t n, const char *name);
 

@@ -94,25 +94,33 @@ int k_mke2fs(const char *file, const char *label, uint64_t offset, uint64_t size
 	return 0;
 }
 
-int upper_create(const char *file, struct upper_hdr *h, uint64_t fs_size)
+int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, uint64_t fs_size)
 {
-	struct kout out;
 	uint8_t b[UPPER_HDR];
 
-	if (kout_open(&out, file) < 0)
+	if (kout_open(out, file) < 0)
 		return -1;
 	h->fs_size = fs_size;
 	upper_format(h, b);
-	if (!out.regular || ftruncate(out.fd, (off_t)(UPPER_HDR + fs_size)) < 0) {
-		kout_abort(&out);
+	if (!out->regular || !out->tmp || ftruncate(out->fd, (off_t)(UPPER_HDR + fs_size)) < 0) {
+		kout_abort(out);
 		return k_seterr("%s: cannot make a file there:", file);
 	}
-	if (k_mke2fs(out.tmp, "umlk-upper", UPPER_HDR, fs_size) < 0 ||
-	    (pwrite(out.fd, b, UPPER_HDR, 0) != UPPER_HDR && k_seterr("%s: writing its header:", file))) {
+	if (k_mke2fs(out->tmp, "umlk-upper", UPPER_HDR, fs_size) < 0 ||
+	    (pwrite(out->fd, b, UPPER_HDR, 0) != UPPER_HDR && k_seterr("%s: writing its header:", file))) {
 		char why[300];
 		snprintf(why, sizeof(why), "%s", k_errmsg());
-		kout_abort(&out);
+		kout_abort(out);
 		return k_seterr("%s: %s", file, why);
 	}
+	return 0;
+}
+
+int upper_create(const char *file, struct upper_hdr *h, uint64_t fs_size)
+{
+	struct kout out;
+
+	if (upper_create_open(&out, file, h, fs_size) < 0)
+		return -1;
 	return kout_commit(&out, 1);
 }

@@ -52,6 +52,10 @@ int upper_read(int fd, const char *path, struct upper_hdr *h);
  * temporary file beside it, the header, fsync, rename.  -1 with
  * k_seterr(). */
 int upper_create(const char *file, struct upper_hdr *h, uint64_t fs_size);
+/* The same, left in OUT's temporary file (OUT->tmp) for the caller to
+ * fill and kout_commit() or kout_abort(). */
+struct kout;
+int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, uint64_t fs_size);
 
 /* Make an ext4 filesystem of SIZE bytes at byte OFFSET of FILE (which
  * exists, that large), labelled LABEL, root owned by root: runs mke2fs.

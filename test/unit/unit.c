@@ -9,6 +9,7 @@
 #include "guest/boot.h"
 #include "image/cloop.h"
 #include "image/cow.h"
+#include "image/fdiff.h"
 #include "net/dhcp.h"
 #include "net/net.h"
 #include "net/switchproto.h"
@@ -488,6 +489,75 @@ static void test_escape(void)
 	T("escape: ~? shows the help", esc_run(&e, "~?", out) == BOOT_ESC_HELP && !out[0]);
 }
 
+/* A diff of files: paths, and entries that read back as written. */
+static void test_fdiff(void)
+{
+	T("fdiff: a plain path", fdiff_path_ok("etc/passwd", 10));
+	T("fdiff: no leading /", !fdiff_path_ok("/etc", 4));
+	T("fdiff: no trailing /", !fdiff_path_ok("etc/", 4));
+	T("fdiff: no //", !fdiff_path_ok("etc//x", 6));
+	T("fdiff: no ..", !fdiff_path_ok("a/../b", 6) && !fdiff_path_ok("..", 2));
+	T("fdiff: no .", !fdiff_path_ok("./a", 3));
+	T("fdiff: ... and .x are names", fdiff_path_ok(".../.x", 6));
+	T("fdiff: no NUL", !fdiff_path_ok("a\0b", 3));
+	T("fdiff: no empty path", !fdiff_path_ok("", 0));
+
+	struct fdent *e = calloc(1, sizeof(*e)), *r = calloc(1, sizeof(*r));
+	uint8_t *buf = malloc(1 << 20);
+	size_t n = 0;
+	e->type = 'd';
+	e->mode = 0755;
+	e->mtime = -5;
+	strcpy(e->path, "etc");
+	fdent_add_xattr(e, "trusted.overlay.opaque", "y", 1);
+	n += fdent_format(e, buf + n);
+	memset(e, 0, sizeof(*e));
+	e->type = 'f';
+	e->mode = 04755;
+	e->uid = 1000;
+	e->mtime_ns = 999999999;
+	e->datalen = 3;
+	strcpy(e->path, "etc/ping");
+	fdent_add_xattr(e, "security.capability", "\1\0\0\2", 4);
+	T("fdiff: entry size", fdent_size(e) == FDIFF_HEAD + 8 + 5 + 19 + 4);
+	n += fdent_format(e, buf + n);
+	memcpy(buf + n, "abc", 3);
+	n += 3;
+	memset(e, 0, sizeof(*e));
+	e->type = 'l';
+	strcpy(e->path, "etc/l");
+	strcpy(e->target, "/nowhere/../x");
+	n += fdent_format(e, buf + n);
+	e->type = 'w';
+	strcpy(e->path, "etc/gone");
+	n += fdent_format(e, buf + n);
+	memset(buf + n, 0, FDIFF_HEAD);
+	buf[n] = FDIFF_END;
+	n += FDIFF_HEAD;
+	uint64_t count = 0;
+	T("fdiff: a stream reads back", fdiff_check_mem(buf, n, "t", &count) == 0 && count == 4);
+	T("fdiff: cut short", fdiff_check_mem(buf, n - 1, "t", NULL) < 0);
+	buf[n] = 0;
+	T("fdiff: bytes after the end mark", fdiff_check_mem(buf, n + 1, "t", NULL) < 0);
+	size_t first = FDIFF_HEAD + 3 + 5 + 22 + 1;
+	buf[first + 48] = '.';
+	buf[first + 49] = '.';
+	buf[first + 50] = '/';
+	T("fdiff: a .. path is refused", fdiff_check_mem(buf, n, "t", NULL) < 0 && strstr(k_errmsg(), "bad path"));
+	buf[first + 48] = 'e';
+	buf[first + 49] = 't';
+	buf[first + 50] = 'c';
+	T("fdiff: ... and mended, it reads", fdiff_check_mem(buf, n, "t", NULL) == 0);
+	buf[first + 47] = 4;           /* data length 4: the next entry starts a byte late */
+	T("fdiff: a wrong data length is caught", fdiff_check_mem(buf, n, "t", NULL) < 0);
+	buf[first + 47] = 3;
+	buf[0] = 'x';
+	T("fdiff: an unknown type", fdiff_check_mem(buf, n, "t", NULL) < 0 && strstr(k_errmsg(), "unknown type"));
+	free(e);
+	free(r);
+	free(buf);
+}
+
 static void test_http(void)
 {
 	struct http_resp r;
@@ -705,6 +775,7 @@ int main(void)
 	bsrc_tests();
 	test_vnet();
 	test_escape();
+	test_fdiff();
 	test_http();
 	return failed != 0;
 }
