@@ -24,7 +24,7 @@ WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilibk
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
 LIBK = libk/core/args.c libk/core/daemon.c libk/core/err.c libk/core/pipeline.c libk/core/pool.c libk/core/progress.c libk/core/sha256.c libk/core/sys.c libk/core/xio.c \
-       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/fdiff.c libk/image/iso9660.c libk/image/live.c libk/image/upper.c \
+       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/fdiff.c libk/image/iso9660.c libk/image/live.c libk/image/mkext4.c libk/image/upper.c \
        libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c libk/net/vnet.c \
        libk/block/bsrc.c libk/block/bsrc_cloop.c libk/block/bsrc_cow.c libk/block/image.c \
        libk/remote/http.c libk/remote/index.c libk/remote/remote.c \

@@ -43,7 +43,7 @@ const char boot_usage[] =
 	"                   reused otherwise); default: a temporary COW file,\n"
 	"                   removed at exit, as on a live CD.  For a read-only or\n"
 	"                   stacked root, FILE holds the overlay's upper layer (a\n"
-	"                   header and a sparse ext4; made with mke2fs)\n"
+	"                   header and a sparse ext4 that umlk makes itself)\n"
 	"  --cow-size SIZE  the upper layer's size when --cow makes one (default 4G)\n"
 	"  --overlay-size SIZE  without --cow, the memory a read-only root's writes\n"
 	"                   may take (default 3/4 of --mem, at least 512M)\n"

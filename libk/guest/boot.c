@@ -219,7 +219,7 @@ static int ends_with(const char *s, const char *tail)
 }
 
 /* A new ext4 image at PATH of SIZE bytes (sparse), made whole or not at
- * all: mke2fs on a temporary file beside it, then a rename. */
+ * all: umlk's own ext4 (k_mkfs_ext4) in a temporary file beside it, then a rename. */
 static void xmake_home_image(const char *path, uint64_t size)
 {
 	struct kout out;
@@ -228,7 +228,7 @@ static void xmake_home_image(const char *path, uint64_t size)
 	xout_open(&out, path);
 	if (!out.regular || ftruncate(out.fd, (off_t)size) < 0)
 		xdie("--home %s: cannot make an image file there:", path);
-	if (k_mke2fs(out.tmp, "home", 0, size) < 0) {
+	if (k_mkfs_ext4(out.tmp, "home", 0, size) < 0) {
 		kout_abort(&out);
 		xdie("--home %s: %s", path, k_errmsg());
 	}

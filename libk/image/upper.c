@@ -1,4 +1,5 @@
 #include "image/upper.h"
+#include "image/mkext4.h"
 #include "core/bytes.h"
 #include "core/err.h"
 #include "core/xio.h"
@@ -64,34 +65,15 @@ void upper_format(const struct upper_hdr *h, uint8_t b[UPPER_HDR])
 	snprintf((char *)b + 64, UPPER_PATH_MAX, "%s", h->image_path);
 }
 
-int k_mke2fs(const char *file, const char *label, uint64_t offset, uint64_t size)
+int k_mkfs_ext4(const char *file, const char *label, uint64_t offset, uint64_t size)
 {
-	char sz[32], ext[128];
-
-	snprintf(sz, sizeof(sz), "%" PRIu64 "k", size >> 10);
-	/* FILE is fresh and sparse: its unwritten blocks read as zeros, so
-	 * the inode tables and journal need no zeroing (and take no room). */
-	snprintf(ext, sizeof(ext), "root_owner=0:0,offset=%" PRIu64 ",lazy_itable_init=1,lazy_journal_init=1",
-		 offset);
-	pid_t pid = k_fork();
-	if (pid < 0)
-		return k_seterr("fork:");
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		if (devnull >= 0)
-			dup2(devnull, 1);
-		execlp("mke2fs", "mke2fs", "-q", "-F", "-t", "ext4", "-L", label, "-E", ext, file, sz,
-		       (char *)NULL);
-		_exit(127);
-	}
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
-		return k_seterr("making an ext4 filesystem needs mke2fs (Debian's e2fsprogs) on this host");
-	if (!WIFEXITED(st) || WEXITSTATUS(st))
-		return k_seterr("mke2fs failed");
-	return 0;
+	int fd = open(file, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return k_seterr("%s:", file);
+	int r = k_mkext4(fd, offset, size, label);
+	if (close(fd) < 0 && r == 0)
+		r = k_seterr("%s: write failed:", file);
+	return r;
 }
 
 int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, uint64_t fs_size)
@@ -106,7 +88,7 @@ int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, u
 		kout_abort(out);
 		return k_seterr("%s: cannot make a file there:", file);
 	}
-	if (k_mke2fs(out->tmp, "umlk-upper", UPPER_HDR, fs_size) < 0 ||
+	if (k_mkfs_ext4(out->tmp, "umlk-upper", UPPER_HDR, fs_size) < 0 ||
 	    (pwrite(out->fd, b, UPPER_HDR, 0) != UPPER_HDR && k_seterr("%s: writing its header:", file))) {
 		char why[300];
 		snprintf(why, sizeof(why), "%s", k_errmsg());
