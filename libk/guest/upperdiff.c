@@ -1,6 +1,7 @@
 #include "guest/upperdiff.h"
 #include "guest/boot.h"
 #include "block/bsrc.h"
+#include "block/image.h"
 #include "core/bytes.h"
 #include "core/err.h"
 #include "core/progress.h"
@@ -730,6 +731,15 @@ void xupper_apply(const struct upper_guest *g, const char *const *diffs, int ndi
 
 	if (!realpath(backing, abs) || stat(abs, &st) < 0)
 		xdie("%s:", backing);
+	/* An upper layer is for a root the guest cannot write in place. */
+	struct image im;
+	if (image_open(&im, abs, NULL, BSRC_CLOOP_CACHE_DEFAULT) < 0)
+		xdie("%s", k_errmsg());
+	int writable = image_writable(&im);
+	image_close(&im);
+	if (writable)
+		xdie("%s: its root (ext2/3/4) is written in place, through a COW file of sectors: a diff of files"
+		     " is for read-only roots (squashfs, iso9660, stacked layers); nothing made", backing);
 	/* Every diff checked (its trailer, its image, every entry) into the
 	 * job disk before any output exists. */
 	int jfd = xtmpfile(), keep = -1;
