@@ -15,6 +15,7 @@
 #include "image/cloop.h"
 #include "image/cow.h"
 #include "image/iso9660.h"
+#include "image/mkext4.h"
 #include "image/upper.h"
 #include "net/net.h"
 #include "net/netif.h"
@@ -219,7 +220,7 @@ static int ends_with(const char *s, const char *tail)
 }
 
 /* A new ext4 image at PATH of SIZE bytes (sparse), made whole or not at
- * all: umlk's own ext4 (k_mkfs_ext4) in a temporary file beside it, then a rename. */
+ * all: umlk's own ext4 (k_mkext4) in a temporary file beside it, then a rename. */
 static void xmake_home_image(const char *path, uint64_t size)
 {
 	struct kout out;
@@ -228,7 +229,7 @@ static void xmake_home_image(const char *path, uint64_t size)
 	xout_open(&out, path);
 	if (!out.regular || ftruncate(out.fd, (off_t)size) < 0)
 		xdie("--home %s: cannot make an image file there:", path);
-	if (k_mkfs_ext4(out.tmp, "home", 0, size) < 0) {
+	if (k_mkext4(out.fd, 0, size, "home") < 0) {
 		kout_abort(&out);
 		xdie("--home %s: %s", path, k_errmsg());
 	}

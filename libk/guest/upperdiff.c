@@ -282,19 +282,22 @@ static int guest_export(int top, int out)
 
 /* ---- apply: a stream from the job disk into the upper directory */
 
-struct jobin {
+/* A stream read in order from a file descriptor, from OFF to END (the
+ * job disk, on either side). */
+struct fdsrc {
 	int fd;
 	uint64_t off, end;
+	const char *name;
 };
 
-static int job_read(void *ctx, void *buf, size_t n)
+static int fd_read(void *ctx, void *buf, size_t n)
 {
-	struct jobin *j = ctx;
-	if (n > j->end - j->off)
-		return k_seterr("the job disk: the stream ends early");
-	if (full_pread(j->fd, buf, n, j->off) != (ssize_t)n)
-		return k_seterr("the job disk: read failed:");
-	j->off += n;
+	struct fdsrc *s = ctx;
+	if (n > s->end - s->off)
+		return k_seterr("%s: the stream ends early", s->name);
+	if (full_pread(s->fd, buf, n, s->off) != (ssize_t)n)
+		return k_seterr("%s: read failed:", s->name);
+	s->off += n;
 	return 0;
 }
 
@@ -496,7 +499,7 @@ out:
 static int guest_apply(int top, int job)
 {
 	uint8_t h[16];
-	struct jobin j = { .fd = job, .off = JOB_DATA };
+	struct fdsrc j = { job, JOB_DATA, 0, "the job disk" };
 
 	if (full_pread(job, h, sizeof(h), 0) != sizeof(h) || memcmp(h, JOB_MAGIC, 8))
 		return k_seterr("the job disk: no job header");
@@ -513,7 +516,7 @@ static int guest_apply(int top, int job)
 	int r = 0;
 	/* One or more streams, one after another: each ends with its mark. */
 	while (!r && j.off < j.end) {
-		struct fdin in = { job_read, &j, "the job disk", 0, 0 };
+		struct fdin in = { fd_read, &j, j.name, 0, 0 };
 		int got;
 		while ((got = fdin_next(&in, e)) > 0)
 			if (apply_one(&in, e, top, buf, &dirs, &ndirs, &capdirs) < 0) {
@@ -622,24 +625,6 @@ static void xrun_job(const struct upper_guest *g, const char *job, const char *i
 		     " nothing written", !strcmp(job, "export") ? "reads" : "fills", upper, st);
 }
 
-/* An fdin over a file descriptor read in order, from OFF to END. */
-struct fdsrc {
-	int fd;
-	uint64_t off, end;
-	const char *name;
-};
-
-static int fd_read(void *ctx, void *buf, size_t n)
-{
-	struct fdsrc *s = ctx;
-	if (n > s->end - s->off)
-		return k_seterr("%s: the stream ends early", s->name);
-	if (full_pread(s->fd, buf, n, s->off) != (ssize_t)n)
-		return k_seterr("%s: read failed:", s->name);
-	s->off += n;
-	return 0;
-}
-
 void xupper_export(const struct upper_guest *g, const char *upper, const char *backing, const char *diffpath)
 {
 	struct upper_hdr h;
@@ -742,7 +727,7 @@ void xupper_apply(const struct upper_guest *g, const char *const *diffs, int ndi
 		     " is for read-only roots (squashfs, iso9660, stacked layers); nothing made", backing);
 	/* Every diff checked (its trailer, its image, every entry) into the
 	 * job disk before any output exists. */
-	int jfd = xtmpfile(), keep = -1;
+	int jfd = xtmpfile();
 	uint64_t off = JOB_DATA, data = 0;
 	uint8_t *buf = xmalloc(BUFSZ);
 	struct fdent *e = xmalloc(sizeof(*e));
@@ -804,7 +789,6 @@ void xupper_apply(const struct upper_guest *g, const char *const *diffs, int ndi
 	uint64_t jsize = (off + 511) / 512 * 512;
 	if (full_pwrite(jfd, jh, sizeof(jh), 0) < 0 || ftruncate(jfd, (off_t)jsize) < 0)
 		xdie("a temporary file: write failed:");
-	keep = jfd;
 
 	/* The new layer: made in a temporary beside OUT, filled by the
 	 * guest, renamed into place only when all of it is there. */
@@ -821,7 +805,7 @@ void xupper_apply(const struct upper_guest *g, const char *const *diffs, int ndi
 	struct kout out;
 	if (upper_create_open(&out, outpath, &h, fs) < 0)
 		xdie("%s", k_errmsg());
-	xrun_job(g, "apply", abs, out.tmp, keep, jsize, 0);
+	xrun_job(g, "apply", abs, out.tmp, jfd, jsize, 0);
 	if (kout_commit(&out, 1) < 0)
 		xdie("%s", k_errmsg());
 	if (!k_quiet)

@@ -497,13 +497,12 @@ int diff_parse_head(const uint8_t *b, size_t n, const char *name, struct diffhea
 	d->image_size = k_be64(b + 16);
 	memcpy(d->base, b + 24, 32);
 	d->nsectors = k_be64(b + 56);
-	if (d->sectorsize == DIFF_FILES)
-		return d->image_size > (1ULL << 56) ? k_seterr("%s: image size %" PRIu64 " is implausible", name,
-							      d->image_size) : 0;
-	if (d->sectorsize < 512 || d->sectorsize > 65536 || (d->sectorsize & (d->sectorsize - 1)))
-		return k_seterr("%s: bad sector size %" PRIu32, name, d->sectorsize);
 	if (d->image_size > (1ULL << 56))
 		return k_seterr("%s: image size %" PRIu64 " is implausible", name, d->image_size);
+	if (d->sectorsize == DIFF_FILES)
+		return 0;
+	if (d->sectorsize < 512 || d->sectorsize > 65536 || (d->sectorsize & (d->sectorsize - 1)))
+		return k_seterr("%s: bad sector size %" PRIu32, name, d->sectorsize);
 	uint64_t img_sectors = (d->image_size + d->sectorsize - 1) / d->sectorsize;
 	if (d->nsectors > img_sectors)
 		return k_seterr("%s: %" PRIu64 " changed sectors in an image of %" PRIu64,
@@ -621,27 +620,16 @@ void xcow_export(const struct cowjob *j, const char *diffpath)
 {
 	struct opened o;
 	struct progress p;
-	struct dwriter w;
-	uint8_t head[DIFF_HEAD] = { 0 }, base[32], digest[32];
 
 	xopen_job(j, &o, 1, O_RDONLY);
 	uint64_t ss = o.cow.sectorsize, nchanged = cow_count(&o.cow);
+	struct diffhead dh = { .sectorsize = (uint32_t)ss, .image_size = o.cow.size, .nsectors = nchanged };
 	prog_start(&p, "cow-merge export", o.cow.size + nchanged * ss);
-	xhash_image(&o.b, o.cow.size, NULL, base, &p, 0);
+	xhash_image(&o.b, o.cow.size, NULL, dh.base, &p, 0);
 
 	struct kout out;
 	xout_open(&out, diffpath);
-	memset(&w, 0, sizeof(w));
-	w.fd = out.fd;
-	w.name = out.name;
-	sha256_init(&w.h);
-	if (deflateInit(&w.zs, 6) != Z_OK)
-		xdie("zlib: cannot initialise");
-	struct diffhead dh = { .sectorsize = (uint32_t)ss, .image_size = o.cow.size, .nsectors = nchanged };
-	memcpy(dh.base, base, 32);
-	diff_head_bytes(&dh, head);
-	dw_raw(&w, head, sizeof(head));
-
+	struct dwriter *w = xdiff_writer_open(&out, &dh);
 	uint8_t *buf = xmalloc(CHUNK);
 	uint64_t start, count, from = 0, done = 0;
 	while (next_run(&o.cow, from, &start, &count)) {
@@ -652,20 +640,16 @@ void xcow_export(const struct cowjob *j, const char *diffpath)
 			uint8_t rec[12];
 			k_put_be64(rec, s);
 			k_put_be32(rec + 8, (uint32_t)n);
-			dw_z(&w, rec, sizeof(rec), Z_NO_FLUSH);
+			xdiff_writer_body(w, rec, sizeof(rec));
 			xread_sectors(&o, s, n, buf);
-			dw_z(&w, buf, n * ss, Z_NO_FLUSH);
+			xdiff_writer_body(w, buf, n * ss);
 			s += n;
 			done += n * ss;
 			prog_update(&p, o.cow.size + done);
 		}
 		from = start + count;
 	}
-	dw_z(&w, NULL, 0, Z_FINISH);
-	deflateEnd(&w.zs);
-	sha256_final(&w.h, digest);
-	if (full_write(out.fd, digest, 32) < 0)
-		xdie("%s: write failed:", out.name);
+	xdiff_writer_finish(w);
 	prog_end(&p);
 	free(buf);
 	xout_commit(&out);

@@ -65,17 +65,6 @@ void upper_format(const struct upper_hdr *h, uint8_t b[UPPER_HDR])
 	snprintf((char *)b + 64, UPPER_PATH_MAX, "%s", h->image_path);
 }
 
-int k_mkfs_ext4(const char *file, const char *label, uint64_t offset, uint64_t size)
-{
-	int fd = open(file, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return k_seterr("%s:", file);
-	int r = k_mkext4(fd, offset, size, label);
-	if (close(fd) < 0 && r == 0)
-		r = k_seterr("%s: write failed:", file);
-	return r;
-}
-
 int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, uint64_t fs_size)
 {
 	uint8_t b[UPPER_HDR];
@@ -88,7 +77,7 @@ int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, u
 		kout_abort(out);
 		return k_seterr("%s: cannot make a file there:", file);
 	}
-	if (k_mkfs_ext4(out->tmp, "umlk-upper", UPPER_HDR, fs_size) < 0 ||
+	if (k_mkext4(out->fd, UPPER_HDR, fs_size, "umlk-upper") < 0 ||
 	    (pwrite(out->fd, b, UPPER_HDR, 0) != UPPER_HDR && k_seterr("%s: writing its header:", file))) {
 		char why[300];
 		snprintf(why, sizeof(why), "%s", k_errmsg());

@@ -48,7 +48,7 @@ void upper_format(const struct upper_hdr *h, uint8_t buf[UPPER_HDR]);
 int upper_read(int fd, const char *path, struct upper_hdr *h);
 
 /* Make FILE, an upper layer of FS_SIZE bytes for the image described by
- * H (fs_size is set here), whole or not at all: an ext4 (k_mkfs_ext4) in a
+ * H (fs_size is set here), whole or not at all: an ext4 (k_mkext4) in a
  * temporary file beside it, the header, fsync, rename.  -1 with
  * k_seterr(). */
 int upper_create(const char *file, struct upper_hdr *h, uint64_t fs_size);
@@ -56,10 +56,5 @@ int upper_create(const char *file, struct upper_hdr *h, uint64_t fs_size);
  * fill and kout_commit() or kout_abort(). */
 struct kout;
 int upper_create_open(struct kout *out, const char *file, struct upper_hdr *h, uint64_t fs_size);
-
-/* Make an ext4 filesystem of SIZE bytes at byte OFFSET of FILE (which
- * exists, that large, sparse), labelled LABEL, root owned by root: umlk's
- * own (mkext4.h), so no e2fsprogs is needed.  -1 with k_seterr(). */
-int k_mkfs_ext4(const char *file, const char *label, uint64_t offset, uint64_t size);
 
 #endif
