@@ -3,9 +3,9 @@
 #   make            build/umlk, static, musl
 #   make kernel     build/linux, the UML kernel (cached; see kernel/)
 #   make release    build/release/umlk: umlk with the kernel embedded
-#   make rootfs     guest images under build/rootfs (tiny, and the Debian mini live CD)
+#   make rootfs     the guest images the tests boot, under build/rootfs (HACKING.md)
 #   make demo       build all that, then boot a guest and show it
-#   make check      every test, on the musl build and on an ASan/UBSan build
+#   make check      every test (built in parallel first): musl and ASan/UBSan builds
 #   make fuzz       libFuzzer targets under build/fuzz/ (clang)
 #   make bench      benchmarks against the peer tools
 #   make clean
@@ -23,16 +23,12 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 WARN    = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -Ilibk
 DEFS    = -DUMLK_VERSION='"$(VERSION)"'
 
-LIBK = libk/core/args.c libk/core/daemon.c libk/core/err.c libk/core/pipeline.c libk/core/pool.c libk/core/progress.c libk/core/sha256.c libk/core/sys.c libk/core/xio.c \
-       libk/image/cloop.c libk/image/cloop_extract.c libk/image/cloop_make.c libk/image/cow.c libk/image/cowmerge.c libk/image/cpio.c libk/image/fdiff.c libk/image/iso9660.c libk/image/live.c libk/image/mkext4.c libk/image/upper.c \
-       libk/net/dhcp.c libk/net/dhcpc.c libk/net/dhcpd.c libk/net/net.c libk/net/netif.c libk/net/switch.c libk/net/switchproto.c libk/net/tcpgw.c libk/net/vnet.c \
-       libk/block/bsrc.c libk/block/bsrc_cloop.c libk/block/bsrc_cow.c libk/block/image.c \
-       libk/remote/http.c libk/remote/index.c libk/remote/remote.c \
-       libk/vhost/vblk.c libk/vhost/vfs.c libk/vhost/vhost.c libk/share/fuse.c \
-       libk/guest/boot.c libk/guest/cookie.c libk/guest/guest.c libk/guest/mconsole.c libk/guest/payload.c libk/guest/upperdiff.c libk/guest/xnest.c
+# libk's folders, bottom up (HACKING.md draws them): a folder uses only
+# those before it.
+LAYERS = core image block merge share remote vhost net guest
+LIBK = $(foreach d,$(LAYERS),$(sort $(wildcard libk/$(d)/*.c)))
 
-APPLETS = applets/main.c applets/boot.c applets/cow_merge.c applets/dhcpd.c applets/extract_cloop.c applets/index.c applets/init.c applets/initramfs.c \
-          applets/kernel_info.c applets/linux.c applets/make_cloop.c applets/umlswitch.c applets/xnest_launch.c
+APPLETS = $(sort $(wildcard applets/*.c))
 HEADERS = $(wildcard libk/*/*.h applets/*.h)
 SRCS = $(LIBK) $(APPLETS)
 
@@ -42,7 +38,7 @@ MUSL_OBJS = $(SRCS:%.c=$(BUILD)/musl/%.o)
 SAN_OBJS  = $(SRCS:%.c=$(BUILD)/san/%.o)
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all kernel release rootfs demo check fuzz bench clean
+.PHONY: all kernel release rootfs demo check check-deps fuzz bench clean
 all: $(BUILD)/umlk
 
 # The kernel build is cached by kernel/build.sh (keyed by source version,
@@ -62,7 +58,9 @@ $(BUILD)/release/umlk: $(BUILD)/umlk $(BUILD)/linux
 # Guest images: the tiny busybox one, and the Debian mini live CD (its
 # debootstrap part is cached; see rootfs/debian.sh).
 INITS = $(BUILD)/rootfs/trixie-systemd.sqfs $(BUILD)/rootfs/bookworm-sysv.sqfs
-rootfs: $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso $(INITS)
+ROOTFS = $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso $(INITS)
+rootfs: $(ROOTFS)
+	@for f in $(ROOTFS); do [ -s "$$f" ] || { echo "make: $$f was not made (its recipe ended without it)" >&2; exit 1; }; done
 $(BUILD)/rootfs/tiny.iso: rootfs/tiny.sh $(BUILD)/umlk
 	sh rootfs/tiny.sh $(BUILD)/umlk $(BUILD)/rootfs
 $(BUILD)/rootfs/debian.iso: rootfs/debian.sh $(BUILD)/umlk
@@ -97,25 +95,45 @@ $(BUILD)/san/%.o: %.c $(HEADERS)
 $(BUILD)/san/umlk: $(SAN_OBJS)
 	$(CC_SAN) $(SANFLAGS) -o $@ $(SAN_OBJS) -lz -lpthread
 
-$(BUILD)/unit: test/unit/unit.c $(filter-out applets/%,$(SRCS)) $(HEADERS)
-	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/unit/unit.c $(LIBK) -lz -lpthread
+# The sanitizer flavour's libk objects also make the unit tests and the
+# test tools; the fuzzers get libk compiled once with clang's coverage.
+SAN_LIBK  = $(LIBK:%.c=$(BUILD)/san/%.o)
+FUZZ_LIBK = $(LIBK:%.c=$(BUILD)/fuzzlib/%.o)
+FUZZFLAGS = $(WARN) -g -O1 -fsanitize=address,undefined -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+
+$(BUILD)/unit: test/unit/unit.c $(SAN_LIBK) $(HEADERS)
+	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/unit/unit.c $(SAN_LIBK) -lz -lpthread
 
 # Test tools, with the sanitizers on.
-$(BUILD)/swprobe: test/tools/swprobe.c $(LIBK) $(HEADERS)
-	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/tools/swprobe.c $(LIBK) -lz -lpthread
+$(BUILD)/swprobe: test/tools/swprobe.c $(SAN_LIBK) $(HEADERS)
+	$(CC_SAN) $(WARN) $(SANFLAGS) -o $@ test/tools/swprobe.c $(SAN_LIBK) -lz -lpthread
 
-FUZZERS = $(BUILD)/fuzz/fuzz_cloop $(BUILD)/fuzz/fuzz_cow $(BUILD)/fuzz/fuzz_dhcp $(BUILD)/fuzz/fuzz_diff \
-          $(BUILD)/fuzz/fuzz_iso $(BUILD)/fuzz/fuzz_switch $(BUILD)/fuzz/fuzz_tcpgw \
-          $(BUILD)/fuzz/fuzz_vhost $(BUILD)/fuzz/fuzz_virtq $(BUILD)/fuzz/fuzz_fuse \
-          $(BUILD)/fuzz/fuzz_vnet $(BUILD)/fuzz/fuzz_live $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_index $(BUILD)/fuzz/fuzz_fdiff
+# The jail's probe: a static program that takes the kernel's place and
+# tries to get out (test/jail.test).
+$(BUILD)/jailprobe: test/tools/jailprobe.c $(ZLIB)
+	$(MUSL_CC) $(WARN) $(OPT) -static -o $@ test/tools/jailprobe.c
+
+FUZZERS = $(patsubst test/fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard test/fuzz/fuzz_*.c)))
 fuzz: $(FUZZERS)
-$(BUILD)/fuzz/%: test/fuzz/%.c $(LIBK) $(HEADERS)
+$(BUILD)/fuzzlib/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(WARN) -g -O1 -fsanitize=fuzzer,address,undefined -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
-		-o $@ $< $(LIBK) -lz -lpthread
+	$(CLANG) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIBK) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBK) -lz -lpthread
 
-check: $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(FUZZERS) $(BUILD)/release/umlk \
-       $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso $(INITS)
+# Everything the tests use, built in parallel (the kernel and the guest
+# images take minutes each, mostly waiting on the mirror and the disk),
+# then each target checked to exist: a recipe that ends 0 without its
+# file fails here, not in a test much later.
+JOBS ?= 6
+CHECK_DEPS = $(BUILD)/umlk $(BUILD)/san/umlk $(BUILD)/unit $(BUILD)/swprobe $(BUILD)/jailprobe $(FUZZERS) $(BUILD)/release/umlk \
+	     $(BUILD)/rootfs/tiny.iso $(BUILD)/rootfs/debian.iso $(BUILD)/rootfs/live.iso $(INITS)
+check-deps:
+	$(MAKE) -j$(JOBS) $(CHECK_DEPS)
+	@for f in $(CHECK_DEPS); do [ -s "$$f" ] || { echo "make: $$f was not made (its recipe ended without it)" >&2; exit 1; }; done
+
+check: check-deps
 	sh test/run.sh
 
 bench: $(BUILD)/umlk $(BUILD)/release/umlk $(BUILD)/rootfs/debian.iso

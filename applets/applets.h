@@ -1,33 +1,32 @@
-/* The applet table: every applet's entry point, summary and usage text.
- * main.c keeps the table itself, sorted by name; each applet file defines
- * its NAME_main and NAME_usage. */
+/* applets: how an applet declares itself, once, in its own file.
+ *
+ *   static const char usage[] = "Usage: umlk NAME ...\n\nWhat it does.\n\n";
+ *   static const struct kopt opts[] = { ..., { 0 } };     (core/args.h)
+ *   APPLET(make_cloop, "make-cloop", "compress a raw image into a cloop image", usage, opts);
+ *   int make_cloop_main(int argc, char **argv) { ... }
+ *
+ * APPLET puts the applet's entry in the section "umlk_applets", which the
+ * linker gathers from every applet file into one table; the dispatcher
+ * (main.c) reads it for running, --list, --install and --help.  So adding
+ * applets/NAME.c is all it takes: the Makefile builds every file there.
+ */
 #ifndef UMLK_APPLETS_H
 #define UMLK_APPLETS_H
+
+#include "core/args.h"
 
 struct applet {
 	const char *name;
 	int (*main)(int argc, char **argv);
-	const char *summary;
-	const char *usage;
+	const char *summary;    /* one line, for 'umlk --help' */
+	const char *usage;      /* the synopsis and description; OPTS are listed after it */
+	const struct kopt *opts;        /* NULL: none */
 };
 
-#define APPLET(id) \
+#define APPLET(id, name, summary, usage, opts) \
 	int id##_main(int argc, char **argv); \
-	extern const char id##_usage[];
-
-APPLET(boot)
-APPLET(cow_merge)
-APPLET(dhcpd)
-APPLET(extract_cloop)
-APPLET(index)
-APPLET(init)
-APPLET(initramfs)
-APPLET(kernel_info)
-APPLET(linux)
-APPLET(make_cloop)
-APPLET(umlswitch)
-APPLET(xnest_launch)
-
-#undef APPLET
+	static const struct applet id##_applet \
+		__attribute__((used, section("umlk_applets"), aligned(sizeof(void *)))) = \
+		{ name, id##_main, summary, usage, opts }
 
 #endif

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char boot_usage[] =
+static const char usage[] =
 	"Usage: umlk boot [OPTIONS] IMAGE [-- COMMAND [ARGS...]]\n"
 	"       umlk boot [OPTIONS] http://HOST/PATH/IMAGE#sha256=HEX [-- COMMAND...]\n"
 	"\n"
@@ -39,101 +39,65 @@ const char boot_usage[] =
 	"after Enter, '~.' halts the guest and umlk exits 0, '~~' types a '~',\n"
 	"'~?' lists these escapes.  SIGINT, SIGTERM or SIGHUP halt it too.\n"
 	"\n"
-	"  --cow FILE       keep the guest's changes in FILE (created if missing,\n"
-	"                   reused otherwise); default: a temporary COW file,\n"
-	"                   removed at exit, as on a live CD.  For a read-only or\n"
-	"                   stacked root, FILE holds the overlay's upper layer (a\n"
-	"                   header and a sparse ext4 that umlk makes itself)\n"
-	"  --cow-size SIZE  the upper layer's size when --cow makes one (default 4G)\n"
-	"  --overlay-size SIZE  without --cow, the memory a read-only root's writes\n"
-	"                   may take (default 3/4 of --mem, at least 512M)\n"
-	"  --root PATH      the root's file inside the ISO, when umlk does not find\n"
-	"                   it (e.g. --root live/filesystem.squashfs)\n"
-	"  --info           print what IMAGE holds (kind, root layers, filesystems,\n"
-	"                   the kernel parameters a boot passes) and boot nothing\n"
-	"  --mem SIZE       guest memory (default 256M)\n"
-	"  --cloop-cache SIZE  inflated cloop blocks kept in memory (default 32M)\n"
-	"  --kernel PATH    the UML kernel (default: the one embedded in this file,\n"
-	"                   else build/linux beside it)\n"
-	"  --home DIR       share host directory DIR as the guest's /home, and\n"
-	"                   nothing else of the host (virtio-fs, served by umlk,\n"
-	"                   which never lets a name, '..' or a link lead out of DIR)\n"
-	"  --home IMAGE     the guest's /home in IMAGE, an ext2/3/4 image file\n"
-	"                   (made, sparse, when missing and its name ends in .img)\n"
-	"  --home-size SIZE the size of a new home image (default 1G)\n"
-	"  --hostname NAME  the guest's hostname (default: the one DHCP offers, else\n"
-	"                   the image's /etc/hostname)\n"
-	"  --net SOCKET     connect eth0 (virtio-net) to the umlk umlswitch at\n"
-	"                   SOCKET; the guest configures it by DHCP\n"
-	"  --net auto       the same, on this user's private switch with a DHCP\n"
-	"                   server, started when needed and shared by every guest\n"
-	"                   booted so (in $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID)\n"
-	"  --mac MAC        eth0's MAC (default: derived from the COW file's path,\n"
-	"                   so a kept COW file keeps its address)\n"
-	"  --no-dhcp        leave eth0 unconfigured (for a network without DHCP)\n"
-	"  --trusted        run the guest in seccomp mode, several CPUs (see --cpus)\n"
-	"                   and about 2x faster at starting processes.  It gives up\n"
-	"                   the isolation: in seccomp mode the guest's programs can\n"
-	"                   reach the guest kernel's memory, and the guest kernel acts\n"
-	"                   with every right you have, so any program in the guest can\n"
-	"                   read and change your files.  Only for images you trust.\n"
-	"                   Default: ptrace mode on one CPU, isolated.\n"
-	"  --cpus N         guest CPUs with --trusted (default: this host's, at most\n"
-	"                   4); more than one is refused without --trusted\n"
-	"  --append 'PARAMS'  add these kernel parameters, after umlk's own (so\n"
-	"                   they win where both set one)\n"
-	"  --env NAME=VALUE set a variable for COMMAND (up to 16 times)\n"
-	"  --x11-cookie HEX an MIT-MAGIC-COOKIE-1 for the X display that --env\n"
-	"                   DISPLAY=HOST:N names; written to /root/.Xauthority in\n"
-	"                   the guest, and XAUTHORITY set (xnest-launch uses it)\n"
-	"  --mirror URL     the same image at URL too, tried in turn when a server\n"
-	"                   fails or serves a chunk that fails its hash (up to 7)\n"
-	"  --index URL      the index is there (default: the image's URL.umlkidx)\n"
-	"  --insecure       allow an http:// image without #sha256= (nothing is then\n"
-	"                   verified: say so, and only on a network you trust)\n"
-	"  --cache-max SIZE chunks kept in the cache, least recently used dropped\n"
-	"                   first (default 4G)\n"
-	"  --timeout SECONDS  for connecting to a web server, and for each answer\n"
-	"                   (default 10 and 20); each request is tried 3 times\n"
-	"  --init PATH      the static umlk to run as the guest's /init (default:\n"
-	"                   this file)\n"
-	"  -v, --verbose    show the kernel's messages (on stderr), and at the end\n"
-	"                   how much of IMAGE was read\n"
-	"  -q, --quiet      no notes on stderr\n"
-	"      --help       show this text\n";
+	"The guest's kernel runs in a jail: namespaces of its own (no host\n"
+	"network, no other process in sight), an empty root holding only its\n"
+	"sockets, no terminal of yours, limits, no_new_privs, landlock and a\n"
+	"seccomp filter, so that a guest that takes its kernel reaches nothing of\n"
+	"yours.  So the fast mode is the default: UML's seccomp stubs and the\n"
+	"host's CPUs (at most 4), in which any program in the guest could take\n"
+	"the guest's kernel (its root can anyway).  Where the jail cannot be\n"
+	"complete (no unprivileged user namespaces) the guest runs isolated and\n"
+	"umlk says why.  --info and --verbose name the mode and the jail.\n";
+
+static const struct kopt opts[] = {
+	{ 'c', "--cow", "FILE", "keep the guest's changes in FILE (created if missing,\nreused otherwise); default: a temporary COW file,\nremoved at exit, as on a live CD.  For a read-only or\nstacked root, FILE holds the overlay's upper layer (a\nheader and a sparse ext4 that umlk makes itself)" },
+	{ 'Z', "--cow-size", "SIZE", "the upper layer's size when --cow makes one (default 4G)" },
+	{ 'O', "--overlay-size", "SIZE", "without --cow, the memory a read-only root's writes\nmay take (default 3/4 of --mem, at least 512M)" },
+	{ 'R', "--root", "PATH", "the root's file inside the ISO, when umlk does not find\nit (e.g. --root live/filesystem.squashfs)" },
+	{ 'I', "--info", NULL, "print what IMAGE holds (kind, root layers, filesystems,\nthe kernel parameters a boot passes) and boot nothing" },
+	{ 'm', "--mem", "SIZE", "guest memory (default 256M)" },
+	{ 'C', "--cloop-cache", "SIZE", "inflated cloop blocks kept in memory (default 32M)" },
+	{ 'k', "--kernel", "PATH", "the UML kernel (default: the one embedded in this file,\nelse build/linux beside it)" },
+	{ 'H', "--home", "DIR", "share host directory DIR as the guest's /home, and\nnothing else of the host (virtio-fs, served by umlk,\nwhich never lets a name, '..' or a link lead out of DIR)" },
+	{ 0, "--home", "IMAGE", "the guest's /home in IMAGE, an ext2/3/4 image file\n(made, sparse, when missing and its name ends in .img)" },
+	{ 'S', "--home-size", "SIZE", "the size of a new home image (default 1G)" },
+	{ 'F', "--disk-full-wait", "SECONDS", "when the disk holding --cow or --home is full, the guest\nwaits this long for room (a line says so; it goes on when\nthere is room), then it is stopped and umlk exits 75;\n'inf' waits for ever, 0 stops it at once (default 60 with\na command, for ever without).  Other write errors are\nthe guest's I/O errors, and umlk exits 74" },
+	{ 'n', "--hostname", "NAME", "the guest's hostname (default: the one DHCP offers, else\nthe image's /etc/hostname)" },
+	{ 'N', "--net", "SOCKET", "connect eth0 (virtio-net) to the umlk umlswitch at\nSOCKET; the guest configures it by DHCP" },
+	{ 0, "--net", "auto", "the same, on this user's private switch with a DHCP\nserver, started when needed and shared by every guest\nbooted so (in $XDG_RUNTIME_DIR/umlk, else /tmp/umlk-UID)" },
+	{ 'M', "--mac", "MAC", "eth0's MAC (default: derived from the COW file's path,\nso a kept COW file keeps its address)" },
+	{ 'D', "--no-dhcp", NULL, "leave eth0 unconfigured (for a network without DHCP)" },
+	{ 'T', "--trusted", NULL, "the fast mode even where the jail cannot be complete (no\nunprivileged user namespaces on this system): any program\nin the guest can then act as you, with your files.  Only\nfor images you trust" },
+	{ 'L', "--isolated", NULL, "ptrace mode on one CPU: the guest's own users cannot\ntake its kernel (slower at starting processes).  For\nguests whose users must stay apart from the guest's root" },
+	{ 'G', "--no-jail", NULL, "run the kernel without its jail, as you, with your files,\nnetwork, terminal and processes in its reach (debugging)" },
+	{ 'P', "--cpus", "N", "guest CPUs in the fast mode (default: this host's, at\nmost 4); --isolated has one" },
+	{ 'A', "--append", "'PARAMS'", "add these kernel parameters, after umlk's own (so\nthey win where both set one)" },
+	{ 'e', "--env", "NAME=VALUE", "set a variable for COMMAND (up to 16 times)" },
+	{ 'X', "--x11-cookie", "HEX", "an MIT-MAGIC-COOKIE-1 for the X display that --env\nDISPLAY=HOST:N names; written to /root/.Xauthority in\nthe guest, and XAUTHORITY set (xnest-launch uses it)" },
+	{ 'W', "--mirror", "URL", "the same image at URL too, tried in turn when a server\nfails or serves a chunk that fails its hash (up to 7)" },
+	{ 'J', "--index", "URL", "the index is there (default: the image's URL.umlkidx)" },
+	{ 'Y', "--insecure", NULL, "allow an http:// image without #sha256= (nothing is then\nverified: say so, and only on a network you trust)" },
+	{ 'K', "--cache-max", "SIZE", "chunks kept in the cache, least recently used dropped\nfirst (default 4G)" },
+	{ 'U', "--timeout", "SECONDS", "for connecting to a web server, and for each answer\n(default 10 and 20); each request is tried 3 times" },
+	{ 'i', "--init", "PATH", "the static umlk to run as the guest's /init (default:\nthis file)" },
+	{ 'v', "-v --verbose", NULL, "show the kernel's messages (on stderr), and at the end\nhow much of IMAGE was read" },
+	{ 'q', "-q --quiet", NULL, "no notes on stderr" },
+	{ 0 },
+};
+
+APPLET(boot, "boot", "boot a live CD image as a UML virtual machine", usage, opts);
+
+/* --disk-full-wait SECONDS: a number, or inf; 0 is BOOT_WAIT_NONE. */
+static int xarg_wait(const char *opt, const char *v)
+{
+	if (!strcmp(v, "inf"))
+		return BOOT_WAIT_FOREVER;
+	int s = (int)xarg_num(opt, v, 0, 86400 * 365);
+	return s ? s : BOOT_WAIT_NONE;
+}
 
 int boot_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "cow", required_argument, NULL, 'c' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "cloop-cache", required_argument, NULL, 'C' },
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "home", required_argument, NULL, 'H' },
-		{ "home-size", required_argument, NULL, 'S' },
-		{ "hostname", required_argument, NULL, 'n' },
-		{ "init", required_argument, NULL, 'i' },
-		{ "net", required_argument, NULL, 'N' },
-		{ "mac", required_argument, NULL, 'M' },
-		{ "no-dhcp", no_argument, NULL, 'D' },
-		{ "env", required_argument, NULL, 'e' },
-		{ "x11-cookie", required_argument, NULL, 'X' },
-		{ "trusted", no_argument, NULL, 'T' },
-		{ "append", required_argument, NULL, 'A' },
-		{ "root", required_argument, NULL, 'R' },
-		{ "info", no_argument, NULL, 'I' },
-		{ "cow-size", required_argument, NULL, 'Z' },
-		{ "overlay-size", required_argument, NULL, 'O' },
-		{ "cpus", required_argument, NULL, 'P' },
-		{ "mirror", required_argument, NULL, 'W' },
-		{ "index", required_argument, NULL, 'J' },
-		{ "insecure", no_argument, NULL, 'Y' },
-		{ "cache-max", required_argument, NULL, 'K' },
-		{ "timeout", required_argument, NULL, 'U' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ 0 },
-	};
 	struct boot_opts o = { .mem = 256ULL << 20 };
 	int c, end = argc;
 
@@ -144,7 +108,7 @@ int boot_main(int argc, char **argv)
 			break;
 		}
 	}
-	while ((c = xgetopt(end, argv, "vq", lo)) != -1) {
+	while ((c = xkopt_next(end, argv, opts)) != -1) {
 		switch (c) {
 		case 'c': o.cow = optarg; break;
 		case 'm': o.mem = xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); break;
@@ -153,6 +117,7 @@ int boot_main(int argc, char **argv)
 		case 'H': o.home = optarg; break;
 		case 'S': o.home_size = xarg_size("--home-size", optarg, 16ULL << 20, 16ULL << 40); break;
 		case 'n': o.hostname = optarg; break;
+		case 'F': o.disk_full_wait = xarg_wait("--disk-full-wait", optarg); break;
 		case 'i': o.init = optarg; break;
 		case 'N': o.net = optarg; break;
 		case 'M': o.mac = optarg; break;
@@ -178,6 +143,8 @@ int boot_main(int argc, char **argv)
 			break;
 		}
 		case 'T': o.trusted = 1; break;
+		case 'L': o.isolated = 1; break;
+		case 'G': o.no_jail = 1; break;
 		case 'R': o.root = optarg; break;
 		case 'I': o.info = 1; break;
 		case 'Z': o.cow_size = xarg_size("--cow-size", optarg, 64ULL << 20, 16ULL << 40); break;
@@ -207,14 +174,17 @@ int boot_main(int argc, char **argv)
 			break;
 		case 'J': o.index_url = optarg; break;
 		case 'Y': o.insecure = 1; break;
-		case 'K': o.cache_max = xarg_size("--cache-max", optarg, 1ULL << 20, 1ULL << 50); break;
+		case 'K': o.cache_max = xarg_size("--cache-max", optarg, 64ULL << 10, 1ULL << 50); break;
 		case 'U': o.timeout_s = (int)xarg_num("--timeout", optarg, 1, 3600); break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}
 	}
 	xarg_count(end, argv, 1, 1);
-	xboot_cpus(o.cpus, o.trusted);  /* refused before anything starts */
+	if (o.isolated && o.trusted)
+		xusage("--isolated and --trusted: one or the other");
+	if (o.isolated && o.cpus > 1)
+		xusage("--cpus %d: --isolated runs the guest on one CPU", o.cpus);
 	if (o.info && end < argc)
 		xusage("--info boots nothing: no command goes with it");
 	o.image = argv[optind];

@@ -3,12 +3,13 @@
 #include "core/err.h"
 #include "core/progress.h"
 #include "guest/upperdiff.h"
-#include "image/cowmerge.h"
+#include "merge/cowmerge.h"
+#include "image/cow.h"
 #include "image/upper.h"
 
 #include <stdlib.h>
 
-const char cow_merge_usage[] =
+static const char usage[] =
 	"Usage: umlk cow-merge [-b BACKING] COW NEWIMAGE       merge into a new image\n"
 	"       umlk cow-merge [-b BACKING] -d COW             merge into the backing image\n"
 	"       umlk cow-merge --info COW\n"
@@ -45,37 +46,27 @@ const char cow_merge_usage[] =
 	"file; --apply of such diffs makes a new upper layer OUT over BACKING,\n"
 	"for 'umlk boot --cow OUT BACKING' (a later diff's file replaces an\n"
 	"earlier one's).  Both run a small guest, since it is the guest kernel\n"
-	"that reads ext4: they need the kernel 'umlk boot' uses.\n"
-	"\n"
-	"  -b, --backing FILE   use FILE as the backing image\n"
-	"  -d, --destructive    merge into the backing image in place\n"
-	"  -i, --info           describe the COW file\n"
-	"  -c, --create         create an empty COW file over BACKING\n"
-	"  -f, --force          with --create: replace an existing COW file\n"
-	"  -e, --export         write a portable diff\n"
-	"  -a, --apply DIFF     apply a diff (may be repeated)\n"
-	"      --image          with --apply: write a merged image, not a COW file\n"
-	"      --kernel PATH, --init PATH  for the guest of an upper layer's\n"
-	"                       --export or --apply, as in 'umlk boot'\n"
-	"  -q, --quiet          no progress bar (it is shown only on a terminal anyway)\n"
-	"      --help           show this text\n";
+	"that reads ext4: they need the kernel 'umlk boot' uses.\n";
+
+static const struct kopt opts[] = {
+	{ 'b', "-b --backing", "FILE", "use FILE as the backing image" },
+	{ 'd', "-d --destructive", NULL, "merge into the backing image in place" },
+	{ 'i', "-i --info", NULL, "describe the COW file" },
+	{ 'c', "-c --create", NULL, "create an empty COW file over BACKING" },
+	{ 'f', "-f --force", NULL, "with --create: replace an existing COW file" },
+	{ 'e', "-e --export", NULL, "write a portable diff" },
+	{ 'a', "-a --apply", "DIFF", "apply a diff (may be repeated)" },
+	{ 'I', "--image", NULL, "with --apply: write a merged image, not a COW file" },
+	{ 'K', "--kernel", "PATH", "for the guest of an upper layer's --export or\n--apply, as in 'umlk boot'" },
+	{ 'N', "--init", "PATH", "the same" },
+	{ 'q', "-q --quiet", NULL, "no progress bar (it is shown only on a terminal anyway)" },
+	{ 0 },
+};
+
+APPLET(cow_merge, "cow-merge", "merge, inspect, create and share UML COW files", usage, opts);
 
 int cow_merge_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "backing", required_argument, NULL, 'b' },
-		{ "destructive", no_argument, NULL, 'd' },
-		{ "info", no_argument, NULL, 'i' },
-		{ "create", no_argument, NULL, 'c' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "export", no_argument, NULL, 'e' },
-		{ "apply", required_argument, NULL, 'a' },
-		{ "image", no_argument, NULL, 'I' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "kernel", required_argument, NULL, 'K' },
-		{ "init", required_argument, NULL, 'N' },
-		{ 0 },
-	};
 	struct cowjob j = { 0 };
 	struct upper_guest g = { 0 };
 	int mode = 0, force = 0, as_image = 0, ndiffs = 0, c;
@@ -83,7 +74,7 @@ int cow_merge_main(int argc, char **argv)
 
 	if (!diffs)
 		xdie("out of memory");
-	while ((c = xgetopt(argc, argv, "b:dicfea:q", lo)) != -1) {
+	while ((c = xkopt_next(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'b': j.backing = optarg; break;
 		case 'd': case 'i': case 'c': case 'e':

@@ -9,7 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-const char extract_cloop_usage[] =
+static const char usage[] =
 	"Usage: umlk extract-cloop [-q] [-j THREADS] IN OUT\n"
 	"       umlk extract-cloop --info IN\n"
 	"\n"
@@ -26,12 +26,16 @@ const char extract_cloop_usage[] =
 	"gives it; its size is always a whole number of blocks.\n"
 	"\n"
 	"Blocks compressed with zlib or stored raw are read; xz, lz4 and lzo blocks\n"
-	"are refused with an error.\n"
-	"\n"
-	"  -j, --jobs N   decompress with N threads (default: one per CPU)\n"
-	"  -i, --info     print version, layout, block size and count, sizes\n"
-	"  -q, --quiet    no progress bar (it is shown only on a terminal anyway)\n"
-	"      --help     show this text\n";
+	"are refused with an error.\n";
+
+static const struct kopt opts[] = {
+	{ 'j', "-j --jobs", "N", "decompress with N threads (default: one per CPU)" },
+	{ 'i', "-i --info", NULL, "print version, layout, block size and count, sizes" },
+	{ 'q', "-q --quiet", NULL, "no progress bar (it is shown only on a terminal anyway)" },
+	{ 0 },
+};
+
+APPLET(extract_cloop, "extract-cloop", "decompress a cloop image into a raw image", usage, opts);
 
 static void info(struct cloop *c)
 {
@@ -57,15 +61,9 @@ static void info(struct cloop *c)
 
 int extract_cloop_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "info", no_argument, NULL, 'i' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ 0 },
-	};
 	int threads = k_ncpus(), want_info = 0, c;
 
-	while ((c = xgetopt(argc, argv, "j:iq", lo)) != -1) {
+	while ((c = xkopt_next(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'j': threads = xarg_num("-j", optarg, 1, 256); break;
 		case 'i': want_info = 1; break;

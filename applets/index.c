@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char index_usage[] =
+static const char usage[] =
 	"Usage: umlk index [OPTIONS] IMAGE\n"
 	"       umlk index --profile [OPTIONS] IMAGE -- COMMAND [ARGS...]\n"
 	"       umlk index --show INDEX\n"
@@ -32,20 +32,28 @@ const char index_usage[] =
 	"\n"
 	"With --profile, IMAGE is first booted here to COMMAND (as 'umlk boot\n"
 	"IMAGE -- COMMAND'), and the chunks that boot read, in order, go into\n"
-	"the index: a boot from the web fetches them first, in parallel.\n"
-	"\n"
-	"  -o, --output FILE   write the index to FILE (default IMAGE.umlkidx)\n"
-	"  --chunk-size SIZE   bytes per verified chunk, a power of two from 4K\n"
-	"                      to 16M (default 64K)\n"
-	"  --url-base URL      print the URL to boot as URL/IMAGE#sha256=HEX\n"
-	"  --profile           record a boot profile (needs -- COMMAND)\n"
-	"  --kernel PATH, --mem SIZE, --root PATH, --append 'PARAMS', --trusted,\n"
-	"  --init PATH         for the profile's boot, as in 'umlk boot'\n"
-	"  --show INDEX        print what the index INDEX holds\n"
-	"  -q, --quiet         no progress bar and no notes\n"
-	"      --help          show this text\n";
+	"the index: a boot from the web fetches them first, in parallel.\n";
 
-static int show(const char *path)
+static const struct kopt opts[] = {
+	{ 'o', "-o --output", "FILE", "write the index to FILE (default IMAGE.umlkidx)" },
+	{ 'c', "--chunk-size", "SIZE", "bytes per verified chunk, a power of two from 4K\nto 16M (default 64K)" },
+	{ 'u', "--url-base", "URL", "print the URL to boot as URL/IMAGE#sha256=HEX" },
+	{ 'p', "--profile", NULL, "record a boot profile (needs -- COMMAND)" },
+	{ 'k', "--kernel", "PATH", "for the profile's boot, as in 'umlk boot'" },
+	{ 'm', "--mem", "SIZE", "the same" },
+	{ 'R', "--root", "PATH", "the same" },
+	{ 'A', "--append", "'PARAMS'", "the same" },
+	{ 'T', "--trusted", NULL, "the same" },
+	{ 'L', "--isolated", NULL, "the same" },
+	{ 'i', "--init", "PATH", "the same" },
+	{ 's', "--show", NULL, "print what the index named by the operand holds" },
+	{ 'q', "-q --quiet", NULL, "no progress bar and no notes" },
+	{ 0 },
+};
+
+APPLET(index, "index", "publish an image for booting from a web server (its verified index)", usage, opts);
+
+static int xshow(const char *path)
 {
 	size_t n;
 	uint8_t *b = xread_file(path, &n);
@@ -73,21 +81,6 @@ static int show(const char *path)
 
 int index_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "chunk-size", required_argument, NULL, 'c' },
-		{ "url-base", required_argument, NULL, 'u' },
-		{ "profile", no_argument, NULL, 'p' },
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "root", required_argument, NULL, 'R' },
-		{ "append", required_argument, NULL, 'A' },
-		{ "trusted", no_argument, NULL, 'T' },
-		{ "init", required_argument, NULL, 'i' },
-		{ "show", no_argument, NULL, 's' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ 0 },
-	};
 	const char *out = NULL, *base = NULL;
 	uint32_t chunk = KIDX_CHUNK_DEFAULT;
 	int profile = 0, do_show = 0, c, end = argc;
@@ -99,7 +92,7 @@ int index_main(int argc, char **argv)
 			break;
 		}
 	}
-	while ((c = xgetopt(end, argv, "o:q", lo)) != -1) {
+	while ((c = xkopt_next(end, argv, opts)) != -1) {
 		switch (c) {
 		case 'o': out = optarg; break;
 		case 'c': {
@@ -116,6 +109,7 @@ int index_main(int argc, char **argv)
 		case 'R': bo.root = optarg; break;
 		case 'A': bo.append = optarg; break;
 		case 'T': bo.trusted = 1; break;
+		case 'L': bo.isolated = 1; break;
 		case 'i': bo.init = optarg; break;
 		case 's': do_show = 1; break;
 		case 'q': k_quiet = 1; break;
@@ -126,7 +120,7 @@ int index_main(int argc, char **argv)
 	if (do_show) {
 		if (end < argc || profile || out)
 			xusage("--show reads an index: nothing else goes with it");
-		return show(image);
+		return xshow(image);
 	}
 	if (profile && (end + 1 >= argc))
 		xusage("--profile needs the command a boot runs to: -- COMMAND");

@@ -8,7 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-const char init_usage[] =
+static const char usage[] =
 	"Usage: /init   (the kernel runs it as process 1)\n"
 	"\n"
 	"The guest side of umlk: 'umlk boot' puts this same binary at /init in the\n"
@@ -27,6 +27,8 @@ const char init_usage[] =
 	"prints \"umlk-init: up, Linux RELEASE\" and powers off.  An error never\n"
 	"kills process 1: it is reported and the machine powers off.  Run by hand\n"
 	"(not as process 1) it refuses.\n";
+
+APPLET(init, "init", "guest side: process 1 in the initramfs umlk builds", usage, NULL);
 
 int init_main(int argc, char **argv)
 {

@@ -6,7 +6,7 @@
 
 #include <stdlib.h>
 
-const char initramfs_usage[] =
+static const char usage[] =
 	"Usage: umlk initramfs OUT\n"
 	"\n"
 	"Write a gzip'ed cpio (newc) initramfs to OUT ('-' for standard output)\n"
@@ -16,14 +16,17 @@ const char initramfs_usage[] =
 	"'umlk boot' builds the same thing in memory; this applet is for\n"
 	"looking inside it or booting kernels by hand.\n";
 
+static const struct kopt opts[] = { { 0 } };
+
+APPLET(initramfs, "initramfs", "write an initramfs whose /init is this binary", usage, opts);
+
 int initramfs_main(int argc, char **argv)
 {
-	static const struct option lo[] = { { 0 } };
 	uint8_t *img;
 	size_t len;
 	struct kout out;
 
-	while (xgetopt(argc, argv, "", lo) != -1)
+	while (xkopt_next(argc, argv, opts) != -1)
 		;
 	xarg_count(argc, argv, 1, 1);
 	xinitramfs_self(&img, &len);

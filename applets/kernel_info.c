@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char kernel_info_usage[] =
+static const char usage[] =
 	"Usage: umlk kernel-info [FILE]\n"
 	"       umlk kernel-info --attach KERNEL [--release VERSION] -o OUT [FILE]\n"
 	"\n"
@@ -16,25 +16,23 @@ const char kernel_info_usage[] =
 	"\n"
 	"With --attach, write OUT: FILE (default: this umlk) with KERNEL appended\n"
 	"as a compressed payload; an existing payload is replaced.  This is how\n"
-	"'make release' builds the single-file release.\n"
-	"\n"
-	"  -a, --attach KERNEL   the kernel binary to embed\n"
-	"  -r, --release VERSION its Linux release, for kernel-info to show\n"
-	"  -o, --output OUT      where to write the result\n"
-	"      --help            show this text\n";
+	"'make release' builds the single-file release.\n";
+
+static const struct kopt opts[] = {
+	{ 'a', "-a --attach", "KERNEL", "the kernel binary to embed" },
+	{ 'r', "-r --release", "VERSION", "its Linux release, for kernel-info to show" },
+	{ 'o', "-o --output", "OUT", "where to write the result" },
+	{ 0 },
+};
+
+APPLET(kernel_info, "kernel-info", "show or attach the UML kernel embedded in this file", usage, opts);
 
 int kernel_info_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "attach", required_argument, NULL, 'a' },
-		{ "release", required_argument, NULL, 'r' },
-		{ "output", required_argument, NULL, 'o' },
-		{ 0 },
-	};
 	const char *attach = NULL, *release = "unknown", *out = NULL;
 	int c;
 
-	while ((c = xgetopt(argc, argv, "a:r:o:", lo)) != -1) {
+	while ((c = xkopt_next(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'a': attach = optarg; break;
 		case 'r': release = optarg; break;

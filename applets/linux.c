@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char linux_usage[] =
+static const char usage[] =
 	"Usage: umlk linux [--kernel PATH] [KERNEL-ARGUMENTS...]\n"
 	"\n"
 	"Run the UML kernel with these arguments, as if it were a program named\n"
@@ -14,9 +14,14 @@ const char linux_usage[] =
 	"kernel is the one embedded in this file, inflated into memory and run\n"
 	"from there (nothing is written to disk, so this works from a noexec\n"
 	"mount); without an embedded kernel, build/linux beside this binary.\n"
-	"\n"
-	"  --kernel PATH   run this kernel binary instead\n"
-	"  --help          show this text\n";
+	"Only a first argument --kernel is umlk's; the rest are the kernel's.\n";
+
+static const struct kopt opts[] = {
+	{ 'k', "--kernel", "PATH", "run this kernel binary instead" },
+	{ 0 },
+};
+
+APPLET(linux, "linux", "run the embedded UML kernel with kernel arguments", usage, opts);
 
 int linux_main(int argc, char **argv)
 {

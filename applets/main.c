@@ -18,21 +18,24 @@
 #define UMLK_VERSION "unknown"
 #endif
 
-static const struct applet applets[] = {
-	{ "boot", boot_main, "boot a live CD image as a UML virtual machine", boot_usage },
-	{ "cow-merge", cow_merge_main, "merge, inspect, create and share UML COW files", cow_merge_usage },
-	{ "dhcpd", dhcpd_main, "DHCP server for guests on a switch or a host interface", dhcpd_usage },
-	{ "extract-cloop", extract_cloop_main, "decompress a cloop image into a raw image", extract_cloop_usage },
-	{ "index", index_main, "publish an image for booting from a web server (its verified index)", index_usage },
-	{ "init", init_main, "guest side: process 1 in the initramfs umlk builds", init_usage },
-	{ "initramfs", initramfs_main, "write an initramfs whose /init is this binary", initramfs_usage },
-	{ "kernel-info", kernel_info_main, "show or attach the UML kernel embedded in this file", kernel_info_usage },
-	{ "linux", linux_main, "run the embedded UML kernel with kernel arguments", linux_usage },
-	{ "make-cloop", make_cloop_main, "compress a raw image into a cloop image", make_cloop_usage },
-	{ "umlswitch", umlswitch_main, "virtual Ethernet switch for UML guests (uml_switch compatible)", umlswitch_usage },
-	{ "xnest-launch", xnest_launch_main, "a guest's X desktop in an Xnest window on this host", xnest_launch_usage },
-};
-#define NAPPLETS (sizeof(applets) / sizeof(applets[0]))
+/* Every applet's entry, gathered by the linker (applets.h), and the same
+ * sorted by name. */
+extern const struct applet __start_umlk_applets[], __stop_umlk_applets[];
+static const struct applet *applets[32];
+static size_t napplets;
+
+static void collect(void)
+{
+	for (const struct applet *a = __start_umlk_applets; a < __stop_umlk_applets && napplets < 32; a++) {
+		size_t i = napplets++;
+		while (i > 0 && strcmp(applets[i - 1]->name, a->name) > 0) {
+			applets[i] = applets[i - 1];
+			i--;
+		}
+		applets[i] = a;
+	}
+}
+
 
 static const char umlk_usage[] =
 	"Usage: umlk APPLET [ARGS...]   (or a link named APPLET)\n"
@@ -48,17 +51,17 @@ static const char umlk_usage[] =
 
 static const struct applet *find(const char *name)
 {
-	for (size_t i = 0; i < NAPPLETS; i++)
-		if (!strcmp(applets[i].name, name))
-			return &applets[i];
+	for (size_t i = 0; i < napplets; i++)
+		if (!strcmp(applets[i]->name, name))
+			return applets[i];
 	return NULL;
 }
 
 static void print_usage(FILE *f)
 {
 	fputs(umlk_usage, f);
-	for (size_t i = 0; i < NAPPLETS; i++)
-		fprintf(f, "  %-14s %s\n", applets[i].name, applets[i].summary);
+	for (size_t i = 0; i < napplets; i++)
+		fprintf(f, "  %-14s %s\n", applets[i]->name, applets[i]->summary);
 }
 
 /* Flush stdout and treat a failed write (a full disk, a closed pipe) as an error. */
@@ -72,7 +75,7 @@ static int finish(int status)
 	return status;
 }
 
-static int install(const char *dir)
+static int xinstall(const char *dir)
 {
 	char self[PATH_MAX], link[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -81,8 +84,8 @@ static int install(const char *dir)
 	if (n < 0)
 		xdie("cannot find this program's own path (/proc/self/exe):");
 	self[n] = 0;
-	for (size_t i = 0; i < NAPPLETS; i++) {
-		snprintf(link, sizeof(link), "%s/%s", dir, applets[i].name);
+	for (size_t i = 0; i < napplets; i++) {
+		snprintf(link, sizeof(link), "%s/%s", dir, applets[i]->name);
 		char cur[PATH_MAX];
 		ssize_t m = readlink(link, cur, sizeof(cur) - 1);
 		if (m >= 0) {
@@ -110,9 +113,10 @@ static int run(const struct applet *a, int argc, char **argv)
 	snprintf(prog, sizeof(prog), "umlk %s", a->name);
 	k_progname = prog;
 	k_usage_text = a->usage;
+	k_usage_opts = a->opts;
 	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "--help")) {
-			fputs(a->usage, stdout);
+			kopt_usage(stdout, a->usage, a->opts);
 			return finish(0);
 		}
 	}
@@ -125,6 +129,7 @@ int main(int argc, char **argv)
 	const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
 	const struct applet *a;
 
+	collect();
 	base = base ? base + 1 : (argv[0] ? argv[0] : "umlk");
 	if ((a = find(base)))
 		return run(a, argc, argv);
@@ -145,8 +150,8 @@ int main(int argc, char **argv)
 		return finish(0);
 	}
 	if (!strcmp(arg, "--list")) {
-		for (size_t i = 0; i < NAPPLETS; i++)
-			puts(applets[i].name);
+		for (size_t i = 0; i < napplets; i++)
+			puts(applets[i]->name);
 		return finish(0);
 	}
 	if (!strcmp(arg, "--install")) {
@@ -155,7 +160,7 @@ int main(int argc, char **argv)
 			print_usage(stderr);
 			return 2;
 		}
-		return finish(install(argv[2]));
+		return finish(xinstall(argv[2]));
 	}
 	fprintf(stderr, "umlk: unknown applet '%s'\n", arg);
 	print_usage(stderr);

@@ -5,7 +5,7 @@
 #include "core/sys.h"
 #include "image/cloop.h"
 
-const char make_cloop_usage[] =
+static const char usage[] =
 	"Usage: umlk make-cloop [-q] [-B BLOCKSIZE] [-L LEVEL] [-j THREADS] [--v4] IN OUT\n"
 	"\n"
 	"Compress the raw image IN into the cloop image OUT.  IN or OUT may be '-'\n"
@@ -16,29 +16,25 @@ const char make_cloop_usage[] =
 	"The default format is V2.0, which extract_compressed_fs and every cloop\n"
 	"kernel module read.  With --v4, blocks that compression would not shrink\n"
 	"are stored uncompressed, and output to a pipe uses V4.0's footer layout\n"
-	"(index at the end) so it can be streamed.\n"
-	"\n"
-	"  -B, --block-size N  block size, a multiple of 512 (default 64K; K and M suffixes)\n"
-	"  -L, --level N       zlib compression level, 0 to 9 (default 9)\n"
-	"  -j, --jobs N        compress with N threads (default: one per CPU)\n"
-	"      --v4            write format V4.0\n"
-	"  -q, --quiet         no progress bar (it is shown only on a terminal anyway)\n"
-	"      --help          show this text\n";
+	"(index at the end) so it can be streamed.\n";
+
+static const struct kopt opts[] = {
+	{ 'B', "-B --block-size", "N", "block size, a multiple of 512 (default 64K; K and M suffixes)" },
+	{ 'L', "-L --level", "N", "zlib compression level, 0 to 9 (default 9)" },
+	{ 'j', "-j --jobs", "N", "compress with N threads (default: one per CPU)" },
+	{ '4', "--v4", NULL, "write format V4.0" },
+	{ 'q', "-q --quiet", NULL, "no progress bar (it is shown only on a terminal anyway)" },
+	{ 0 },
+};
+
+APPLET(make_cloop, "make-cloop", "compress a raw image into a cloop image", usage, opts);
 
 int make_cloop_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "block-size", required_argument, NULL, 'B' },
-		{ "level", required_argument, NULL, 'L' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "v4", no_argument, NULL, '4' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ 0 },
-	};
 	struct cloop_make_opts o = { .block_size = 65536, .level = 9, .threads = k_ncpus() };
 	int c;
 
-	while ((c = xgetopt(argc, argv, "B:L:j:q", lo)) != -1) {
+	while ((c = xkopt_next(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'B':
 			o.block_size = xarg_size("-B", optarg, 512, CLOOP_MAX_BLOCK);

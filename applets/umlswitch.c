@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-const char umlswitch_usage[] =
+static const char usage[] =
 	"Usage: umlk umlswitch [-unix SOCKET] [-hub] [-tap DEV] [-daemon] [OPTIONS]\n"
 	"       umlk umlswitch -status [-unix SOCKET]\n"
 	"\n"
@@ -32,28 +32,30 @@ const char umlswitch_usage[] =
 	"A port that does not take its frames loses only its own (its queue holds\n"
 	"512 frames).\n"
 	"\n"
-	"  -unix SOCKET     control socket (default /tmp/uml.ctl, the kernel's default)\n"
-	"  -hub             a hub: send every frame to every port\n"
-	"  -tap DEV         also attach the host tap device DEV (created if missing,\n"
-	"                   which needs root; see 'ip tuntap add ... user YOU')\n"
-	"  -daemon          go into the background once the socket is ready\n"
-	"  -ports N         refuse ports beyond N (default 64)\n"
-	"  -age SECONDS     forget a MAC not seen for this long (default 300)\n"
-	"  -pidfile FILE    write the switch's process ID to FILE\n"
-	"  -log FILE        with -daemon, append log lines to FILE (else they are dropped)\n"
-	"  -idle-exit SECS  stop when no guest has been connected for SECS seconds\n"
-	"                   (service ports such as umlk dhcpd do not count)\n"
-	"  -q, -quiet       log nothing\n"
-	"  -status          print the running switch's ports (with their offloads and\n"
-	"                   frames over 1514 bytes), learnt MACs and counters\n"
-	"      --help       show this text\n"
-	"\n"
 	"SIGINT or SIGTERM stops the switch and removes SOCKET.\n";
+
+static const struct kopt opts[] = {
+	{ 'u', "-unix", "SOCKET", "control socket (default /tmp/uml.ctl, the kernel's default)" },
+	{ 'H', "-hub", NULL, "a hub: send every frame to every port" },
+	{ 't', "-tap", "DEV", "also attach the host tap device DEV (created if missing,\nwhich needs root; see 'ip tuntap add ... user YOU')" },
+	{ 'd', "-daemon", NULL, "go into the background once the socket is ready" },
+	{ 'p', "-ports", "N", "refuse ports beyond N (default 64)" },
+	{ 'a', "-age", "SECONDS", "forget a MAC not seen for this long (default 300)" },
+	{ 'P', "-pidfile", "FILE", "write the switch's process ID to FILE" },
+	{ 'l', "-log", "FILE", "with -daemon, append log lines to FILE (else they are dropped)" },
+	{ 'i', "-idle-exit", "SECS", "stop when no guest has been connected for SECS seconds\n(service ports such as umlk dhcpd do not count)" },
+	{ 'q', "-q -quiet", NULL, "log nothing" },
+	{ 'c', "-compat-v0", NULL, NULL },
+	{ 's', "-status", NULL, "print the running switch's ports (with their offloads and\nframes over 1514 bytes), learnt MACs and counters" },
+	{ 0 },
+};
+
+APPLET(umlswitch, "umlswitch", "virtual Ethernet switch for UML guests (uml_switch compatible)", usage, opts);
 
 static const char *g_log, *g_pidfile;
 static int g_daemon;
 
-static void ready(void)
+static void xready(void)
 {
 	if (g_daemon)
 		xdaemonize(g_log, g_pidfile);
@@ -63,26 +65,11 @@ static void ready(void)
 
 int umlswitch_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "unix", required_argument, NULL, 'u' },
-		{ "hub", no_argument, NULL, 'H' },
-		{ "tap", required_argument, NULL, 't' },
-		{ "daemon", no_argument, NULL, 'd' },
-		{ "ports", required_argument, NULL, 'p' },
-		{ "age", required_argument, NULL, 'a' },
-		{ "pidfile", required_argument, NULL, 'P' },
-		{ "log", required_argument, NULL, 'l' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "status", no_argument, NULL, 's' },
-		{ "idle-exit", required_argument, NULL, 'i' },
-		{ "compat-v0", no_argument, NULL, 'c' },
-		{ 0 },
-	};
 	struct switch_conf c = { .ctl_path = SW_DEFAULT_CTL, .max_ports = 64, .age_secs = 300,
-				 .ready = ready, .log = k_log };
+				 .ready = xready, .log = k_log };
 	int status = 0, opt;
 
-	while ((opt = xgetopt_only(argc, argv, "q", lo)) != -1) {
+	while ((opt = xkopt_next(argc, argv, opts)) != -1) {
 		switch (opt) {
 		case 'u': c.ctl_path = optarg; break;
 		case 'H': c.hub = 1; break;

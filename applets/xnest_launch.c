@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char xnest_launch_usage[] =
+static const char usage[] =
 	"Usage: umlk xnest-launch [OPTIONS] IMAGE\n"
 	"\n"
 	"Show a guest's X desktop in a window on this host's display ($DISPLAY).\n"
@@ -25,44 +25,37 @@ const char xnest_launch_usage[] =
 	"When the session or the command ends, the guest powers off, the window\n"
 	"closes, and xnest-launch exits with its status.  Closing the window halts\n"
 	"the guest cleanly (exit 0); SIGINT or SIGTERM do both (128+signal).  No\n"
-	"root is needed: the gateway is a user-space program on the switch.\n"
-	"\n"
-	"  --run 'COMMAND'   run this shell command in the guest instead of its\n"
-	"                    session, e.g. --run 'xterm -e top'\n"
-	"  --net SOCKET      the guest's switch (default: auto, the user's private\n"
-	"                    network that umlk boot --net auto uses)\n"
-	"  --geometry WxH    the window's size (default 1024x768)\n"
-	"  --title TEXT      the window's title (default 'umlk: IMAGE')\n"
-	"  --xephyr          use Xephyr instead of Xnest (also the fallback when\n"
-	"                    Xnest is not installed)\n"
-	"  --cow FILE, --mem SIZE, --kernel PATH, --home DIR, --init PATH,\n"
-	"  --trusted, --cpus N, -v\n"
-	"                    as for umlk boot\n"
-	"      --help        show this text\n";
+	"root is needed: the gateway is a user-space program on the switch.\n";
+
+static const struct kopt opts[] = {
+	{ 'r', "--run", "'COMMAND'", "run this shell command in the guest instead of its\nsession, e.g. --run 'xterm -e top'" },
+	{ 'N', "--net", "SOCKET", "the guest's switch (default: auto, the user's private\nnetwork that umlk boot --net auto uses)" },
+	{ 'g', "--geometry", "WxH", "the window's size (default 1024x768)" },
+	{ 't', "--title", "TEXT", "the window's title (default 'umlk: IMAGE')" },
+	{ 'x', "--xephyr", NULL, "use Xephyr instead of Xnest (also the fallback when\nXnest is not installed)" },
+	{ 'c', "--cow", "FILE", "as for umlk boot" },
+	{ 'm', "--mem", "SIZE", "the same" },
+	{ 'k', "--kernel", "PATH", "the same" },
+	{ 'H', "--home", "DIR", "the same" },
+	{ 'F', "--disk-full-wait", "SECONDS", "the same" },
+	{ 'i', "--init", "PATH", "the same" },
+	{ 'T', "--trusted", NULL, "the same" },
+	{ 'L', "--isolated", NULL, "the same" },
+	{ 'G', "--no-jail", NULL, "the same" },
+	{ 'P', "--cpus", "N", "the same" },
+	{ 'v', "-v --verbose", NULL, "the same" },
+	{ 'q', "-q --quiet", NULL, "no notes on stderr" },
+	{ 0 },
+};
+
+APPLET(xnest_launch, "xnest-launch", "a guest's X desktop in an Xnest window on this host", usage, opts);
 
 int xnest_launch_main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "run", required_argument, NULL, 'r' },
-		{ "net", required_argument, NULL, 'N' },
-		{ "geometry", required_argument, NULL, 'g' },
-		{ "title", required_argument, NULL, 't' },
-		{ "xephyr", no_argument, NULL, 'x' },
-		{ "cow", required_argument, NULL, 'c' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "home", required_argument, NULL, 'H' },
-		{ "init", required_argument, NULL, 'i' },
-		{ "trusted", no_argument, NULL, 'T' },
-		{ "cpus", required_argument, NULL, 'P' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ 0 },
-	};
 	struct xnest_opts o = { .net = "auto", .geometry = "1024x768" };
 	int c;
 
-	while ((c = xgetopt(argc, argv, "vq", lo)) != -1) {
+	while ((c = xkopt_next(argc, argv, opts)) != -1) {
 		switch (c) {
 		case 'r': o.run = optarg; break;
 		case 'N': o.net = optarg; break;
@@ -80,16 +73,19 @@ int xnest_launch_main(int argc, char **argv)
 		case 'm': xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); o.mem = optarg; break;
 		case 'k': o.kernel = optarg; break;
 		case 'H': o.home = optarg; break;
+		case 'F': o.disk_full_wait = optarg; break;
 		case 'i': o.init = optarg; break;
 		case 'T': o.trusted = 1; break;
+		case 'L': o.isolated = 1; break;
+		case 'G': o.no_jail = 1; break;
 		case 'P': xarg_num("--cpus", optarg, 1, 8); o.cpus = optarg; break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}
 	}
 	xarg_count(argc, argv, 1, 1);
-	if (o.cpus)
-		xboot_cpus(atoi(o.cpus), o.trusted);   /* refused before anything starts */
+	if (o.cpus && o.isolated && atoi(o.cpus) > 1)   /* refused before anything starts */
+		xusage("--cpus %s: --isolated runs the guest on one CPU", o.cpus);
 	o.image = argv[optind];
 	return xnest_launch(&o);
 }

@@ -3,12 +3,7 @@
 # the same run.  Prints times, the ratio peer/umlk (above 1: umlk faster),
 # and the sizes that matter.  BENCH_MB sets the content (default 300 MiB).
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-umlk=${UMLK:-$top/build/umlk}
-runs=${RUNS:-3}
-w=$(mktemp -d "${TMPDIR:-/var/tmp}/umlk-bench.XXXXXX")
-trap 'rm -rf "$w"' EXIT
+. "$(dirname "$0")/lib.sh"
 cd "$w"
 
 mb=${BENCH_MB:-300}
@@ -26,6 +21,7 @@ tu=$(best_of "$runs" sh -c "rm -f u.out; $umlk extract-cloop peer.cloop u.out")
 echo "  extract_compressed_fs   ${tp}s   output $(du -k p.out | cut -f1) KiB on disk"
 echo "  umlk extract-cloop      ${tu}s   output $(du -k u.out | cut -f1) KiB on disk"
 echo "  speed ratio (peer/umlk): $(ratio "$tp" "$tu")x   (target: >= 2)"
+table "extract-cloop vs extract_compressed_fs" "${tu} s" "${tp} s" "$(ratio "$tp" "$tu")x" ">= 2x"
 echo "  umlk disk use / image nonzero data: $(ratio "$(du -k u.out | cut -f1)" "$nonzero_kb")   (target: <= 1)"
 rm -f p.out u.out
 
@@ -37,6 +33,7 @@ sp=$(stat -c %s p.cloop) su=$(stat -c %s u.cloop)
 echo "  create_compressed_fs -t 2   ${tp}s   $sp bytes"
 echo "  umlk make-cloop -j 2        ${tu}s   $su bytes"
 echo "  speed ratio (peer/umlk): $(ratio "$tp" "$tu")x   (target: >= 1)"
+table "make-cloop -j 2 vs create_compressed_fs -t 2" "${tu} s" "${tp} s" "$(ratio "$tp" "$tu")x" ">= 1x"
 echo "  size ratio (umlk/peer): $(ratio "$su" "$sp")   (target: <= 1)"
 
 echo

@@ -4,12 +4,7 @@
 # in the same run.  Prints times, the ratio uml_moo/umlk (above 1: umlk
 # faster; target >= 2) and the disk each new image uses (target: no more).
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-umlk=${UMLK:-$top/build/umlk}
-runs=${RUNS:-3}
-w=$(mktemp -d "${TMPDIR:-/var/tmp}/umlk-bench.XXXXXX")
-trap 'rm -rf "$w"' EXIT
+. "$(dirname "$0")/lib.sh"
 cd "$w"
 sh "$top/rootfs/content-tree.sh" tree 200
 mke2fs -q -F -t ext2 -b 4096 -d tree base.img 1G
@@ -25,4 +20,5 @@ cmp moo.img u.img || { echo "bench: the merged images differ" >&2; exit 1; }
 echo "  uml_moo COW NEW          ${tm}s   $(du -k moo.img | cut -f1) KiB on disk"
 echo "  umlk cow-merge COW NEW   ${tu}s   $(du -k u.img | cut -f1) KiB on disk"
 echo "  speed ratio (uml_moo/umlk): $(ratio "$tm" "$tu")x   (target: >= 2)"
+table "cow-merge vs uml_moo, 1 GiB image" "${tu} s" "${tm} s" "$(ratio "$tm" "$tu")x" ">= 2x"
 echo "  disk ratio (umlk/uml_moo): $(ratio "$(du -k u.img | cut -f1)" "$(du -k moo.img | cut -f1)")   (target: <= 1)"

@@ -12,14 +12,10 @@
 # Times are on the host's clock: each run's boot with the work, less the
 # same boot without it.
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-runs=${RUNS:-3}
-U=$top/build/umlk
-K=$top/build/linux
+. "$(dirname "$0")/lib.sh"
+U=$umlk
+K=$kernel
 iso=$top/build/rootfs/debian.iso
-w=$(mktemp -d)
-trap 'rm -rf "$w"' EXIT
 export XDG_RUNTIME_DIR="$w/run" XDG_CACHE_HOME="$w/cache"
 mkdir -m 700 "$w/run"
 B="$U boot -q --kernel $K"
@@ -74,6 +70,7 @@ OLD
 	echo "  umlk, reading the ISO where it lies   ${new}s, no disk used"
 	echo "  extract-cloop, then ubd on the copy   ${old}s, $((extracted / 1024)) MiB written"
 	echo "  umlk is $(ratio "$old" "$new")x faster cold (goal: 3x)"
+	table "Debian ISO to -- true, cold, vs extract + ubd" "${new} s" "${old} s" "$(ratio "$old" "$new")x" ">= 3x"
 	echo "  read from the ISO: umlk counted $own; in the host's page cache $((res / 1024)) KiB of" \
 		"$((size / 1024)) KiB ($(awk -v a="$res" -v b="$size" 'BEGIN { printf "%.1f", 100 * a / b }')%; goal: at most 5%)"
 	echo "  the serving side: $mem resident at most (the default 32 MiB cloop cache)"
@@ -111,4 +108,6 @@ for what in seq rand; do
 	rand) echo "  3000 random 4 KiB reads: umlk ${u}s, ubd ${b}s, qemu-storage-daemon ${q}s" ;;
 	esac
 	echo "    umlk vs ubd $(ratio "$b" "$u")x, vs qemu-storage-daemon $(ratio "$q" "$u")x (goal: at least 1.0 each)"
+	table "disk: $what vs ubd" "${u} s" "${b} s" "$(ratio "$b" "$u")x" ">= 1x"
+	table "disk: $what vs qemu-storage-daemon" "${u} s" "${q} s" "$(ratio "$q" "$u")x" ">= 1x"
 done

@@ -9,12 +9,8 @@
 # in bookworm does not answer GET_CONFIG, so the UML front end never
 # learns the filesystem's tag and the probe fails.)
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-runs=${RUNS:-3}
-U=$top/build/umlk
-w=$(mktemp -d)
-trap 'rm -rf "$w"' EXIT
+. "$(dirname "$0")/lib.sh"
+U=$umlk
 export XDG_RUNTIME_DIR="$w/run" XDG_CACHE_HOME="$w/cache"
 mkdir -m 700 "$w/run" "$w/share"
 
@@ -63,5 +59,6 @@ for what in write read untar; do
 	untar) label="untar $files files" ;;
 	esac
 	printf '%-28s %9ss %9ss %7sx\n' "$label" "$t_umlk" "$t_hostfs" "$(ratio "$t_hostfs" "$t_umlk")"
+	table "home: $label vs hostfs" "${t_umlk} s" "${t_hostfs} s" "$(ratio "$t_hostfs" "$t_umlk")x" ">= 1x"
 done
 echo "(ratio: hostfs time over umlk's; goal at least 1.0)"

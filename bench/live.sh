@@ -1,51 +1,74 @@
 #!/bin/sh
-# The live-build Debian ISO (rootfs/live.sh: bookworm, systemd) from the
-# command to its login prompt on the user's terminal ("debian-live
-# login:", which live-config answers with its autologin on tty1), on the
-# host's clock:
-# umlk boot, isolated and --trusted, against QEMU's TCG emulator
-# (qemu-system-x86, no KVM) booting the same ISO's own kernel and initrd
-# with the same parameters, its console on a serial line.  One run each.
+# Live systems from the command to their login prompt on the user's
+# terminal, on the host's clock: the live-build Debian ISO
+# (rootfs/live.sh: bookworm, systemd; "debian-live login:", which
+# live-config answers with its autologin), and the roots of
+# rootfs/inits.sh (trixie with systemd, bookworm with sysvinit: "NAME
+# login:").  umlk boot --isolated, the default (fast mode, the kernel in
+# its jail) and the same without the jail (--no-jail --trusted: what the
+# jail costs); and the live ISO under QEMU's TCG emulator
+# (qemu-system-x86, no KVM) booting its own kernel and initrd with the
+# same parameters, its console on a serial line.  One run each.  Goals:
+# trixie at most 5 s in the default mode; the jail at most 5%.
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-U=${UMLK:-$top/build/umlk}
-K=$top/build/linux
+. "$(dirname "$0")/lib.sh"
+U=$umlk
+K=$kernel
 iso=$top/build/rootfs/live.iso
 [ -f "$iso" ] || { echo "live: skipped ($iso missing: make rootfs)"; exit 0; }
 command -v tmux >/dev/null || { echo "live: skipped (no tmux)"; exit 0; }
-w=$(mktemp -d)
-trap 'tmux -S "$w/t" kill-server 2>/dev/null; [ -s "$w/q.pid" ] && kill "$(cat "$w/q.pid")" 2>/dev/null; rm -rf "$w"' EXIT
+at_exit 'tmux -S "$w/t" kill-server 2>/dev/null; [ -s "$w/q.pid" ] && kill "$(cat "$w/q.pid")" 2>/dev/null'
+
 export XDG_RUNTIME_DIR="$w/run"
 mkdir -m 700 "$w/run"
 
-# umlk ARGS...: seconds from the command to the autologin line, then poweroff.
-umlk_login() {
+# login IMAGE PROMPT SHELL ARGS...: seconds from the command to PROMPT on
+# the terminal; then (once SHELL shows, or after a login as root) power off.
+login() {
+	img=$1 prompt=$2 shell=$3
+	shift 3
 	tmux -S "$w/t" kill-server 2>/dev/null || true
 	t0=$(now_ns)
-	tmux -S "$w/t" new-session -d -s g -x 150 -y 40 "$U boot -q --kernel $K $* $iso; sleep 30"
+	tmux -S "$w/t" new-session -d -s g -x 150 -y 40 "$U boot -q --kernel $K $* $img; sleep 30"
 	i=0
-	until tmux -S "$w/t" capture-pane -t g -p | grep -q 'debian-live login:'; do
+	until tmux -S "$w/t" capture-pane -t g -p | grep -q "$prompt"; do
 		[ $i -ge 3000 ] && { echo "timeout"; return 0; }
 		sleep 0.1
 		i=$((i + 1))
 	done
 	t1=$(now_ns)
+	if [ -z "$shell" ]; then        # a login prompt: root, no password
+		tmux -S "$w/t" send-keys -t g root Enter
+		shell=':~#'
+	fi
 	i=0
-	until tmux -S "$w/t" capture-pane -t g -p | grep -q 'user@debian-live'; do   # the shell
+	until tmux -S "$w/t" capture-pane -t g -p | grep -q "$shell"; do
 		[ $i -ge 600 ] && break
 		sleep 0.1
 		i=$((i + 1))
 	done
-	tmux -S "$w/t" send-keys -t g 'sudo poweroff' Enter
+	tmux -S "$w/t" send-keys -t g "$( [ "$shell" = 'user@debian-live' ] && echo sudo) poweroff" Enter
 	sleep 3
 	awk -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", t / 1e9 }'
 }
-echo "live-build Debian ISO (systemd) to its login prompt on the terminal, host clock:"
-a=$(umlk_login)
-echo "  umlk boot (isolated, 1 CPU)             ${a} s"
-b=$(umlk_login --trusted --cpus 2)
-echo "  umlk boot --trusted --cpus 2            ${b} s"
+# row NAME IMAGE PROMPT SHELL: one line of the table.
+row() {
+	[ -f "$2" ] || { printf "  %-34s (skipped: %s missing, make rootfs)\n" "$1" "$2"; return 0; }
+	a=$(login "$2" "$3" "$4" --isolated)
+	b=$(login "$2" "$3" "$4")
+	c=$(login "$2" "$3" "$4" --no-jail --trusted)
+	printf "  %-34s %9s %9s %9s %12s\n" "$1" "$a" "$b" "$c" \
+		"$(awk -v b="$b" -v c="$c" 'BEGIN { printf "%+.0f%%", c > 0 ? 100 * (b - c) / c : 0 }')"
+	table "$1 to login: default vs --isolated" "$b s" "$a s" "$(ratio "$a" "$b")x" ""
+	table "$1 to login: jail vs --no-jail" "$b s" "$c s" "$(ratio "$c" "$b")x" ">= 0.95x"
+}
+echo "Live systems to their login prompt on the terminal, host clock (seconds):"
+printf "  %-34s %9s %9s %9s %12s\n" "" "isolated" "default" "no jail" "jail's cost"
+row "live-build ISO (systemd 252)" "$iso" 'debian-live login:' 'user@debian-live'
+liso=$b lisolated=$a
+row "trixie, systemd" "$top/build/rootfs/trixie-systemd.sqfs" 'trixie-systemd login:' ''
+row "bookworm, sysvinit" "$top/build/rootfs/bookworm-sysv.sqfs" 'bookworm-sysv login:' ''
+a=$lisolated b=$liso
 if command -v qemu-system-x86_64 >/dev/null && command -v xorriso >/dev/null; then
 	xorriso -osirrox on -indev "$iso" -extract /live/vmlinuz "$w/vmlinuz" -extract /live/initrd.img "$w/initrd" 2>/dev/null
 	t0=$(now_ns)
@@ -63,8 +86,9 @@ if command -v qemu-system-x86_64 >/dev/null && command -v xorriso >/dev/null; th
 	kill "$(cat "$w/q.pid")" 2>/dev/null || true
 	q=$(awk -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", t / 1e9 }')
 	[ $i -ge 6000 ] && q="timeout (600 s)"
-	echo "  QEMU TCG (qemu-system-x86_64, 2 CPUs)   ${q} s"
-	echo "  umlk is $(ratio "$q" "$a")x faster isolated, $(ratio "$q" "$b")x with --trusted"
+	echo "  live-build ISO under QEMU TCG (qemu-system-x86_64, 2 CPUs): ${q} s"
+	echo "  umlk is $(ratio "$q" "$a")x faster isolated, $(ratio "$q" "$b")x in the default mode"
+	table "live-build ISO to login: default vs QEMU TCG" "$b s" "$q s" "$(ratio "$q" "$b")x" ""
 else
 	echo "  (QEMU: skipped, qemu-system-x86 is not installed)"
 fi

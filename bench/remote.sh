@@ -20,23 +20,20 @@
 #      profile's index.
 # One run each.
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-U=${UMLK:-$top/build/umlk}
-K=$top/build/linux
+. "$(dirname "$0")/lib.sh"
+U=$umlk
+K=$kernel
 iso=$top/build/rootfs/debian.iso
 for t in nginx curl qemu-storage-daemon; do
 	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "bench/remote.sh: no $t; skipped"; exit 0; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-w=$(mktemp -d)
 cleanup() {
 	"$NGINX" -c "$w/nginx.conf" -p "$w" -e "$w/error.log" -s stop 2>/dev/null || true
 	[ -s "$w/link.pid" ] && kill "$(cat "$w/link.pid")" 2>/dev/null
 	[ -s "$w/xvfb.pid" ] && kill "$(cat "$w/xvfb.pid")" 2>/dev/null
-	rm -rf "$w"
 }
-trap cleanup EXIT
+at_exit cleanup
 export XDG_RUNTIME_DIR="$w/run"
 mkdir -m 700 "$w/run"
 mkdir -p "$w/www/p" "$w/www/raw"
@@ -153,11 +150,13 @@ for prof in "LAN 100 0.5" "WAN 20 20"; do
 	curl_t=$last_secs
 	rm -f "$w/dl.iso"
 	echo "    umlk to a command in $(ratio "$umlk_t" "$curl_t") of the full download's time (goal on WAN: at most 0.10)"
+	table "web boot to -- true ($1) vs downloading the ISO" "$umlk_t s" "$curl_t s" "$(ratio "$umlk_t" "$curl_t")" "<= 0.10 (WAN)"
 	run "umlk, the ext2 root served raw" "$rsz" /raw/root.img $B "$S/raw/root.img#sha256=$(h "$w/raw.idx")" -- true
 	own_t=$last_secs own_b=$last_bytes
 	run "qemu-storage-daemon, curl driver, same image" "$rsz" /raw/root.img env UMLK_TEST_DISK_SERVER=qemu-storage-daemon \
 		$B "$S/raw/root.img#sha256=$(h "$w/raw.idx")" -- true
 	echo "    qemu-storage-daemon / umlk: time $(ratio "$last_secs" "$own_t")x, bytes $(ratio "$last_bytes" "$own_b")x (goal: above 1 on both)"
+	table "web boot, raw root ($1) vs qemu-storage-daemon curl" "$own_t s" "$last_secs s" "$(ratio "$last_secs" "$own_t")x" "> 1x"
 	echo "    (the qemu-storage-daemon run includes umlk's own first reads of the image, to learn its kind: the index and 64 KiB)"
 	if [ -n "$X" ]; then
 		desktop "$S/p/debian.iso#sha256=$(h "$w/prof.idx")" /p/debian.iso

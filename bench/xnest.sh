@@ -4,23 +4,18 @@
 # before), under Xvfb; best of RUNS.  Beside it, the original design's
 # figure: 35 s to an XFce desktop over NFS.
 set -eu
-top=$(cd "$(dirname "$0")/.." && pwd)
-. "$top/bench/lib.sh"
-umlk=${UMLK:-$top/build/umlk}
+. "$(dirname "$0")/lib.sh"
 iso=$top/build/rootfs/debian.iso
-runs=${RUNS:-3}
 for p in Xvfb Xnest xwininfo; do
 	command -v $p >/dev/null || { echo "xnest: skipped ($p is not installed)"; exit 0; }
 done
 [ -f "$iso" ] || { echo "xnest: skipped ($iso missing: make rootfs)"; exit 0; }
-w=$(mktemp -d "${TMPDIR:-/var/tmp}/umlk-bench.XXXXXX")
 export XDG_CACHE_HOME="$w/cache" XDG_RUNTIME_DIR="$w/run"
 mkdir -m 700 "$w/run"
 cleanup() {
 	for f in "$w"/*.pid "$w"/run/umlk/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
-	rm -rf "$w"
 }
-trap cleanup EXIT
+at_exit cleanup
 d=90
 while [ -e /tmp/.X11-unix/X$d ] || [ -e /tmp/.X$d-lock ]; do d=$((d + 1)); done
 Xvfb :$d -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &

@@ -19,7 +19,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "$umlk: $(stat -c %s "$umlk") bytes, one static file with its UML kernel inside"
 "$umlk" kernel-info | sed 's/^/   /'
 
-step "umlk boot $iso -- uname -a    (first boot: the cloop is extracted into the cache)"
+step "umlk boot $iso -- uname -a    (the cloop is read where it lies, nothing extracted)"
 start=$(date +%s%N)
 "$umlk" boot "$iso" -- uname -a
 echo "   ($(( ($(date +%s%N) - start) / 1000000 )) ms)"

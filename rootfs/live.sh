@@ -13,7 +13,9 @@
 # and live-build's and debootstrap's versions.  Needs root (live-build
 # does) and a Debian mirror: UMLK_DEBIAN_MIRROR, default deb.debian.org.
 set -eu
-out=$1
+# OUTDIR made absolute: the build below changes into its work tree.
+mkdir -p "$1"
+out=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${UMLK_CACHE:-$HOME/.cache/umlk-build}
 mirror=${UMLK_DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -2,14 +2,16 @@
  *
  * A block source is a disk addressed by byte: read a range, write one
  * (when writable), flush, and its size.  One kind a file:
- *   bsrc_file.c   a file, or a byte range of one (a cloop inside an ISO)
+ *   bsrc.c        a file, or a byte range of one (a cloop inside an ISO)
  *   bsrc_cloop.c  a cloop image over another source, inflated one block
  *                 at a time as it is read, with a bounded LRU cache of
  *                 inflated blocks and read-ahead on sequential reads
  *   bsrc_cow.c    a UML COW v3 file over another source, exactly as the
  *                 kernel's ubd driver lays it out
+ *   bsrc_trace.c  a recorder of the chunks read (a boot profile)
+ *   bsrc_hold.c   writes that wait for room on a full disk
  *   remote/       an image on a web server, verified chunk by chunk
- *                 (remote.h)
+ *                 (remote/remote.h, a layer above this one)
  * Stacking is composition: a cloop or COW source holds the one beneath it
  * and closes it with itself.
  *
@@ -19,6 +21,7 @@
 #ifndef UMLK_BSRC_H
 #define UMLK_BSRC_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +42,7 @@ struct bsrc {
 	char name[256];                 /* for messages: the file, and where in it */
 	uint64_t size;                  /* bytes */
 	int readonly;
+	int says_errors;                /* it reports its own failures (bsrc_hold): callers need not */
 	struct bsrc *lower;             /* the source beneath, if any */
 };
 
@@ -69,6 +73,38 @@ struct bsrc *bsrc_range(struct bsrc *lower, const char *name, uint64_t off, uint
  * reads. */
 struct bsrc *bsrc_cloop(struct bsrc *lower, uint64_t cache_bytes, int threads);
 #define BSRC_CLOOP_CACHE_DEFAULT (32ULL << 20)
+
+/* Writes that wait for room: a source over LOWER (taken over) whose writes
+ * and flushes, when they fail for want of space (ENOSPC, EDQUOT), are
+ * tried again every 2 s, holding the caller (the guest's request), until
+ * they work, until the policy's wait runs out (P->expired set: the
+ * launcher stops the guest), or until the policy is stopped; one line on
+ * stderr says which file and filesystem are full.  Other failures (EIO,
+ * EROFS, EFBIG) return at once, said once on stderr and counted in
+ * P->write_errors.  FSPATH is the file, or a directory on its filesystem
+ * (an unnamed temporary's), for the message.  Reads pass through. */
+struct hold_policy {
+	int wait_s;                     /* how long a write may wait: -1 for ever, 0 not at all */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int waiting;                    /* writes waiting now */
+	int said_full;                  /* the line saying so is out */
+	int stopped;                    /* hold_policy_stop: waiting writes fail, new ones do not wait */
+	int expired;                    /* a write waited WAIT_S: the guest is to be stopped */
+	char full_file[256];            /* ... the file that was full */
+	uint64_t write_errors;          /* writes that failed otherwise (atomically) */
+};
+void hold_policy_init(struct hold_policy *p, int wait_s);
+void hold_policy_stop(struct hold_policy *p);
+void hold_policy_free(struct hold_policy *p);
+struct bsrc *bsrc_hold(struct bsrc *lower, const char *fspath, struct hold_policy *p);
+
+/* Record the chunks (of CHUNK bytes) of S that reads touch, in the order
+ * first touched: a source over S (taking it over) that counts into a list
+ * read back (malloc'ed, *N entries) with bsrc_trace_list.  What a boot
+ * profile is made of (umlk index --profile). */
+struct bsrc *bsrc_trace(struct bsrc *s, uint32_t chunk);
+uint32_t *bsrc_trace_list(struct bsrc *t, uint32_t *n);
 
 /* The COW file at PATH over LOWER, whose image is the file BACKING (an
  * absolute path, recorded in the header) with modification time MTIME.

@@ -3,12 +3,19 @@
  * is read from beneath.  The layout is the kernel's (see image/cow.h), so
  * cow-merge, uml_moo and the kernel's ubd driver read these files.
  *
- * Order of writes: a write's data goes to the file before the bitmap bits
- * that point at it are set in memory, and the bitmap bytes are written
- * after that, so at any instant the file's bitmap only marks sectors whose
- * data is in the file: a SIGKILL (of umlk or of the kernel) never leaves a
- * bit pointing at nothing.  A flush (the guest's FLUSH) makes both
- * durable with one fdatasync, since they share the file. */
+ * Order of writes, so that the bitmap in the file never marks a sector
+ * whose data is not there, whatever stops (SIGKILL, a power cut, a full
+ * disk): a write puts its data in the file, then sets its bits in memory
+ * (reads use those at once) and marks that part of the bitmap dirty.  A
+ * flush (the guest's FLUSH, and closing) snapshots the dirty parts of the
+ * bitmap, makes the data durable (fdatasync), only then writes those
+ * parts, and makes them durable too.  So what was flushed survives
+ * anything; what was written since is lost by a crash as by a power cut,
+ * and the guest's journal recovers from that.  A write that fails (a full
+ * disk, say) sets no bit: the sectors still read from beneath.
+ *
+ * The bitmap's part of the file is allocated when the file is opened, so
+ * writing it never needs room a full disk no longer has. */
 #include "block/bsrc.h"
 #include "core/err.h"
 #include "core/xio.h"
@@ -18,16 +25,26 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define DIRTY_PAGE 4096u              /* bitmap bytes written together */
+
 struct cowsrc {
 	struct bsrc b;
 	struct cow c;
 	int fd;
+	/* Writes hold it shared from their data to their dirty mark; a flush
+	 * holds it alone while it snapshots, so every bit it takes has its
+	 * data in the file already. */
+	pthread_rwlock_t order;
+	pthread_mutex_t flushing;       /* one flush at a time */
+	uint8_t *dirty;                 /* a byte per DIRTY_PAGE of the bitmap */
+	size_t npages;
 };
 
 static int bit(const struct cowsrc *s, uint64_t sector)
@@ -75,50 +92,97 @@ static int cow_write(struct bsrc *b, const void *buf, size_t n, uint64_t off)
 	if (off % ss || n % ss)
 		return k_seterr("%s: a write of %zu bytes at %" PRIu64 " is not whole %" PRIu64 "-byte sectors",
 				b->name, n, off, ss);
-	if (full_pwrite(s->fd, buf, n, s->c.data_off + off) < 0)
+	pthread_rwlock_rdlock(&s->order);
+	if (full_pwrite(s->fd, buf, n, s->c.data_off + off) < 0) {
+		int e = errno;
+		pthread_rwlock_unlock(&s->order);
+		errno = e;
 		return k_seterr("%s: write error at offset %" PRIu64 ":", b->name, s->c.data_off + off);
+	}
 	uint64_t first = off / ss, last = (off + n) / ss - 1;
-	int changed = 0;
 	for (uint64_t sec = first; sec <= last && sec < s->c.nsectors; sec++) {
 		uint8_t m = (uint8_t)(1u << (sec % 8));
 		if (!(__atomic_fetch_or(&s->c.bitmap[sec / 8], m, __ATOMIC_RELEASE) & m))
-			changed = 1;
+			__atomic_store_n(&s->dirty[sec / 8 / DIRTY_PAGE], 1, __ATOMIC_RELAXED);
 	}
-	if (!changed)
-		return 0;
-	/* The bitmap bytes covering the write, as they are now (other
-	 * writers' bits in them have their data in the file already). */
-	uint64_t b0 = first / 8, b1 = (last < s->c.nsectors ? last : s->c.nsectors - 1) / 8;
-	uint8_t stack[512], *copy = b1 - b0 + 1 <= sizeof(stack) ? stack : xmalloc(b1 - b0 + 1);
-	for (uint64_t i = b0; i <= b1; i++)
-		copy[i - b0] = __atomic_load_n(&s->c.bitmap[i], __ATOMIC_ACQUIRE);
-	int r = full_pwrite(s->fd, copy, b1 - b0 + 1, s->c.bitmap_off + b0) < 0 ? -1 : 0;
-	if (copy != stack)
-		free(copy);
-	if (r < 0)
-		return k_seterr("%s: writing its bitmap:", b->name);
+	pthread_rwlock_unlock(&s->order);
 	return 0;
 }
 
+/* Data first, then the bitmap that points at it (see the top). */
 static int cow_flush(struct bsrc *b)
 {
 	struct cowsrc *s = (struct cowsrc *)b;
+	size_t len = s->c.bitmap_len, np = s->npages;
+	int r = 0;
 
-	if (fdatasync(s->fd) < 0)
-		return k_seterr("%s: fdatasync:", b->name);
-	return 0;
+	pthread_mutex_lock(&s->flushing);
+	uint8_t *snap = malloc(len ? len : 1), *taken = calloc(np ? np : 1, 1);
+	if (!snap || !taken) {
+		free(snap);
+		free(taken);
+		pthread_mutex_unlock(&s->flushing);
+		return k_seterr("%s: flush: out of memory", b->name);
+	}
+	pthread_rwlock_wrlock(&s->order);
+	for (size_t p = 0; p < np; p++) {
+		if (!s->dirty[p])
+			continue;
+		taken[p] = 1;
+		s->dirty[p] = 0;
+		size_t at = p * DIRTY_PAGE, k = len - at < DIRTY_PAGE ? len - at : DIRTY_PAGE;
+		memcpy(snap + at, s->c.bitmap + at, k);
+	}
+	pthread_rwlock_unlock(&s->order);
+	if (fdatasync(s->fd) < 0) {
+		r = k_seterr("%s: fdatasync:", b->name);
+		goto out;
+	}
+	int wrote = 0;
+	for (size_t p = 0; p < np && r == 0; p++) {
+		if (!taken[p])
+			continue;
+		size_t at = p * DIRTY_PAGE, k = len - at < DIRTY_PAGE ? len - at : DIRTY_PAGE;
+		if (full_pwrite(s->fd, snap + at, k, s->c.bitmap_off + at) < 0)
+			r = k_seterr("%s: writing its bitmap:", b->name);
+		wrote = 1;
+	}
+	if (r == 0 && wrote && fdatasync(s->fd) < 0)
+		r = k_seterr("%s: fdatasync:", b->name);
+out:
+	if (r < 0) {
+		int e = errno;
+		for (size_t p = 0; p < np; p++)         /* written again by the next flush */
+			if (taken[p])
+				__atomic_store_n(&s->dirty[p], 1, __ATOMIC_RELAXED);
+		errno = e;
+	}
+	free(snap);
+	free(taken);
+	pthread_mutex_unlock(&s->flushing);
+	return r;
+}
+
+static void cow_src_free(struct cowsrc *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	cow_close(&s->c);
+	free(s->dirty);
+	pthread_rwlock_destroy(&s->order);
+	pthread_mutex_destroy(&s->flushing);
+	free(s);
 }
 
 static void cow_src_close(struct bsrc *b)
 {
 	struct cowsrc *s = (struct cowsrc *)b;
 
-	if (fdatasync(s->fd) < 0 && errno != EINVAL)
-		k_warn("%s: fdatasync:", b->name);
-	close(s->fd);
-	cow_close(&s->c);
+	/* What was written and not yet flushed: its bitmap goes in now. */
+	if (cow_flush(b) < 0 && errno != EINVAL)
+		k_warn("%s", k_errmsg());
 	bsrc_close(b->lower);
-	free(s);
+	cow_src_free(s);
 }
 
 static const struct bsrc_ops cow_ops = { "cow", cow_read, cow_write, cow_flush, cow_src_close };
@@ -147,6 +211,8 @@ struct bsrc *bsrc_cow(const char *path, int fd, struct bsrc *lower, const char *
 
 	snprintf(s->b.name, sizeof(s->b.name), "%s", name);
 	s->fd = fd;
+	pthread_rwlock_init(&s->order, NULL);
+	pthread_mutex_init(&s->flushing, NULL);
 	if (strlen(backing) >= COW_PATH_MAX) {
 		k_seterr("%s: path longer than the %d bytes a COW header holds", backing, COW_PATH_MAX - 1);
 		goto fail;
@@ -200,15 +266,21 @@ struct bsrc *bsrc_cow(const char *path, int fd, struct bsrc *lower, const char *
 			goto fail;
 		}
 	}
+	s->npages = (s->c.bitmap_len + DIRTY_PAGE - 1) / DIRTY_PAGE;
+	s->dirty = xcalloc(s->npages ? s->npages : 1, 1);
+	/* Room for the bitmap now, while there may be some (a hole so far,
+	 * as the kernel leaves it; allocated, it still reads as zeros). */
+	if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)s->c.bitmap_off, (off_t)s->c.bitmap_len) < 0 &&
+	    errno != EOPNOTSUPP && errno != ENOSPC && errno != EDQUOT) {
+		k_seterr("%s: allocating its bitmap:", name);
+		goto fail;
+	}
 	s->b.ops = &cow_ops;
 	s->b.size = lower->size;
 	s->b.readonly = 0;
 	s->b.lower = lower;
 	return &s->b;
 fail:
-	if (s->fd >= 0)
-		close(s->fd);
-	cow_close(&s->c);
-	free(s);
+	cow_src_free(s);
 	return NULL;
 }

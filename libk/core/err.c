@@ -18,7 +18,7 @@ static char cleanup[MAX_CLEANUP][4096];
 static volatile sig_atomic_t cleanup_used[MAX_CLEANUP];
 
 
-static void vmsg(const char *fmt, va_list ap)
+void k_vwarn(const char *fmt, va_list ap)
 {
 	int e = errno;
 	size_t n = strlen(fmt);
@@ -36,11 +36,11 @@ void k_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	k_vwarn(fmt, ap);
 	va_end(ap);
 }
 
-static void default_die(int status)
+_Noreturn static void default_die(int status)
 {
 	k_cleanup_run();
 	exit(status);
@@ -72,23 +72,10 @@ void xdie(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vmsg(fmt, ap);
+	k_vwarn(fmt, ap);
 	va_end(ap);
 	k_die_hook(1);
 	abort();                /* a hook that returns is a bug */
-}
-
-void xusage(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vmsg(fmt, ap);
-	va_end(ap);
-	if (k_usage_text)
-		fputs(k_usage_text, stderr);
-	k_die_hook(2);
-	abort();
 }
 
 int k_seterr(const char *fmt, ...)

@@ -22,8 +22,10 @@
 extern const char *k_progname;          /* "umlk extract-cloop", set by main */
 
 void k_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void k_vwarn(const char *fmt, va_list ap);
 _Noreturn void xdie(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Usage error: one line, then the applet's usage, to stderr; exit 2. */
+/* Usage error: one line, then the applet's usage, to stderr; exit 2
+ * (args.c: the usage is the applet's text and its options). */
 _Noreturn void xusage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The last error recorded by library code (k_seterr), for the caller to print. */

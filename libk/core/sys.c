@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,4 +115,57 @@ int k_private_dir(char *dir, size_t cap)
 		return k_seterr("%s: not a private directory of this user (it must be yours, mode 0700)",
 				dir);
 	return 0;
+}
+
+int k_mount_point(const char *path, char *buf, size_t cap)
+{
+	struct stat st;
+	char line[4096];
+
+	if (stat(path, &st) < 0)
+		return k_seterr("%s:", path);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return k_seterr("/proc/self/mountinfo:");
+	int found = 0;
+	while (!found && fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		char mnt[2048];
+		/* ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %2047s", &maj, &min, mnt) == 3 &&
+		    makedev(maj, min) == st.st_dev) {
+			snprintf(buf, cap, "%s", mnt);
+			found = 1;
+		}
+	}
+	fclose(f);
+	return found ? 0 : k_seterr("%s: its filesystem is not in /proc/self/mountinfo", path);
+}
+
+void k_cache_dir(char *buf, size_t cap)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (xdg && *xdg == '/')
+		snprintf(buf, cap, "%s/umlk", xdg);
+	else if (home && *home == '/')
+		snprintf(buf, cap, "%s/.cache/umlk", home);
+	else
+		snprintf(buf, cap, "/tmp/umlk-cache-%u", (unsigned)getuid());
+}
+
+int k_mkdirs(const char *path, unsigned mode)
+{
+	char p[4096];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+		return k_seterr("%s: path too long", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		int bad = mkdir(p, mode) < 0 && errno != EEXIST;
+		*s = '/';
+		if (bad)
+			return k_seterr("%.*s:", (int)(s - p), p);
+	}
+	return mkdir(p, mode) < 0 && errno != EEXIST ? k_seterr("%s:", p) : 0;
 }

@@ -27,6 +27,17 @@ char *k_random_hex(char *buf, size_t n);
 struct sockaddr_un;
 int k_unix_addr(struct sockaddr_un *a, const char *path);
 
+/* mkdir -p PATH (each directory made with MODE); -1 with k_seterr(). */
+int k_mkdirs(const char *path, unsigned mode);
+
+/* umlk's cache directory: ${XDG_CACHE_HOME:-~/.cache}/umlk (else
+ * /tmp/umlk-cache-UID); not made here. */
+void k_cache_dir(char *buf, size_t cap);
+
+/* The mount point of the filesystem holding PATH, into BUF (from
+ * /proc/self/mountinfo); -1 with k_seterr() when it cannot be found. */
+int k_mount_point(const char *path, char *buf, size_t cap);
+
 /* The user's private run directory: $XDG_RUNTIME_DIR/umlk, else
  * ${TMPDIR:-/tmp}/umlk-UID, made if missing (mode 0700).  -1 with k_seterr() unless
  * it is a directory that belongs to this user and no one else can enter. */

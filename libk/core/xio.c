@@ -13,6 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
+void k_oom(void)
+{
+	xdie("out of memory");
+}
+
 void *xmalloc(size_t n)
 {
 	void *p = malloc(n ? n : 1);

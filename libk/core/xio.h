@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Out of memory ends the program wherever it happens (err.h's one
+ * exception): these never return NULL, and k_oom() says so and exits. */
+_Noreturn void k_oom(void);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

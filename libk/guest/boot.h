@@ -40,8 +40,11 @@ struct boot_opts {
 	uint64_t mem;           /* bytes */
 	uint64_t cache_bytes;   /* inflated cloop blocks kept; 0: the default */
 	int disk_threads;       /* workers serving the disk; 0: the default */
-	int trusted;            /* seccomp mode: faster, and no boundary between guest and user */
-	int cpus;               /* guest CPUs (only with trusted); 0: the default */
+	int trusted;            /* the fast mode even without a complete jail */
+	int isolated;           /* ptrace mode on one CPU, whatever the jail */
+	int no_jail;            /* no jail for the kernel (debugging) */
+	int disk_full_wait;     /* seconds a write may wait for room, or BOOT_WAIT_*; 0: the default */
+	int cpus;               /* guest CPUs (the fast mode only); 0: the host's, at most 4 */
 	const char *append;     /* kernel parameters added last, or NULL */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */
@@ -73,9 +76,16 @@ struct boot_escape { int line_start, tilde, esc; };
 #define BOOT_ESC_HELP 2
 int boot_escape(struct boot_escape *e, const uint8_t *in, size_t n, uint8_t *out, size_t *outlen);
 
-/* The guest's CPU count for --cpus N (0: not given) and --trusted, or
- * die saying why not: more than one needs --trusted. */
-int xboot_cpus(int cpus, int trusted);
+/* --disk-full-wait: "inf", "0"; its default is 60 s with a command, for
+ * ever for the guest's own init (the user is there to free room, or to
+ * type ~.). */
+#define BOOT_WAIT_FOREVER (-1)
+#define BOOT_WAIT_NONE (-2)
+#define BOOT_WAIT_COMMAND_DEFAULT 60
+/* Exit statuses of umlk boot beyond the command's own: */
+#define BOOT_EXIT_WRITE_ERROR 74        /* a write failed (EIO...): the guest was told */
+#define BOOT_EXIT_DISK_FULL 75          /* no room within --disk-full-wait: the guest was stopped */
+
 /* Returns the exit status to exit with. */
 int xboot(const struct boot_opts *o);
 /* The switch for --net NET ("auto": the user's private network, started if
@@ -86,8 +96,8 @@ char *xboot_switch(const char *net);
 void xboot_private_dir(char *dir, size_t cap);
 /* Where this run keeps its temporary files and sockets: the private
  * directory, or when someone else holds its name, a fresh directory of
- * this run's own (mkdtemp), which xboot_run_dir_done() removes. */
+ * this run's own (mkdtemp), which boot_run_dir_done() removes. */
 void xboot_run_dir(char *dir, size_t cap);
-void xboot_run_dir_done(void);
+void boot_run_dir_done(void);
 
 #endif

@@ -1,8 +1,9 @@
 #include "guest/guest.h"
-#include "block/image.h"
+#include "block/bootimage.h"
 #include "core/err.h"
 #include "core/xio.h"
 #include "guest/cookie.h"
+#include "guest/payload.h"
 #include "image/cpio.h"
 #include "net/dhcpc.h"
 #include "net/netif.h"
@@ -24,11 +25,29 @@
 #include <time.h>
 #include <unistd.h>
 
-void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t **out, size_t *len)
+/* INIT (NULL: this program) as bytes, without the kernel payload a
+ * release file carries after the program: the guest's /init needs none. */
+static uint8_t *xinit_program(const char *init, size_t *len)
+{
+	const char *path = init ? init : "/proc/self/exe";
+	struct payload p;
+	int has = payload_find(path, &p);
+	if (has <= 0)
+		return xread_file(path, len);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t *b = xmalloc(p.offset ? p.offset : 1);
+	if (fd < 0 || full_read(fd, b, p.offset) != (ssize_t)p.offset)
+		xdie("%s: cannot read it:", path);
+	close(fd);
+	*len = p.offset;
+	return b;
+}
+
+void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip, uint8_t **out, size_t *len)
 {
 	struct cpio c;
 	size_t selflen;
-	uint8_t *self = xread_file(init ? init : "/proc/self/exe", &selflen);
+	uint8_t *self = xinit_program(init, &selflen);
 
 	cpio_init(&c);
 	cpio_dir(&c, "dev", 0755);
@@ -61,13 +80,18 @@ void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t *
 	if (cpio_finish(&c) < 0)
 		xdie("initramfs: %s", k_errmsg());
 	free(self);
-	xgzip(c.buf, c.len, out, len, 1);
-	cpio_free(&c);
+	if (gzip) {
+		xgzip(c.buf, c.len, out, len, 1);
+		cpio_free(&c);
+	} else {
+		*out = c.buf;           /* (the kernel takes a plain cpio as it is) */
+		*len = c.len;
+	}
 }
 
 void xinitramfs_self(uint8_t **out, size_t *len)
 {
-	xinitramfs_build(NULL, NULL, out, len);
+	xinitramfs_build(NULL, NULL, 1, out, len);
 }
 
 _Noreturn void guest_poweroff(int status)
@@ -217,7 +241,7 @@ char *guest_conf_text(const struct guest_conf *c)
 	FILE *f = open_memstream(&t, &n);
 
 	if (!f)
-		xdie("out of memory");
+		k_oom();
 	fprintf(f, "mode=%s\nstdin=%s\nhostname=%s\nhome=%s\ndhcp=%d\nrelease=%d\nmac=%s\n",
 		c->command ? "command" : "interactive", c->stdin_tty ? "tty" : "null",
 		c->hostname, c->home, c->dhcp, c->release, c->mac);
@@ -230,7 +254,7 @@ char *guest_conf_text(const struct guest_conf *c)
 	if (c->job[0])
 		fprintf(f, "job=%s\n", c->job);
 	if (fclose(f))
-		xdie("out of memory");
+		k_oom();
 	return t;
 }
 
@@ -272,7 +296,7 @@ int guest_loop_attach(const char *file, char *dev, size_t cap)
 }
 
 /* The filesystem on DEV, read from its superblock: NULL if none we know. */
-static const char *fstype_of(const char *dev)
+static const char *xfstype_of(const char *dev)
 {
 	int fd = -1;
 
@@ -316,22 +340,27 @@ static int disk_by_serial(const char *serial, char *dev, size_t cap)
 	return found;
 }
 
-/* The disk with virtio serial SERIAL, waiting for the kernel to probe it. */
-void xguest_disk_by_serial(const char *serial, char *dev, size_t cap)
+int guest_disk_by_serial(const char *serial, char *dev, size_t cap)
 {
 	for (int i = 0; i < 200; i++) {
 		if (disk_by_serial(serial, dev, cap))
-			return;
+			return 0;
 		usleep(50000);
 	}
-	xdie("no disk with serial %s", serial);
+	return k_seterr("no disk with serial %s", serial);
+}
+
+void xguest_disk_by_serial(const char *serial, char *dev, size_t cap)
+{
+	if (guest_disk_by_serial(serial, dev, cap) < 0)
+		xdie("%s", k_errmsg());
 }
 
 /* Mount DEV read-only at DIR by its filesystem.  A Fedora-style squashfs
  * holding LiveOS/rootfs.img mounts that image (through a loop device). */
-static void mount_layer(const char *dev, const char *dir)
+static void xmount_layer(const char *dev, const char *dir)
 {
-	const char *t = fstype_of(dev);
+	const char *t = xfstype_of(dev);
 	if (!t)
 		xdie("%s: no filesystem umlk knows (ext2/3/4, squashfs, iso9660)", dev);
 	mkdir(dir, 0755);
@@ -345,7 +374,7 @@ static void mount_layer(const char *dev, const char *dir)
 	if (guest_loop_attach(img, loop, sizeof(loop)) < 0)
 		xdie("%s: %s", img, k_errmsg());
 	snprintf(inner, sizeof(inner), "%s.rootfs", dir);
-	const char *it = fstype_of(loop);
+	const char *it = xfstype_of(loop);
 	mkdir(inner, 0755);
 	if (!it || mount(loop, inner, !strncmp(it, "ext", 3) ? "ext4" : it, MS_RDONLY, NULL) < 0)
 		xdie("mount %s (LiveOS/rootfs.img, %s) on %s:", loop, it ? it : "unknown", inner);
@@ -356,7 +385,7 @@ static void mount_layer(const char *dev, const char *dir)
 
 void xguest_mount_root(const struct guest_conf *c)
 {
-	const char *t = fstype_of(GUEST_ROOT_DEV);
+	const char *t = xfstype_of(GUEST_ROOT_DEV);
 	int layers = c->layers > 1 ? c->layers : 1;
 
 	mkdir("/newroot", 0755);
@@ -383,7 +412,7 @@ void xguest_mount_root(const struct guest_conf *c)
 			xguest_disk_by_serial(serial, dev, sizeof(dev));
 		}
 		snprintf(dir, sizeof(dir), "/layers/%d", i);
-		mount_layer(dev, dir);
+		xmount_layer(dev, dir);
 		strcat(opts, dir);
 		if (i)
 			strcat(opts, ":");

@@ -59,7 +59,8 @@ char *guest_conf_text(const struct guest_conf *c);
 #define GUEST_UPPER_SERIAL "umlk-upper"
 void xguest_mount_root(const struct guest_conf *c);
 /* The disk whose virtio serial is SERIAL, as /dev/vdX in DEV, waiting a
- * while for the kernel to probe it. */
+ * while for the kernel to probe it: 0, or -1 with k_seterr(). */
+int guest_disk_by_serial(const char *serial, char *dev, size_t cap);
 void xguest_disk_by_serial(const char *serial, char *dev, size_t cap);
 /* Attach FILE read-only to a free loop device, named in DEV: 0, or -1
  * with k_seterr(). */
@@ -102,7 +103,8 @@ void guest_shutdown(void);
 #define GUEST_TTY_STDERR "/dev/tty1"
 #define GUEST_TTY_STATUS "/dev/tty2"
 
-/* The initramfs for 'boot': /init is INIT (NULL: this executable), with
- * CONF and the command in /etc/umlk. */
-void xinitramfs_build(const char *init, const struct guest_conf *conf, uint8_t **out, size_t *len);
+/* The initramfs for 'boot': /init is INIT (NULL: this executable, without
+ * the kernel payload a release file carries), with CONF and the command
+ * in /etc/umlk; gzip'ed when GZIP (boot's never leaves memory: plain). */
+void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip, uint8_t **out, size_t *len);
 #endif

@@ -1,6 +1,7 @@
 #include "guest/payload.h"
 #include "core/bytes.h"
 #include "core/err.h"
+#include "core/sys.h"
 #include "core/xio.h"
 
 #include <errno.h>
@@ -179,6 +180,49 @@ void xpayload_attach(const char *in, const char *kernel, const char *release, co
 	free(z);
 }
 
+/* The payload's kernel, unpacked once into the user's cache
+ * (DIR/kernel/linux-RELEASE-CRC-SIZE) and checked against its CRC at
+ * every use: an open descriptor, or -1 when it is not there whole (a
+ * damaged one is removed). */
+static int cached_kernel(const struct payload *p, char *path, size_t cap)
+{
+	char dir[PATH_MAX - 128];
+	k_cache_dir(dir, sizeof(dir));
+	snprintf(path, cap, "%s/kernel/linux-%s-%08x-%" PRIu64, dir, p->release, (unsigned)p->crc, p->size);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return -1;
+	uint8_t *m = fstat(fd, &st) == 0 && (uint64_t)st.st_size == p->size ?
+		     mmap(NULL, p->size, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
+	int ok = m != MAP_FAILED && crc32(0, m, p->size) == p->crc;
+	if (m != MAP_FAILED)
+		munmap(m, p->size);
+	if (ok)
+		return fd;
+	close(fd);
+	unlink(path);           /* damaged: made again */
+	return -1;
+}
+
+/* Keep the kernel in memfd MFD in the cache at PATH, for the next boots;
+ * a cache that cannot take it (read-only, full) is no error. */
+static void cache_kernel(int mfd, const char *path, uint64_t size)
+{
+	char dir[PATH_MAX];
+	struct kout o;
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = 0;
+	if (k_mkdirs(dir, 0700) < 0 || kout_open(&o, path) < 0)
+		return;
+	uint8_t *m = mmap(NULL, size, PROT_READ, MAP_SHARED, mfd, 0);
+	if (m == MAP_FAILED || !o.regular || fchmod(o.fd, 0700) < 0 || full_write(o.fd, m, size) < 0 ||
+	    kout_commit(&o, 0) < 0)
+		kout_abort(&o);
+	if (m != MAP_FAILED)
+		munmap(m, size);
+}
+
 int xkernel_open(const char *explicit_path, const char **what)
 {
 	static char desc[PATH_MAX + 64];
@@ -198,13 +242,18 @@ int xkernel_open(const char *explicit_path, const char **what)
 		xdie("cannot find this program's own file (/proc/self/exe):");
 	self[n] = 0;
 	switch (payload_find("/proc/self/exe", &p)) {
-	case 1:
+	case 1: {
+		char cached[PATH_MAX];
+		snprintf(desc, sizeof(desc), "the kernel embedded in %s (Linux %s)", self, p.release);
+		*what = desc;
+		if ((fd = cached_kernel(&p, cached, sizeof(cached))) >= 0)
+			return fd;
 		fd = payload_memfd("/proc/self/exe", &p);
 		if (fd < 0)
 			xdie("%s", k_errmsg());
-		snprintf(desc, sizeof(desc), "the kernel embedded in %s (Linux %s)", self, p.release);
-		*what = desc;
+		cache_kernel(fd, cached, p.size);
 		return fd;
+	}
 	case -1:
 		xdie("%s", k_errmsg());
 	}

@@ -1,13 +1,13 @@
 #include "guest/upperdiff.h"
 #include "guest/boot.h"
 #include "block/bsrc.h"
-#include "block/image.h"
+#include "block/bootimage.h"
 #include "core/bytes.h"
 #include "core/err.h"
 #include "core/progress.h"
 #include "core/sha256.h"
 #include "core/xio.h"
-#include "image/cowmerge.h"
+#include "image/diff.h"
 #include "image/fdiff.h"
 #include "image/upper.h"
 
@@ -31,7 +31,7 @@
 
 /* Attributes that only mean something in the filesystem they were made
  * in (inode numbers, file handles of the lower layer): not exported. */
-static int xattr_local(const char *name)
+static int attr_is_local(const char *name)
 {
 	static const char *const local[] = {
 		"trusted.overlay.origin", "trusted.overlay.impure", "trusted.overlay.nlink",
@@ -89,7 +89,7 @@ static int ex_xattrs(struct exp *x, const char *proc, const char *path)
 	static uint8_t val[FDIFF_XATTR_BYTES];
 	for (ssize_t i = 0; i < n; i += (ssize_t)strlen(names + i) + 1) {
 		const char *nm = names + i;
-		if (xattr_local(nm))
+		if (attr_is_local(nm))
 			continue;
 		ssize_t v = lgetxattr(proc, nm, val, sizeof(val));
 		if (v < 0)
@@ -554,8 +554,11 @@ int guest_upper_job(const struct guest_conf *c)
 		k_warn("/etc/umlk/boot.conf: job=%s is neither export nor apply", c->job);
 		return 1;
 	}
-	xguest_disk_by_serial(GUEST_UPPER_SERIAL, udev, sizeof(udev));
-	xguest_disk_by_serial(GUEST_JOB_SERIAL, jdev, sizeof(jdev));
+	if (guest_disk_by_serial(GUEST_UPPER_SERIAL, udev, sizeof(udev)) < 0 ||
+	    guest_disk_by_serial(GUEST_JOB_SERIAL, jdev, sizeof(jdev)) < 0) {
+		k_warn("%s", k_errmsg());
+		return 1;
+	}
 	mkdir("/rw", 0755);
 	if (mount(udev, "/rw", "ext4", apply ? 0 : MS_RDONLY, NULL) < 0) {
 		k_warn("mount the upper layer %s on /rw:", udev);
@@ -594,7 +597,7 @@ int guest_upper_job(const struct guest_conf *c)
 /* ================= the host's side ================= */
 
 /* A temporary job disk of SIZE bytes (sparse; gone when closed). */
-static int job_file(uint64_t size)
+static int xjob_file(uint64_t size)
 {
 	int fd = xtmpfile();
 	if (ftruncate(fd, (off_t)size) < 0)
@@ -638,7 +641,7 @@ void xupper_export(const struct upper_guest *g, const char *upper, const char *b
 	 * of at most its path, target and attributes: within twice the
 	 * filesystem, and sparse, so the room costs nothing. */
 	uint64_t jsize = JOB_DATA + 2 * h.fs_size + (64ULL << 20);
-	int jfd = job_file(jsize);
+	int jfd = xjob_file(jsize);
 	int keep = dup(jfd);
 	if (keep < 0)
 		xdie("dup:");

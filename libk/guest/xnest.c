@@ -50,7 +50,7 @@ static const char *in_path(const char *prog, char *buf, size_t cap)
 }
 
 /* The cookie file, whole or not at all, readable by its owner only. */
-static void write_auth(const char *path, int display, const uint8_t cookie[COOKIE_LEN])
+static void xwrite_auth(const char *path, int display, const uint8_t cookie[COOKIE_LEN])
 {
 	uint8_t e[128];
 	struct kout out;
@@ -63,7 +63,7 @@ static void write_auth(const char *path, int display, const uint8_t cookie[COOKI
 }
 
 /* Start the X server; returns its pid, and the display it chose in *DISPLAY. */
-static pid_t start_server(const char *server, int xephyr, const char *auth, const char *geometry,
+static pid_t xstart_server(const char *server, int xephyr, const char *auth, const char *geometry,
 			  const char *title, const char *log, int *display)
 {
 	int p[2];
@@ -146,7 +146,7 @@ static void stop_server(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-static pid_t start_guest(const struct xnest_opts *o, const char *sock, const char *display_env,
+static pid_t xstart_guest(const struct xnest_opts *o, const char *sock, const char *display_env,
 			 const char *cookie_hex)
 {
 	const char *a[48];
@@ -166,8 +166,13 @@ static pid_t start_guest(const struct xnest_opts *o, const char *sock, const cha
 	PASS("--cpus", o->cpus);
 	if (o->trusted)
 		a[n++] = "--trusted";
+	if (o->isolated)
+		a[n++] = "--isolated";
+	if (o->no_jail)
+		a[n++] = "--no-jail";
 	PASS("--init", o->init);
 	PASS("--home", o->home);
+	PASS("--disk-full-wait", o->disk_full_wait);
 	PASS("--mem", o->mem);
 #undef PASS
 	if (o->verbose)
@@ -191,93 +196,60 @@ static pid_t start_guest(const struct xnest_opts *o, const char *sock, const cha
 	return pid;
 }
 
-int xnest_launch(const struct xnest_opts *o)
+/* The X server to run: Xnest, else (or with --xephyr) Xephyr; its path
+ * in SERVER; 1 when it is Xephyr.  Everything that can be wrong is said
+ * before anything starts. */
+static int xpick_server(const struct xnest_opts *o, char *server, size_t cap)
 {
-	char server[PATH_MAX], dir[PATH_MAX - 64], auth[PATH_MAX], log[PATH_MAX], xsock[64];
 	const char *host = getenv("DISPLAY");
-	int xephyr = o->xephyr;
 
-	/* Everything that can be wrong is said before anything starts. */
 	if (!host || !*host)
 		xdie("DISPLAY is not set: there is no X display on this host to open the guest's"
 		     " window on (run it in an X session, or under Xvfb)");
 	if (!url_is_http(o->image) && access(o->image, R_OK) < 0)
 		xdie("%s:", o->image);          /* (a URL is checked by boot, before the kernel starts) */
-	if (xephyr) {
-		if (!in_path("Xephyr", server, sizeof(server)))
+	if (o->xephyr) {
+		if (!in_path("Xephyr", server, cap))
 			xdie("Xephyr is not installed (Debian: apt-get install xserver-xephyr)");
-	} else if (!in_path("Xnest", server, sizeof(server))) {
-		if (!in_path("Xephyr", server, sizeof(server)))
-			xdie("neither Xnest nor Xephyr is installed (Debian: apt-get install xnest)");
-		xephyr = 1;
-		k_warn("Xnest is not installed: using Xephyr");
+		return 1;
 	}
+	if (in_path("Xnest", server, cap))
+		return 0;
+	if (!in_path("Xephyr", server, cap))
+		xdie("neither Xnest nor Xephyr is installed (Debian: apt-get install xnest)");
+	k_warn("Xnest is not installed: using Xephyr");
+	return 1;
+}
 
-	/* The gateway: a port of our own on the guest's switch, with an
-	 * address from its DHCP server. */
-	char *sock = xboot_switch(o->net);
-	struct netif ni;
-	struct dhcpc_lease lease;
+/* The gateway: a port of our own on the guest's switch SOCK, with an
+ * address from its DHCP server. */
+static void xgateway_open(const char *sock, struct netif *ni, struct dhcpc_lease *lease)
+{
 	uint8_t mac[6];
 	char name[PATH_MAX + 32];
+
 	snprintf(name, sizeof(name), "%s:%d", sock, (int)getpid());
 	netif_mac_from(name, "umlk-xgw", mac);
-	if (netif_open_switch(&ni, sock, mac, "xgw") < 0)
+	if (netif_open_switch(ni, sock, mac, "xgw") < 0)
 		xdie("%s", k_errmsg());
-	if (dhcpc_acquire(&ni, "umlk-xgw", 10000, &lease) < 0)
+	if (dhcpc_acquire(ni, "umlk-xgw", 10000, lease) < 0)
 		xdie("no network path to the guest: %s (the gateway between the guest and the"
 		     " display needs an address; start umlk dhcpd on the switch, or use --net auto)",
 		     k_errmsg());
-	ni.ip = lease.ip;
-	ni.mask = lease.mask;
+	ni->ip = lease->ip;
+	ni->mask = lease->mask;
+}
 
-	/* A cookie only this guest is given. */
-	uint8_t cookie[COOKIE_LEN];
-	char hex[2 * COOKIE_LEN + 1];
-	if (cookie_new(cookie) < 0)
-		xdie("%s", k_errmsg());
-	cookie_hex(cookie, hex);
-	xboot_run_dir(dir, sizeof(dir));
-	snprintf(auth, sizeof(auth), "%s/xnest-%d.auth", dir, (int)getpid());
-	snprintf(log, sizeof(log), "%s/xnest-%d.log", dir, (int)getpid());
-	write_auth(auth, 0, cookie);
-	if (k_cleanup_add(auth) < 0)
-		xdie("%s", k_errmsg());
+/* Relay X between the guest and the display until the guest's boot (GPID)
+ * ends: the window closing (XPID gone) or a stop signal halts the guest.
+ * Returns boot's exit status; *WINDOW_CLOSED when the window went first. */
+static int xrelay(struct tcpgw *g, struct netif *ni, struct dhcpc_lease *lease, pid_t gpid, pid_t xpid,
+		 int *window_closed)
+{
+	int status = -1, forwarded = 0;
+	long long renew_at = k_now_ms() + (long long)(lease->t1 ? lease->t1 : 1800) * 1000;
 
-	char title[300];
-	if (o->title)
-		snprintf(title, sizeof(title), "%s", o->title);
-	else {
-		const char *base = strrchr(o->image, '/');
-		snprintf(title, sizeof(title), "umlk: %s", base ? base + 1 : o->image);
-	}
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-
-	int display;
-	pid_t xpid = start_server(server, xephyr, auth, o->geometry, title, log, &display);
-	/* The same file serves host clients that are given it: now with the
-	 * display's number, as libXau matches it. */
-	write_auth(auth, display, cookie);
-	snprintf(xsock, sizeof(xsock), "/tmp/.X11-unix/X%d", display);
-	struct tcpgw *g = tcpgw_new(&ni);
-	if (!g || tcpgw_listen(g, (uint16_t)(6000 + display), xsock) < 0)
-		xdie("%s", g ? k_errmsg() : "out of memory");
-	if (o->verbose)
-		tcpgw_set_log(g, k_log);
-	char gw[16], denv[64];
-	net_fmt_ip(ni.ip, gw);
-	snprintf(denv, sizeof(denv), "DISPLAY=%s:%d", gw, display);
-	fprintf(stderr, "umlk xnest-launch: the guest's display is :%d in a window on %s"
-		" (guests reach it at %s:%d; cookie in %s)\n", display, host, gw, display, auth);
-
-	pid_t gpid = start_guest(o, sock, denv, hex);
-	int status = -1, window_closed = 0, forwarded = 0;
-	long long renew_at = k_now_ms() + (long long)(lease.t1 ? lease.t1 : 1800) * 1000;
+	*window_closed = 0;
 	for (;;) {
 		struct pollfd pf[300];
 		int timeout;
@@ -292,18 +264,18 @@ int xnest_launch(const struct xnest_opts *o)
 			forwarded = 1;
 		}
 		if (k_now_ms() >= renew_at) {
-			if (dhcpc_renew(&ni, &lease, 3000) < 0)
+			if (dhcpc_renew(ni, lease, 3000) < 0)
 				k_warn("%s", k_errmsg());
-			renew_at = k_now_ms() + (long long)(lease.t1 ? lease.t1 : 60) * 1000;
+			renew_at = k_now_ms() + (long long)(lease->t1 ? lease->t1 : 60) * 1000;
 		}
 		int st;
 		if (waitpid(gpid, &st, WNOHANG) == gpid) {
 			status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			break;
 		}
-		if (!window_closed && waitpid(xpid, &st, WNOHANG) == xpid) {
+		if (!*window_closed && waitpid(xpid, &st, WNOHANG) == xpid) {
 			/* The window closed (or the server died): halt the guest. */
-			window_closed = 1;
+			*window_closed = 1;
 			if (!forwarded) {
 				k_warn("the window closed: shutting the guest down");
 				kill(gpid, SIGTERM);
@@ -315,6 +287,64 @@ int xnest_launch(const struct xnest_opts *o)
 			forwarded = 1;
 		}
 	}
+	return status;
+}
+
+int xnest_launch(const struct xnest_opts *o)
+{
+	char server[PATH_MAX], dir[PATH_MAX - 64], auth[PATH_MAX], log[PATH_MAX], xsock[64];
+	int xephyr = xpick_server(o, server, sizeof(server));
+	char *sock = xboot_switch(o->net);
+	struct netif ni;
+	struct dhcpc_lease lease;
+	xgateway_open(sock, &ni, &lease);
+
+	/* A cookie only this guest is given. */
+	uint8_t cookie[COOKIE_LEN];
+	char hex[2 * COOKIE_LEN + 1];
+	if (cookie_new(cookie) < 0)
+		xdie("%s", k_errmsg());
+	cookie_hex(cookie, hex);
+	xboot_run_dir(dir, sizeof(dir));
+	snprintf(auth, sizeof(auth), "%s/xnest-%d.auth", dir, (int)getpid());
+	snprintf(log, sizeof(log), "%s/xnest-%d.log", dir, (int)getpid());
+	xwrite_auth(auth, 0, cookie);
+	if (k_cleanup_add(auth) < 0)
+		xdie("%s", k_errmsg());
+
+	char title[300];
+	const char *base = strrchr(o->image, '/');
+	if (o->title)
+		snprintf(title, sizeof(title), "%s", o->title);
+	else
+		snprintf(title, sizeof(title), "umlk: %s", base ? base + 1 : o->image);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	int display;
+	pid_t xpid = xstart_server(server, xephyr, auth, o->geometry, title, log, &display);
+	/* The same file serves host clients that are given it: now with the
+	 * display's number, as libXau matches it. */
+	xwrite_auth(auth, display, cookie);
+	snprintf(xsock, sizeof(xsock), "/tmp/.X11-unix/X%d", display);
+	struct tcpgw *g = tcpgw_new(&ni);
+	if (!g || tcpgw_listen(g, (uint16_t)(6000 + display), xsock) < 0)
+		xdie("%s", g ? k_errmsg() : "out of memory");
+	if (o->verbose)
+		tcpgw_set_log(g, k_log);
+	char gw[16], denv[64];
+	net_fmt_ip(ni.ip, gw);
+	snprintf(denv, sizeof(denv), "DISPLAY=%s:%d", gw, display);
+	fprintf(stderr, "umlk xnest-launch: the guest's display is :%d in a window on %s"
+		" (guests reach it at %s:%d; cookie in %s)\n", display, getenv("DISPLAY"), gw, display, auth);
+
+	pid_t gpid = xstart_guest(o, sock, denv, hex);
+	int window_closed;
+	int status = xrelay(g, &ni, &lease, gpid, xpid, &window_closed);
 	if (!window_closed)
 		stop_server(xpid);
 	if (!tcpgw_accepted(g))
@@ -327,7 +357,7 @@ int xnest_launch(const struct xnest_opts *o)
 	free(sock);
 	unlink(log);
 	k_cleanup_run();                /* the cookie file */
-	xboot_run_dir_done();
+	boot_run_dir_done();
 	if (stop_sig)
 		return 128 + stop_sig;
 	if (window_closed)

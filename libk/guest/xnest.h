@@ -22,7 +22,8 @@ struct xnest_opts {
 	int xephyr;                     /* Xephyr, not Xnest */
 	/* passed on to umlk boot as they are (NULL: not given) */
 	const char *cow, *kernel, *init, *home, *mem, *cpus;
-	int trusted;
+	const char *disk_full_wait;     /* passed to boot as it is */
+	int trusted, isolated, no_jail;
 	int verbose;
 };
 

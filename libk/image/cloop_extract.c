@@ -70,7 +70,7 @@ static void inflate_block(void *arg, int w, struct pl_slot *s)
 }
 
 /* Write the nonzero pages of a block; runs of them in one pwrite. */
-static void write_sparse(struct kout *o, const struct xctx *x, const struct pl_slot *s)
+static void xwrite_sparse(struct kout *o, const struct xctx *x, const struct pl_slot *s)
 {
 	const uint8_t *nonzero = s->aux;
 	uint32_t bs = x->c->block_size;
@@ -133,7 +133,7 @@ void xcloop_extract(struct cloop *c, struct kout *o, int threads)
 			xdie("%s: %s", c->src->name, s->errmsg);
 		if (sparse) {
 			if (!(s->flags & ALL_ZERO))
-				write_sparse(o, &x, s);
+				xwrite_sparse(o, &x, s);
 		} else if (full_write(o->fd, s->flags & ALL_ZERO ? zeros : s->out, bs) < 0) {
 			xdie("%s: write failed:", o->name);
 		}

@@ -117,7 +117,7 @@ static uint8_t *index_bytes(const struct index *ix, uint64_t base)
 	return b;
 }
 
-static void copy_fd(int from, int to, uint64_t n, const char *name)
+static void xcopy_fd(int from, int to, uint64_t n, const char *name)
 {
 	char *buf = xmalloc(1 << 20);
 
@@ -135,71 +135,67 @@ static void copy_fd(int from, int to, uint64_t n, const char *name)
 	free(buf);
 }
 
-void xcloop_make(const struct cloop_make_opts *o, const char *inpath, struct kout *out)
-{
-	const uint32_t bs = o->block_size;
-	int infd = STDIN_FILENO;
-	const char *inname = "standard input";
-	uint64_t insize = 0;
-	int size_known = 0;
+/* The input: its descriptor (standard input for "-"), its name for
+ * messages, and its size when it can be known before reading it. */
+struct input {
+	int fd;
+	const char *name;
+	uint64_t size;
+	int size_known;
+};
 
-	if (strcmp(inpath, "-")) {
-		inname = inpath;
-		infd = open(inpath, O_RDONLY | O_CLOEXEC);
-		if (infd < 0)
-			xdie("%s:", inpath);
-	}
+static void xinput_open(struct input *in, const char *path)
+{
 	struct stat st;
-	if (fstat(infd, &st) < 0)
-		xdie("%s:", inname);
+
+	memset(in, 0, sizeof(*in));
+	in->fd = STDIN_FILENO;
+	in->name = "standard input";
+	if (strcmp(path, "-")) {
+		in->name = path;
+		in->fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (in->fd < 0)
+			xdie("%s:", path);
+	}
+	if (fstat(in->fd, &st) < 0)
+		xdie("%s:", in->name);
 	if (S_ISDIR(st.st_mode))
-		xdie("%s: is a directory", inname);
+		xdie("%s: is a directory", in->name);
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
-		off_t end = S_ISREG(st.st_mode) ? st.st_size : lseek(infd, 0, SEEK_END);
-		off_t cur = lseek(infd, 0, S_ISREG(st.st_mode) ? SEEK_CUR : SEEK_SET);
+		off_t end = S_ISREG(st.st_mode) ? st.st_size : lseek(in->fd, 0, SEEK_END);
+		off_t cur = lseek(in->fd, 0, S_ISREG(st.st_mode) ? SEEK_CUR : SEEK_SET);
 		if (end >= 0 && cur >= 0) {
-			insize = end - cur;
-			size_known = 1;
+			in->size = end - cur;
+			in->size_known = 1;
 		}
 	}
-	uint64_t nblocks = size_known ? (insize + bs - 1) / bs : 0;
-	if (nblocks > UINT32_MAX)
-		xdie("%s: too large for cloop at block size %" PRIu32 " (more than 2^32 blocks)",
-		     inname, bs);
+}
 
-	/* Decide the layout. */
-	enum { DIRECT, FOOTER, SPOOL } mode;
-	if (size_known && out->seekable)
-		mode = DIRECT;
-	else if (o->v4)
-		mode = FOOTER;
-	else
-		mode = SPOOL;
-	int datafd = mode == SPOOL ? xtmpfile() : out->fd;
-	uint64_t data_base = mode == DIRECT ? CLOOP_HEAD_SIZE + (nblocks + 1) * 8 : 0;
-	uint64_t pos = data_base;   /* where the next block goes in datafd */
+/* How the blocks reach OUT: straight to their place after the index (a
+ * size known and OUT seekable); in order with the index after them (V4's
+ * footer); or through a spool file, the index first (V2 to a pipe). */
+enum layout { DIRECT, FOOTER, SPOOL };
 
-	struct mctx m;
-	memset(&m, 0, sizeof(m));
-	m.o = o;
-	m.cap = cloop_max_csize(bs);
-	m.zs = xcalloc(o->threads, sizeof(*m.zs));
-	m.zbuf = xmalloc(m.cap);
-	pthread_mutex_init(&m.zlock, NULL);
-	struct pipeline *pl = xpl_start(o->threads, bs, m.cap, deflate_block, &m);
-
+/* Read IN block by block, compress on the pipeline's threads, write each
+ * block in order to DATAFD from *POS, and note its offset in IX.  Returns
+ * the number of blocks. */
+static uint64_t xcompress_all(const struct cloop_make_opts *o, struct input *in, struct mctx *m,
+			      enum layout mode, int datafd, const char *dataname, uint64_t *pos, struct index *ix)
+{
+	const uint32_t bs = o->block_size;
+	struct pipeline *pl = xpl_start(o->threads, bs, m->cap, deflate_block, m);
 	struct progress prog;
-	prog_start(&prog, "make-cloop", insize);
-	struct index ix = { 0 };
-	index_add(&ix, pos);
 	int eof = 0;
 	uint64_t nread = 0, nwritten = 0;
+
+	prog_start(&prog, "make-cloop", in->size);
+	index_add(ix, *pos);
 	for (;;) {
 		struct pl_slot *s;
 		while (!eof && (s = pl_next_free(pl))) {
-			ssize_t r = full_read(infd, s->in, bs);
+			ssize_t r = full_read(in->fd, s->in, bs);
 			if (r < 0)
-				xdie("%s: read error:", inname);
+				xdie("%s: read error:", in->name);
 			if (r == 0) {
 				eof = 1;
 				break;
@@ -209,7 +205,7 @@ void xcloop_make(const struct cloop_make_opts *o, const char *inpath, struct kou
 				eof = 1;
 			}
 			if (++nread > UINT32_MAX)
-				xdie("%s: too large for cloop at block size %" PRIu32, inname, bs);
+				xdie("%s: too large for cloop at block size %" PRIu32, in->name, bs);
 			pl_submit(pl, s);
 		}
 		s = pl_next_done(pl);
@@ -217,50 +213,80 @@ void xcloop_make(const struct cloop_make_opts *o, const char *inpath, struct kou
 			break;
 		if (s->err)
 			xdie("%s", s->errmsg);
-		int r = mode == DIRECT ? full_pwrite(datafd, s->out, s->outlen, pos)
+		int r = mode == DIRECT ? full_pwrite(datafd, s->out, s->outlen, *pos)
 				       : full_write(datafd, s->out, s->outlen);
 		if (r < 0)
-			xdie("%s: write failed:", mode == SPOOL ? "spool file" : out->name);
-		pos += s->outlen;
+			xdie("%s: write failed:", dataname);
+		*pos += s->outlen;
 		/* The compressor goes in the top bits of the block's own offset. */
 		if (o->v4)
-			ix.v[ix.n - 1] |= (uint64_t)s->flags << 60;
-		index_add(&ix, pos);
+			ix->v[ix->n - 1] |= (uint64_t)s->flags << 60;
+		index_add(ix, *pos);
 		pl_release(pl, s);
 		nwritten++;
 		prog_update(&prog, nwritten * bs);
 	}
 	prog_end(&prog);
 	pl_stop(pl);
-	if (size_known && nwritten != nblocks)
-		xdie("%s: changed size while being read", inname);
+	return nwritten;
+}
 
+/* The header and the index, where the layout puts them; a spool's data
+ * after them. */
+static void xfinish(const struct cloop_make_opts *o, struct kout *out, enum layout mode, int datafd,
+		    uint64_t pos, struct index *ix, uint64_t nblocks)
+{
 	uint8_t head[CLOOP_HEAD_SIZE];
-	cloop_make_head(head, o->v4 ? 4 : 2, bs, (uint32_t)nwritten);
-	if (mode == DIRECT) {
-		uint8_t *idx = index_bytes(&ix, 0);
-		if (full_pwrite(out->fd, head, sizeof(head), 0) < 0 ||
-		    full_pwrite(out->fd, idx, ix.n * 8, CLOOP_HEAD_SIZE) < 0)
-			xdie("%s: write failed:", out->name);
-		free(idx);
-	} else if (mode == FOOTER) {
-		uint8_t *idx = index_bytes(&ix, 0);
-		if (full_write(out->fd, idx, ix.n * 8) < 0 ||
-		    full_write(out->fd, head, sizeof(head)) < 0)
-			xdie("%s: write failed:", out->name);
-		free(idx);
-	} else {
-		/* Offsets were counted from the start of the spool file. */
-		uint8_t *idx = index_bytes(&ix, CLOOP_HEAD_SIZE + ix.n * 8);
-		if (full_write(out->fd, head, sizeof(head)) < 0 ||
-		    full_write(out->fd, idx, ix.n * 8) < 0)
-			xdie("%s: write failed:", out->name);
-		free(idx);
-		copy_fd(datafd, out->fd, pos, out->name);
+
+	cloop_make_head(head, o->v4 ? 4 : 2, o->block_size, (uint32_t)nblocks);
+	/* A spool's offsets were counted from the start of the spool file. */
+	uint8_t *idx = index_bytes(ix, mode == SPOOL ? CLOOP_HEAD_SIZE + ix->n * 8 : 0);
+	int r;
+	if (mode == DIRECT)
+		r = full_pwrite(out->fd, head, sizeof(head), 0) < 0 ||
+		    full_pwrite(out->fd, idx, ix->n * 8, CLOOP_HEAD_SIZE) < 0;
+	else if (mode == FOOTER)
+		r = full_write(out->fd, idx, ix->n * 8) < 0 || full_write(out->fd, head, sizeof(head)) < 0;
+	else
+		r = full_write(out->fd, head, sizeof(head)) < 0 || full_write(out->fd, idx, ix->n * 8) < 0;
+	if (r)
+		xdie("%s: write failed:", out->name);
+	free(idx);
+	if (mode == SPOOL) {
+		xcopy_fd(datafd, out->fd, pos, out->name);
 		close(datafd);
 	}
-	if (infd != STDIN_FILENO)
-		close(infd);
+}
+
+void xcloop_make(const struct cloop_make_opts *o, const char *inpath, struct kout *out)
+{
+	const uint32_t bs = o->block_size;
+	struct input in;
+
+	xinput_open(&in, inpath);
+	uint64_t nblocks = in.size_known ? (in.size + bs - 1) / bs : 0;
+	if (nblocks > UINT32_MAX)
+		xdie("%s: too large for cloop at block size %" PRIu32 " (more than 2^32 blocks)",
+		     in.name, bs);
+	enum layout mode = in.size_known && out->seekable ? DIRECT : o->v4 ? FOOTER : SPOOL;
+	int datafd = mode == SPOOL ? xtmpfile() : out->fd;
+	uint64_t pos = mode == DIRECT ? CLOOP_HEAD_SIZE + (nblocks + 1) * 8 : 0;
+
+	struct mctx m;
+	memset(&m, 0, sizeof(m));
+	m.o = o;
+	m.cap = cloop_max_csize(bs);
+	m.zs = xcalloc(o->threads, sizeof(*m.zs));
+	m.zbuf = xmalloc(m.cap);
+	pthread_mutex_init(&m.zlock, NULL);
+	struct index ix = { 0 };
+	uint64_t nwritten = xcompress_all(o, &in, &m, mode, datafd, mode == SPOOL ? "spool file" : out->name,
+					  &pos, &ix);
+	if (in.size_known && nwritten != nblocks)
+		xdie("%s: changed size while being read", in.name);
+	xfinish(o, out, mode, datafd, pos, &ix, nwritten);
+	if (in.fd != STDIN_FILENO)
+		close(in.fd);
 	for (int i = 0; i < o->threads; i++)
 		if (m.zs[i].state)
 			deflateEnd(&m.zs[i]);

@@ -1,5 +1,5 @@
 /* cow: UML copy-on-write files, bit-compatible with the kernel's
- * arch/um/drivers/cow_user.c and ubd_kern.c.
+ * arch/um/drivers/cow_user.c and arch/um/drivers/ubd_kern.c.
  *
  * A COW file is a header naming the backing image (absolute path, size,
  * mtime), a bitmap with one bit per sector (bit i%8 of byte i/8: set when

@@ -2,7 +2,7 @@
  *
  * 'cow-merge --export' of an upper layer (see upper.h) writes the files
  * the guest changed as a stream of entries inside the same container as
- * a diff of sectors (cowmerge.h: header, zlib body, SHA-256 trailer; the
+ * a diff of sectors (diff.h: header, zlib body, SHA-256 trailer; the
  * header's sector size is 0 for this kind).  Each entry, numbers
  * big-endian:
  *

@@ -140,117 +140,120 @@ static int wr(int fd, uint64_t base, const void *buf, size_t n, uint64_t off)
 	return 0;
 }
 
-int k_mkext4(int fd, uint64_t base, uint64_t size, const char *label)
-{
-	struct geo G = { 0 };
-	if (geometry(&G, size) < 0)
-		return -1;
-	uint32_t now = (uint32_t)time(NULL);
+/* One filesystem being written. */
+struct mk {
+	struct geo G;
+	int fd;
+	uint64_t base;
+	uint32_t now;
 	uint8_t uuid[16], seed[16];
-	k_random(uuid, sizeof(uuid));
-	k_random(seed, sizeof(seed));
-	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);           /* a version 4 UUID */
-	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
-
 	/* Group 0's data: the root directory, lost+found, the journal. */
-	uint64_t it0 = meta_start(&G, 0) + 2;
-	uint64_t root_blk = it0 + G.itb, lpf_blk = root_blk + 1, j_blk = lpf_blk + 4;
-	uint64_t used0_end = j_blk + G.jblocks;
+	uint64_t it0, root_blk, lpf_blk, j_blk, used0_end;
+	uint8_t *gdt, *blk, *ibm;       /* the descriptors; a block; an inode bitmap */
+	uint64_t free_blocks;
+	uint8_t jinode[60];             /* the journal inode's block map, copied into the superblock */
+};
 
-	uint8_t *gdt = calloc(G.gdtb, BS), *blk = malloc(BS), *ibm = malloc(BS);
-	int r = -1;
-	if (!gdt || !blk || !ibm) {
-		k_seterr("out of memory");
-		goto out;
-	}
-	uint64_t free_blocks = 0;
-	for (uint32_t g = 0; g < G.groups; g++) {
-		uint64_t ms = meta_start(&G, g), first = (uint64_t)g * BPG;
-		uint32_t n = group_blocks(&G, g);
-		uint64_t used_end = g == 0 ? used0_end : ms + 2 + G.itb;
+/* Each group's bitmaps, and its descriptor in m->gdt. */
+static int write_groups(struct mk *m)
+{
+	const struct geo *G = &m->G;
+
+	for (uint32_t g = 0; g < G->groups; g++) {
+		uint64_t ms = meta_start(G, g), first = (uint64_t)g * BPG;
+		uint32_t n = group_blocks(G, g);
+		uint64_t used_end = g == 0 ? m->used0_end : ms + 2 + G->itb;
 		/* Block bitmap: metadata (and group 0's data) in use, and the
 		 * bits past the end of a short last group. */
-		memset(blk, 0, BS);
-		set_bits(blk, 0, (uint32_t)(used_end - first));
-		set_bits(blk, n, BPG);
-		if (wr(fd, base, blk, BS, ms * BS) < 0)
-			goto out;
+		memset(m->blk, 0, BS);
+		set_bits(m->blk, 0, (uint32_t)(used_end - first));
+		set_bits(m->blk, n, BPG);
+		if (wr(m->fd, m->base, m->blk, BS, ms * BS) < 0)
+			return -1;
 		/* Inode bitmap: 1..11 taken in group 0; bits past the group's
 		 * inodes set, as e2fsck wants. */
-		memset(ibm, 0, BS);
+		memset(m->ibm, 0, BS);
 		if (g == 0)
-			set_bits(ibm, 0, 11);
-		set_bits(ibm, G.ipg, BS * 8);
-		if (wr(fd, base, ibm, BS, (ms + 1) * BS) < 0)
-			goto out;
+			set_bits(m->ibm, 0, 11);
+		set_bits(m->ibm, G->ipg, BS * 8);
+		if (wr(m->fd, m->base, m->ibm, BS, (ms + 1) * BS) < 0)
+			return -1;
 		uint32_t fb = n - (uint32_t)(used_end - first);
-		free_blocks += fb;
-		uint8_t *d = gdt + (size_t)g * 32;
+		m->free_blocks += fb;
+		uint8_t *d = m->gdt + (size_t)g * 32;
 		k_put_le32(d + 0, (uint32_t)ms);
 		k_put_le32(d + 4, (uint32_t)(ms + 1));
 		k_put_le32(d + 8, (uint32_t)(ms + 2));
 		k_put_le16(d + 12, (uint16_t)fb);
-		k_put_le16(d + 14, (uint16_t)(g == 0 ? G.ipg - 11 : G.ipg));
+		k_put_le16(d + 14, (uint16_t)(g == 0 ? G->ipg - 11 : G->ipg));
 		k_put_le16(d + 16, g == 0 ? 2 : 0);
 	}
+	return 0;
+}
 
-	/* Inodes 2 (root), 8 (journal) and 11 (lost+found). */
+/* Inodes 2 (root), 8 (journal) and 11 (lost+found), the two directories'
+ * blocks, and the journal's superblock (big-endian, jbd2 v2), empty and
+ * clean. */
+static int write_root_and_journal(struct mk *m)
+{
+	uint8_t *blk = m->blk;
+
 	memset(blk, 0, BS);
-	put_inode(blk + 1 * ISZ, 040755, 3, BS, root_blk, 1, now);
-	put_inode(blk + 7 * ISZ, 0100600, 1, (uint64_t)G.jblocks * BS, j_blk, G.jblocks, now);
-	put_inode(blk + 10 * ISZ, 040700, 2, 4 * BS, lpf_blk, 4, now);
-	if (wr(fd, base, blk, BS, it0 * BS) < 0)
-		goto out;
-	uint8_t jinode[60];
-	memcpy(jinode, blk + 7 * ISZ + 40, 60);
+	put_inode(blk + 1 * ISZ, 040755, 3, BS, m->root_blk, 1, m->now);
+	put_inode(blk + 7 * ISZ, 0100600, 1, (uint64_t)m->G.jblocks * BS, m->j_blk, m->G.jblocks, m->now);
+	put_inode(blk + 10 * ISZ, 040700, 2, 4 * BS, m->lpf_blk, 4, m->now);
+	if (wr(m->fd, m->base, blk, BS, m->it0 * BS) < 0)
+		return -1;
+	memcpy(m->jinode, blk + 7 * ISZ + 40, 60);
 
 	memset(blk, 0, BS);
 	size_t o = put_dirent(blk, 2, 12, ".", 2);
 	o += put_dirent(blk + o, 2, 12, "..", 2);
 	put_dirent(blk + o, 11, (uint16_t)(BS - o), "lost+found", 2);
-	if (wr(fd, base, blk, BS, root_blk * BS) < 0)
-		goto out;
+	if (wr(m->fd, m->base, blk, BS, m->root_blk * BS) < 0)
+		return -1;
 	memset(blk, 0, BS);
 	o = put_dirent(blk, 11, 12, ".", 2);
 	put_dirent(blk + o, 2, (uint16_t)(BS - o), "..", 2);
-	if (wr(fd, base, blk, BS, lpf_blk * BS) < 0)
-		goto out;
+	if (wr(m->fd, m->base, blk, BS, m->lpf_blk * BS) < 0)
+		return -1;
 	memset(blk, 0, BS);
 	k_put_le16(blk + 4, BS);                /* an empty block: one unused entry */
 	for (int i = 1; i < 4; i++)
-		if (wr(fd, base, blk, BS, (lpf_blk + i) * BS) < 0)
-			goto out;
+		if (wr(m->fd, m->base, blk, BS, (m->lpf_blk + i) * BS) < 0)
+			return -1;
 
-	/* The journal's superblock (big-endian, jbd2 v2), empty and clean. */
 	memset(blk, 0, BS);
 	k_put_be32(blk + 0, JSB_MAGIC);
 	k_put_be32(blk + 4, 4);
 	k_put_be32(blk + 12, BS);
-	k_put_be32(blk + 16, G.jblocks);
+	k_put_be32(blk + 16, m->G.jblocks);
 	k_put_be32(blk + 20, 1);                /* s_first */
 	k_put_be32(blk + 24, 1);                /* s_sequence */
-	memcpy(blk + 48, uuid, 16);
+	memcpy(blk + 48, m->uuid, 16);
 	k_put_be32(blk + 64, 1);                /* s_nr_users */
-	memcpy(blk + 256, uuid, 16);            /* s_users[0] */
-	if (wr(fd, base, blk, BS, j_blk * BS) < 0)
-		goto out;
+	memcpy(blk + 256, m->uuid, 16);         /* s_users[0] */
+	return wr(m->fd, m->base, blk, BS, m->j_blk * BS);
+}
 
-	/* The superblock, at byte 1024 and at the start of each group that
-	 * keeps a copy, with the descriptors after it. */
-	uint8_t sb[1024];
-	memset(sb, 0, sizeof(sb));
-	uint32_t inodes = G.ipg * G.groups;
+/* The superblock (its group number left for the caller). */
+static void make_super(const struct mk *m, const char *label, uint8_t sb[1024])
+{
+	const struct geo *G = &m->G;
+	uint32_t inodes = G->ipg * G->groups, now = m->now;
+
+	memset(sb, 0, 1024);
 	k_put_le32(sb + 0, inodes);
-	k_put_le32(sb + 4, (uint32_t)G.blocks);
-	k_put_le32(sb + 8, (uint32_t)(G.blocks / 20));          /* 5% reserved for root */
-	k_put_le32(sb + 12, (uint32_t)free_blocks);
+	k_put_le32(sb + 4, (uint32_t)G->blocks);
+	k_put_le32(sb + 8, (uint32_t)(G->blocks / 20));         /* 5% reserved for root */
+	k_put_le32(sb + 12, (uint32_t)m->free_blocks);
 	k_put_le32(sb + 16, inodes - 11);
 	k_put_le32(sb + 20, 0);                 /* s_first_data_block */
 	k_put_le32(sb + 24, 2);                 /* 1024 << 2 */
 	k_put_le32(sb + 28, 2);
 	k_put_le32(sb + 32, BPG);
 	k_put_le32(sb + 36, BPG);
-	k_put_le32(sb + 40, G.ipg);
+	k_put_le32(sb + 40, G->ipg);
 	k_put_le32(sb + 48, now);               /* s_wtime */
 	k_put_le16(sb + 54, 0xffff);            /* s_max_mnt_count: -1, no forced checks */
 	k_put_le16(sb + 56, 0xEF53);
@@ -263,32 +266,63 @@ int k_mkext4(int fd, uint64_t base, uint64_t size, const char *label)
 	k_put_le32(sb + 92, 0x4 | 0x8 | 0x20);  /* has_journal, ext_attr, dir_index */
 	k_put_le32(sb + 96, 0x2 | 0x40);        /* filetype, extents */
 	k_put_le32(sb + 100, 0x1 | 0x2 | 0x8 | 0x20 | 0x40);
-	memcpy(sb + 104, uuid, 16);
+	memcpy(sb + 104, m->uuid, 16);
 	strncpy((char *)sb + 120, label, 16);
 	k_put_le32(sb + 224, 8);                /* s_journal_inum */
-	memcpy(sb + 236, seed, 16);             /* s_hash_seed */
+	memcpy(sb + 236, m->seed, 16);          /* s_hash_seed */
 	sb[252] = 1;                            /* half_md4 */
 	sb[253] = 1;                            /* s_jnl_backup_type: the inode's blocks */
 	k_put_le32(sb + 256, 0x4 | 0x8);        /* default mount options: user_xattr, acl */
 	k_put_le32(sb + 264, now);              /* s_mkfs_time */
-	memcpy(sb + 268, jinode, 60);           /* s_jnl_blocks[0..14] */
-	k_put_le32(sb + 268 + 64, G.jblocks * BS);      /* [16]: i_size */
+	memcpy(sb + 268, m->jinode, 60);        /* s_jnl_blocks[0..14] */
+	k_put_le32(sb + 268 + 64, G->jblocks * BS);     /* [16]: i_size */
 	k_put_le16(sb + 348, 32);               /* s_min_extra_isize */
 	k_put_le16(sb + 350, 32);               /* s_want_extra_isize */
 	k_put_le32(sb + 352, 0x1);              /* s_flags: signed directory hash (x86) */
-	for (uint32_t g = 0; g < G.groups; g++) {
+}
+
+int k_mkext4(int fd, uint64_t base, uint64_t size, const char *label)
+{
+	struct mk m = { .fd = fd, .base = base, .now = (uint32_t)time(NULL) };
+	if (geometry(&m.G, size) < 0)
+		return -1;
+	k_random(m.uuid, sizeof(m.uuid));
+	k_random(m.seed, sizeof(m.seed));
+	m.uuid[6] = (uint8_t)((m.uuid[6] & 0x0f) | 0x40);       /* a version 4 UUID */
+	m.uuid[8] = (uint8_t)((m.uuid[8] & 0x3f) | 0x80);
+	m.it0 = meta_start(&m.G, 0) + 2;
+	m.root_blk = m.it0 + m.G.itb;
+	m.lpf_blk = m.root_blk + 1;
+	m.j_blk = m.lpf_blk + 4;
+	m.used0_end = m.j_blk + m.G.jblocks;
+
+	m.gdt = calloc(m.G.gdtb, BS);
+	m.blk = malloc(BS);
+	m.ibm = malloc(BS);
+	int r = -1;
+	if (!m.gdt || !m.blk || !m.ibm) {
+		k_seterr("out of memory");
+		goto out;
+	}
+	if (write_groups(&m) < 0 || write_root_and_journal(&m) < 0)
+		goto out;
+	/* The superblock, at byte 1024 and at the start of each group that
+	 * keeps a copy, with the descriptors after it. */
+	uint8_t sb[1024];
+	make_super(&m, label, sb);
+	for (uint32_t g = 0; g < m.G.groups; g++) {
 		if (!has_super(g))
 			continue;
 		uint64_t at = (uint64_t)g * BPG * BS;
 		k_put_le16(sb + 90, (uint16_t)g);       /* s_block_group_nr */
 		if (wr(fd, base, sb, sizeof(sb), g == 0 ? 1024 : at) < 0 ||
-		    wr(fd, base, gdt, (size_t)G.gdtb * BS, at + BS) < 0)
+		    wr(fd, base, m.gdt, (size_t)m.G.gdtb * BS, at + BS) < 0)
 			goto out;
 	}
 	r = 0;
 out:
-	free(gdt);
-	free(blk);
-	free(ibm);
+	free(m.gdt);
+	free(m.blk);
+	free(m.ibm);
 	return r;
 }

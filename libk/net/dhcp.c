@@ -489,141 +489,184 @@ static int nak(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out,
 	return 1;
 }
 
-int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
+/* One handler per message type: 1 with a reply in OUT, 0 for none. */
+static int on_discover(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
 {
 	char m[18], a[16];
+	uint32_t ip = choose(s, in->chaddr, in->have & DH_REQIP ? in->reqip : 0, now);
+
+	if (!ip) {
+		LOG("pool exhausted: no address to offer %s", net_fmt_mac(in->chaddr, m));
+		return 0;
+	}
+	struct lease *l = by_mac(s, in->chaddr);
+	if (!l && !(l = new_lease(s, in->chaddr)))
+		return 0;
+	if (l->state != LEASE_BOUND || l->ip != ip || l->expires <= now) {
+		l->state = LEASE_OFFERED;
+		l->expires = now + 60;  /* held that long for the REQUEST */
+	}
+	set_ip(s, l, ip);
+	reply_base(s, in, out, DHCPOFFER);
+	out->yiaddr = ip;
+	reply_params(s, out, 1);
+	hostname_for(s, in->chaddr, ip, out->hostname, sizeof(out->hostname));
+	if (out->hostname[0])
+		out->have |= DH_HOSTNAME;
+	LOG("OFFER %s to %s", net_fmt_ip(ip, a), net_fmt_mac(in->chaddr, m));
+	return 1;
+}
+
+/* A REQUEST's address and lease (in *IP, *LP): 1 to go on, else what to
+ * return (a NAK's 1, or 0 for no answer). */
+static int request_lease(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now,
+			 uint32_t *ip, struct lease **lp)
+{
 	struct lease *l;
+
+	if (in->have & DH_SERVERID) {           /* SELECTING */
+		l = by_mac(s, in->chaddr);
+		if (in->serverid != s->c.server_ip) {
+			/* It chose another server: forget our offer. */
+			if (l && l->state == LEASE_OFFERED)
+				l->state = LEASE_FREE;
+			return 0;
+		}
+		if (!(in->have & DH_REQIP))
+			return nak(s, in, out, "no requested address");
+		*ip = in->reqip;
+		if (!l || l->ip != *ip || (l->state != LEASE_OFFERED && l->state != LEASE_BOUND))
+			return nak(s, in, out, "not the address offered");
+	} else {                                /* INIT-REBOOT, RENEWING, REBINDING */
+		*ip = in->ciaddr ? in->ciaddr : (in->have & DH_REQIP ? in->reqip : 0);
+		if (!*ip)
+			return nak(s, in, out, "no address requested");
+		if (!in_subnet(&s->c, *ip))
+			return nak(s, in, out, "wrong network");
+		const struct dhcp_static *st = static_for_mac(s, in->chaddr);
+		if (st && st->ip != *ip)
+			return nak(s, in, out, "this client has a static address");
+		if (!st && !in_pool(s, *ip))
+			return nak(s, in, out, "address outside the pool");
+		if (!available(s, *ip, in->chaddr, now))
+			return nak(s, in, out, "address in use by another client");
+		l = by_mac(s, in->chaddr);
+		if (!l && !(l = new_lease(s, in->chaddr)))
+			return 0;
+	}
+	*lp = l;
+	return 2;
+}
+
+static int on_request(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
+{
+	char m[18], a[16];
+	uint32_t ip = 0;
+	struct lease *l = NULL;
+	int r = request_lease(s, in, out, now, &ip, &l);
+
+	if (r != 2)
+		return r;
+	/* Whoever had the address before loses its record of it. */
+	set_ip(s, l, ip);
+	l->state = LEASE_BOUND;
+	l->expires = now + s->c.lease_secs;
+	hostname_for(s, in->chaddr, ip, l->hostname, sizeof(l->hostname));
+	if (!l->hostname[0] && (in->have & DH_HOSTNAME) && valid_hostname(in->hostname))
+		snprintf(l->hostname, sizeof(l->hostname), "%s", in->hostname);
+	s->dirty = 1;
+	reply_base(s, in, out, DHCPACK);
+	out->yiaddr = ip;
+	out->ciaddr = in->ciaddr;
+	reply_params(s, out, 1);
+	hostname_for(s, in->chaddr, ip, out->hostname, sizeof(out->hostname));
+	if (out->hostname[0])
+		out->have |= DH_HOSTNAME;
+	LOG("ACK %s to %s%s%s", net_fmt_ip(ip, a), net_fmt_mac(in->chaddr, m), l->hostname[0] ? " " : "",
+	    l->hostname);
+	return 1;
+}
+
+static int on_decline(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
+{
+	char m[18], a[16];
+
+	(void)out;
+	if (!(in->have & DH_REQIP) || (in->have & DH_SERVERID && in->serverid != s->c.server_ip))
+		return 0;
+	struct lease *l = by_mac(s, in->chaddr);
+	if (!l || l->ip != in->reqip || !l->ip)
+		return 0;
+	/* Something else answers on that address: the client loses it, and
+	 * it stays out of the pool for a lease time, owned by no one. */
+	uint32_t ip = l->ip;
+	size_t li = (size_t)(l - s->leases);
+	struct lease *d = new_lease(s, no_mac);  /* may move the table */
+	l = &s->leases[li];
+	l->state = LEASE_FREE;
+	if (d) {
+		d->state = LEASE_DECLINED;
+		d->expires = now + s->c.lease_secs;
+		set_ip(s, d, ip);
+	} else {
+		set_ip(s, l, 0);
+	}
+	s->dirty = 1;
+	LOG("DECLINE %s by %s: address kept out of use", net_fmt_ip(ip, a), net_fmt_mac(in->chaddr, m));
+	return 0;
+}
+
+static int on_release(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
+{
+	char m[18], a[16];
+	struct lease *l = by_mac(s, in->chaddr);
+
+	(void)out;
+	if (l && l->ip == in->ciaddr && l->state == LEASE_BOUND) {
+		l->state = LEASE_FREE;
+		l->expires = now;
+		s->dirty = 1;
+		LOG("RELEASE %s by %s", net_fmt_ip(in->ciaddr, a), net_fmt_mac(in->chaddr, m));
+	}
+	return 0;
+}
+
+static int on_inform(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
+{
+	char m[18], a[16];
+
+	(void)now;
+	if (!in->ciaddr)
+		return 0;
+	reply_base(s, in, out, DHCPACK);
+	out->ciaddr = in->ciaddr;
+	reply_params(s, out, 0);
+	LOG("INFORM answered for %s at %s", net_fmt_mac(in->chaddr, m), net_fmt_ip(in->ciaddr, a));
+	return 1;
+}
+
+int dhcps_handle(struct dhcps *s, const struct dhcp_msg *in, struct dhcp_msg *out, time_t now)
+{
+	static int (*const handlers[])(struct dhcps *, const struct dhcp_msg *, struct dhcp_msg *, time_t) = {
+		[DHCPDISCOVER] = on_discover, [DHCPREQUEST] = on_request, [DHCPDECLINE] = on_decline,
+		[DHCPRELEASE] = on_release, [DHCPINFORM] = on_inform,
+	};
+	static const uint8_t zero[6];
+	char m[18], a[16];
 
 	if (in->op != 1 || !in->type)
 		return 0;
 	if (in->giaddr && !in_subnet(&s->c, in->giaddr)) {
 		/* One subnet is served: a relay elsewhere asks for another. */
-		LOG("%s from %s through relay %s ignored: not in the served subnet",
-		    dhcp_type_name(in->type), net_fmt_mac(in->chaddr, m), net_fmt_ip(in->giaddr, a));
+		LOG("%s from %s through relay %s ignored: not in the served subnet", dhcp_type_name(in->type),
+		    net_fmt_mac(in->chaddr, m), net_fmt_ip(in->giaddr, a));
 		return 0;
 	}
-	static const uint8_t zero[6];
 	if (net_mac_is_group(in->chaddr) || !memcmp(in->chaddr, zero, 6))
 		return 0;
-	switch (in->type) {
-	case DHCPDISCOVER: {
-		uint32_t ip = choose(s, in->chaddr, in->have & DH_REQIP ? in->reqip : 0, now);
-		if (!ip) {
-			LOG("pool exhausted: no address to offer %s", net_fmt_mac(in->chaddr, m));
-			return 0;
-		}
-		l = by_mac(s, in->chaddr);
-		if (!l && !(l = new_lease(s, in->chaddr)))
-			return 0;
-		if (l->state != LEASE_BOUND || l->ip != ip || l->expires <= now) {
-			l->state = LEASE_OFFERED;
-			l->expires = now + 60;  /* held that long for the REQUEST */
-		}
-		set_ip(s, l, ip);
-		reply_base(s, in, out, DHCPOFFER);
-		out->yiaddr = ip;
-		reply_params(s, out, 1);
-		hostname_for(s, in->chaddr, ip, out->hostname, sizeof(out->hostname));
-		if (out->hostname[0])
-			out->have |= DH_HOSTNAME;
-		LOG("OFFER %s to %s", net_fmt_ip(ip, a), net_fmt_mac(in->chaddr, m));
-		return 1;
-	}
-	case DHCPREQUEST: {
-		uint32_t ip;
-		if (in->have & DH_SERVERID) {           /* SELECTING */
-			l = by_mac(s, in->chaddr);
-			if (in->serverid != s->c.server_ip) {
-				/* It chose another server: forget our offer. */
-				if (l && l->state == LEASE_OFFERED)
-					l->state = LEASE_FREE;
-				return 0;
-			}
-			if (!(in->have & DH_REQIP))
-				return nak(s, in, out, "no requested address");
-			ip = in->reqip;
-			if (!l || l->ip != ip || (l->state != LEASE_OFFERED && l->state != LEASE_BOUND))
-				return nak(s, in, out, "not the address offered");
-		} else {                                /* INIT-REBOOT, RENEWING, REBINDING */
-			ip = in->ciaddr ? in->ciaddr : (in->have & DH_REQIP ? in->reqip : 0);
-			if (!ip)
-				return nak(s, in, out, "no address requested");
-			if (!in_subnet(&s->c, ip))
-				return nak(s, in, out, "wrong network");
-			const struct dhcp_static *st = static_for_mac(s, in->chaddr);
-			if (st && st->ip != ip)
-				return nak(s, in, out, "this client has a static address");
-			if (!st && !in_pool(s, ip))
-				return nak(s, in, out, "address outside the pool");
-			if (!available(s, ip, in->chaddr, now))
-				return nak(s, in, out, "address in use by another client");
-			l = by_mac(s, in->chaddr);
-			if (!l && !(l = new_lease(s, in->chaddr)))
-				return 0;
-		}
-		/* Whoever had the address before loses its record of it. */
-		set_ip(s, l, ip);
-		l->state = LEASE_BOUND;
-		l->expires = now + s->c.lease_secs;
-		hostname_for(s, in->chaddr, ip, l->hostname, sizeof(l->hostname));
-		if (!l->hostname[0] && (in->have & DH_HOSTNAME) && valid_hostname(in->hostname))
-			snprintf(l->hostname, sizeof(l->hostname), "%s", in->hostname);
-		s->dirty = 1;
-		reply_base(s, in, out, DHCPACK);
-		out->yiaddr = ip;
-		out->ciaddr = in->ciaddr;
-		reply_params(s, out, 1);
-		hostname_for(s, in->chaddr, ip, out->hostname, sizeof(out->hostname));
-		if (out->hostname[0])
-			out->have |= DH_HOSTNAME;
-		LOG("ACK %s to %s%s%s", net_fmt_ip(ip, a), net_fmt_mac(in->chaddr, m),
-		    l->hostname[0] ? " " : "", l->hostname);
-		return 1;
-	}
-	case DHCPDECLINE: {
-		if (!(in->have & DH_REQIP) || (in->have & DH_SERVERID && in->serverid != s->c.server_ip))
-			return 0;
-		l = by_mac(s, in->chaddr);
-		if (!l || l->ip != in->reqip || !l->ip)
-			return 0;
-		/* Something else answers on that address: the client loses it,
-		 * and it stays out of the pool for a lease time, owned by no one. */
-		uint32_t ip = l->ip;
-		size_t li = (size_t)(l - s->leases);
-		struct lease *d = new_lease(s, no_mac);  /* may move the table */
-		l = &s->leases[li];
-		l->state = LEASE_FREE;
-		if (d) {
-			d->state = LEASE_DECLINED;
-			d->expires = now + s->c.lease_secs;
-			set_ip(s, d, ip);
-		} else {
-			set_ip(s, l, 0);
-		}
-		s->dirty = 1;
-		LOG("DECLINE %s by %s: address kept out of use", net_fmt_ip(ip, a),
-		    net_fmt_mac(in->chaddr, m));
+	if (in->type >= sizeof(handlers) / sizeof(handlers[0]) || !handlers[in->type])
 		return 0;
-	}
-	case DHCPRELEASE:
-		l = by_mac(s, in->chaddr);
-		if (l && l->ip == in->ciaddr && l->state == LEASE_BOUND) {
-			l->state = LEASE_FREE;
-			l->expires = now;
-			s->dirty = 1;
-			LOG("RELEASE %s by %s", net_fmt_ip(in->ciaddr, a), net_fmt_mac(in->chaddr, m));
-		}
-		return 0;
-	case DHCPINFORM:
-		if (!in->ciaddr)
-			return 0;
-		reply_base(s, in, out, DHCPACK);
-		out->ciaddr = in->ciaddr;
-		reply_params(s, out, 0);
-		LOG("INFORM answered for %s at %s", net_fmt_mac(in->chaddr, m), net_fmt_ip(in->ciaddr, a));
-		return 1;
-	}
-	return 0;
+	return handlers[in->type](s, in, out, now);
 }
 
 int dhcps_reply_dest(const struct dhcp_msg *in, const struct dhcp_msg *out, uint32_t *ip)

@@ -115,7 +115,13 @@ struct sw {
 	unsigned long long frames_in, forwarded, flooded, dropped, strangers, malformed, refused;
 	unsigned long long large_in, large_whole, large_cut, segments, csums;
 	int last_port;                  /* the port the previous datagram came from */
+	/* The poll set of one turn of the loop, each entry saying what it is: */
+	struct pollfd *pf;
+	struct who { int kind, idx; unsigned gen; } *who;
+	int npf;
+	int stuck, more;                /* ports with frames to push without a probe; tx to finish */
 };
+enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK };
 
 static volatile sig_atomic_t stopping;
 static void on_stop(int sig) { (void)sig; stopping = 1; }
@@ -964,199 +970,11 @@ static int bind_data(struct sw *s)
 	return 0;
 }
 
-int switch_run(const struct switch_conf *c)
+static void sw_free(struct sw *s)
 {
-	struct sw *s = calloc(1, sizeof(*s));
-	int ret = -1;
-
-	if (!s)
-		return k_seterr("out of memory");
-	s->c = c;
-	s->listen = s->data = -1;
-	s->last_port = -1;
-	s->nports = c->max_ports + (c->tap != NULL);
-	s->ports = calloc((size_t)s->nports, sizeof(*s->ports));
-	s->age_ms = (long long)c->age_secs * 1000;
-	s->started = time(NULL);
-	for (int i = 0; i < MAC_SLOTS; i++)
-		s->macs[i].port = -1;
-	if (!s->ports) {
-		k_seterr("out of memory");
-		goto out;
-	}
-	for (int p = 0; p < s->nports; p++)
-		s->ports[p].ctl = s->ports[p].tap = s->ports[p].probe = -1;
-	if (c->tap) {
-		int fd = open_tap(c->tap);
-		if (fd < 0)
-			goto out;
-		int p = port_new(s);
-		s->ports[p].tap = fd;
-		snprintf(s->ports[p].descr, sizeof(s->ports[p].descr), "%s", c->tap);
-	}
-	if (bind_data(s) < 0)
-		goto out;
-	if ((s->listen = bind_ctl(c->ctl_path)) < 0)
-		goto out;
-
-	k_on_stop(on_stop);
-	if (c->ready)
-		c->ready();
-	LOG("%s on %s, up to %d ports%s%s", c->hub ? "hub" : "switch", c->ctl_path, c->max_ports,
-	    c->tap ? ", tap " : "", c->tap ? c->tap : "");
-
-	/* Each poll entry says what it is: */
-	enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK };
-	struct who { int kind, idx; unsigned gen; };
-	size_t maxfds = 2 + MAX_PENDING + (2 + VU_MAX_QUEUES) * (size_t)s->nports;
-	struct pollfd *pf = calloc(maxfds, sizeof(*pf));
-	struct who *who = calloc(maxfds, sizeof(*who));
-	if (!pf || !who) {
-		free(pf);
-		free(who);
-		k_seterr("out of memory");
-		goto out;
-	}
-	long long idle_since = k_now_ms();
-	while (!stopping) {
-		int n = 0, stuck = 0, more = 0;
-		if (c->idle_exit) {
-			int guests = 0;
-			for (int p = 0; p < s->nports; p++)
-				guests += s->ports[p].used && !s->ports[p].service[0] && s->ports[p].tap < 0;
-			if (guests)
-				idle_since = k_now_ms();
-			else if (k_now_ms() - idle_since >= c->idle_exit * 1000LL) {
-				LOG("no guests for %d s", c->idle_exit);
-				break;
-			}
-		}
-#define ADD(fd_, ev, k, i) (pf[n] = (struct pollfd){ .fd = (fd_), .events = (ev) }, \
-			    who[n++] = (struct who){ (k), (i), 0 })
-		ADD(s->listen, POLLIN, W_LISTEN, 0);
-		ADD(s->data, POLLIN, W_DATA, 0);
-		for (int i = 0; i < s->npend; i++)
-			ADD(s->pend[i].fd, POLLIN, W_PENDING, i);
-		for (int p = 0; p < s->nports; p++) {
-			struct port *pt = &s->ports[p];
-			if (!pt->used)
-				continue;
-			if (pt->vp) {
-				struct vu_dev *d = &pt->vp->dev;
-				ADD(d->sock, POLLIN, W_VU, p);
-				who[n - 1].gen = pt->gen;
-				for (int q = 0; q < 2; q++) {
-					if (d->q[q].kick_fd >= 0 && d->q[q].started) {
-						ADD(d->q[q].kick_fd, POLLIN, W_KICK, p | q << 16);
-						who[n - 1].gen = pt->gen;
-					}
-				}
-				if (pt->vp->tx_more)
-					more = 1;
-				continue;
-			}
-			if (pt->tap >= 0)
-				ADD(pt->tap, POLLIN | (pt->q.n ? POLLOUT : 0), W_TAP, p);
-			else
-				ADD(pt->ctl, POLLIN, W_CTL, p);
-			if (pt->tap < 0 && pt->q.n) {
-				if (pt->probe >= 0)
-					ADD(pt->probe, POLLOUT, W_PROBE, p);
-				else
-					stuck = 1;
-			}
-		}
-#undef ADD
-		long long now = k_now_ms(), wait = c->idle_exit ? 1000 : -1;
-		if (stuck)
-			wait = 10;
-		if (more)
-			wait = 0;
-		for (int i = 0; i < s->npend; i++) {
-			long long left = s->pend[i].deadline - now;
-			if (wait < 0 || left < wait)
-				wait = left < 0 ? 0 : left;
-		}
-		int r = poll(pf, (nfds_t)n, (int)wait);
-		if (r < 0 && errno != EINTR) {
-			k_seterr("poll:");
-			free(pf);
-			free(who);
-			goto out;
-		}
-		/* Room first (queued frames go before new ones), then frames,
-		 * then control; pending indexes shift when one closes, so those
-		 * are walked from the end. */
-		for (int i = 0; i < n && r > 0; i++) {
-			if (who[i].kind == W_VU || who[i].kind == W_KICK)
-				continue;
-			struct port *pt = &s->ports[who[i].idx];
-			if ((who[i].kind == W_PROBE || who[i].kind == W_TAP) && (pf[i].revents & POLLOUT) &&
-			    pt->used)
-				drain(s, pt);
-		}
-		if (stuck)
-			for (int p = 0; p < s->nports; p++)
-				if (s->ports[p].used && s->ports[p].q.n && s->ports[p].probe < 0)
-					drain(s, &s->ports[p]);
-		if (more)
-			for (int p = 0; p < s->nports; p++)
-				if (s->ports[p].used && s->ports[p].vp && s->ports[p].vp->tx_more)
-					vport_tx(s, p);
-		for (int i = 0; i < n && r > 0; i++) {
-			if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
-				continue;
-			if (who[i].kind == W_KICK) {
-				struct port *pt = &s->ports[who[i].idx & 0xffff];
-				if (!pt->used || !pt->vp || pt->gen != who[i].gen)
-					continue;
-				uint64_t cnt;
-				if (read(pf[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-					continue;
-				vport_kick(&pt->vp->dev, who[i].idx >> 16);
-			} else if (who[i].kind == W_DATA)
-				data_input(s);
-			else if (who[i].kind == W_TAP && s->ports[who[i].idx].used &&
-				 s->ports[who[i].idx].tap == pf[i].fd)
-				tap_input(s, who[i].idx);
-		}
-		for (int i = n - 1; i >= 0 && r > 0; i--) {
-			if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
-				continue;
-			int k = who[i].idx;
-			if (who[i].kind == W_LISTEN)
-				accept_one(s);
-			else if (who[i].kind == W_PENDING && k < s->npend && s->pend[k].fd == pf[i].fd)
-				pending_input(s, k);
-			else if (who[i].kind == W_CTL && s->ports[k].used && s->ports[k].ctl == pf[i].fd)
-				ctl_input(s, k);
-			else if (who[i].kind == W_VU && s->ports[k].used && s->ports[k].vp &&
-				 s->ports[k].gen == who[i].gen) {
-				int rr = vu_serve_one(&s->ports[k].vp->dev);
-				if (rr <= 0) {
-					if (rr < 0)
-						LOG("%s", k_errmsg());
-					port_remove(s, k, rr < 0 ? "broken connection" : "left");
-				}
-			}
-		}
-		now = k_now_ms();
-		for (int i = s->npend - 1; i >= 0; i--) {
-			if (s->pend[i].deadline <= now) {
-				s->refused++;
-				LOG("control connection closed: no complete request within %d s", PENDING_MS / 1000);
-				pending_close(s, i);
-			}
-		}
-	}
-	free(pf);
-	free(who);
-	LOG("stopping");
-	ret = 0;
-out:
 	if (s->listen >= 0) {
 		close(s->listen);
-		unlink(c->ctl_path);
+		unlink(s->c->ctl_path);
 	}
 	if (s->data >= 0)
 		close(s->data);
@@ -1174,6 +992,228 @@ out:
 	for (int i = 0; i < s->npend; i++)
 		close(s->pend[i].fd);
 	free(s->ports);
+	free(s->pf);
+	free(s->who);
 	free(s);
+}
+
+/* The switch of C: its ports, its tap, its sockets bound; NULL with
+ * k_seterr(). */
+static struct sw *sw_open(const struct switch_conf *c)
+{
+	struct sw *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return k_seterr("out of memory"), NULL;
+	s->c = c;
+	s->listen = s->data = -1;
+	s->last_port = -1;
+	s->nports = c->max_ports + (c->tap != NULL);
+	s->ports = calloc((size_t)s->nports, sizeof(*s->ports));
+	s->age_ms = (long long)c->age_secs * 1000;
+	s->started = time(NULL);
+	for (int i = 0; i < MAC_SLOTS; i++)
+		s->macs[i].port = -1;
+	size_t maxfds = 2 + MAX_PENDING + (2 + VU_MAX_QUEUES) * (size_t)s->nports;
+	s->pf = calloc(maxfds, sizeof(*s->pf));
+	s->who = calloc(maxfds, sizeof(*s->who));
+	if (!s->ports || !s->pf || !s->who) {
+		k_seterr("out of memory");
+		goto fail;
+	}
+	for (int p = 0; p < s->nports; p++)
+		s->ports[p].ctl = s->ports[p].tap = s->ports[p].probe = -1;
+	if (c->tap) {
+		int fd = open_tap(c->tap);
+		if (fd < 0)
+			goto fail;
+		int p = port_new(s);
+		s->ports[p].tap = fd;
+		snprintf(s->ports[p].descr, sizeof(s->ports[p].descr), "%s", c->tap);
+	}
+	if (bind_data(s) < 0 || (s->listen = bind_ctl(c->ctl_path)) < 0)
+		goto fail;
+	return s;
+fail:
+	sw_free(s);
+	return NULL;
+}
+
+static void watch(struct sw *s, int fd, short events, int kind, int idx, unsigned gen)
+{
+	s->pf[s->npf] = (struct pollfd){ .fd = fd, .events = events };
+	s->who[s->npf++] = (struct who){ kind, idx, gen };
+}
+
+/* What this turn of the loop waits on; notes ports that need a push
+ * without a descriptor to wait for (stuck, more). */
+static void watch_all(struct sw *s)
+{
+	s->npf = s->stuck = s->more = 0;
+	watch(s, s->listen, POLLIN, W_LISTEN, 0, 0);
+	watch(s, s->data, POLLIN, W_DATA, 0, 0);
+	for (int i = 0; i < s->npend; i++)
+		watch(s, s->pend[i].fd, POLLIN, W_PENDING, i, 0);
+	for (int p = 0; p < s->nports; p++) {
+		struct port *pt = &s->ports[p];
+		if (!pt->used)
+			continue;
+		if (pt->vp) {
+			struct vu_dev *d = &pt->vp->dev;
+			watch(s, d->sock, POLLIN, W_VU, p, pt->gen);
+			for (int q = 0; q < 2; q++)
+				if (d->q[q].kick_fd >= 0 && d->q[q].started)
+					watch(s, d->q[q].kick_fd, POLLIN, W_KICK, p | q << 16, pt->gen);
+			s->more |= pt->vp->tx_more;
+			continue;
+		}
+		if (pt->tap >= 0)
+			watch(s, pt->tap, POLLIN | (pt->q.n ? POLLOUT : 0), W_TAP, p, 0);
+		else
+			watch(s, pt->ctl, POLLIN, W_CTL, p, 0);
+		if (pt->tap < 0 && pt->q.n) {
+			if (pt->probe >= 0)
+				watch(s, pt->probe, POLLOUT, W_PROBE, p, 0);
+			else
+				s->stuck = 1;
+		}
+	}
+}
+
+/* How long poll() may wait: until the next pending connection's
+ * deadline, a moment when frames wait to be pushed, a second with
+ * -idle-exit (to check it), else for ever. */
+static long long wait_ms(const struct sw *s)
+{
+	long long now = k_now_ms(), wait = s->c->idle_exit ? 1000 : -1;
+
+	if (s->stuck)
+		wait = 10;
+	if (s->more)
+		wait = 0;
+	for (int i = 0; i < s->npend; i++) {
+		long long left = s->pend[i].deadline - now;
+		if (wait < 0 || left < wait)
+			wait = left < 0 ? 0 : left;
+	}
+	return wait;
+}
+
+/* Room first (queued frames go before new ones), then frames, then
+ * control; pending indexes shift when one closes, so those are walked
+ * from the end. */
+static void dispatch(struct sw *s)
+{
+	struct pollfd *pf = s->pf;
+	struct who *who = s->who;
+	int n = s->npf;
+
+	for (int i = 0; i < n; i++) {
+		if (who[i].kind == W_VU || who[i].kind == W_KICK)
+			continue;
+		struct port *pt = &s->ports[who[i].idx];
+		if ((who[i].kind == W_PROBE || who[i].kind == W_TAP) && (pf[i].revents & POLLOUT) && pt->used)
+			drain(s, pt);
+	}
+	for (int p = 0; p < s->nports; p++) {
+		if (s->stuck && s->ports[p].used && s->ports[p].q.n && s->ports[p].probe < 0)
+			drain(s, &s->ports[p]);
+		if (s->more && s->ports[p].used && s->ports[p].vp && s->ports[p].vp->tx_more)
+			vport_tx(s, p);
+	}
+	for (int i = 0; i < n; i++) {
+		if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
+			continue;
+		if (who[i].kind == W_KICK) {
+			struct port *pt = &s->ports[who[i].idx & 0xffff];
+			if (!pt->used || !pt->vp || pt->gen != who[i].gen)
+				continue;
+			uint64_t cnt;
+			if (read(pf[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+				continue;
+			vport_kick(&pt->vp->dev, who[i].idx >> 16);
+		} else if (who[i].kind == W_DATA) {
+			data_input(s);
+		} else if (who[i].kind == W_TAP && s->ports[who[i].idx].used && s->ports[who[i].idx].tap == pf[i].fd) {
+			tap_input(s, who[i].idx);
+		}
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
+			continue;
+		int k = who[i].idx;
+		if (who[i].kind == W_LISTEN) {
+			accept_one(s);
+		} else if (who[i].kind == W_PENDING && k < s->npend && s->pend[k].fd == pf[i].fd) {
+			pending_input(s, k);
+		} else if (who[i].kind == W_CTL && s->ports[k].used && s->ports[k].ctl == pf[i].fd) {
+			ctl_input(s, k);
+		} else if (who[i].kind == W_VU && s->ports[k].used && s->ports[k].vp && s->ports[k].gen == who[i].gen) {
+			int rr = vu_serve_one(&s->ports[k].vp->dev);
+			if (rr < 0)
+				LOG("%s", k_errmsg());
+			if (rr <= 0)
+				port_remove(s, k, rr < 0 ? "broken connection" : "left");
+		}
+	}
+}
+
+/* Control connections that sent no complete request in time. */
+static void expire_pending(struct sw *s)
+{
+	long long now = k_now_ms();
+
+	for (int i = s->npend - 1; i >= 0; i--) {
+		if (s->pend[i].deadline <= now) {
+			s->refused++;
+			LOG("control connection closed: no complete request within %d s", PENDING_MS / 1000);
+			pending_close(s, i);
+		}
+	}
+}
+
+/* With -idle-exit: has no guest been connected for that long? */
+static int idle_too_long(struct sw *s, long long *idle_since)
+{
+	int guests = 0;
+
+	for (int p = 0; p < s->nports; p++)
+		guests += s->ports[p].used && !s->ports[p].service[0] && s->ports[p].tap < 0;
+	if (guests)
+		*idle_since = k_now_ms();
+	return !guests && k_now_ms() - *idle_since >= s->c->idle_exit * 1000LL;
+}
+
+int switch_run(const struct switch_conf *c)
+{
+	struct sw *s = sw_open(c);
+	int ret = 0;
+
+	if (!s)
+		return -1;
+	k_on_stop(on_stop);
+	if (c->ready)
+		c->ready();
+	LOG("%s on %s, up to %d ports%s%s", c->hub ? "hub" : "switch", c->ctl_path, c->max_ports,
+	    c->tap ? ", tap " : "", c->tap ? c->tap : "");
+	long long idle_since = k_now_ms();
+	while (!stopping) {
+		if (c->idle_exit && idle_too_long(s, &idle_since)) {
+			LOG("no guests for %d s", c->idle_exit);
+			break;
+		}
+		watch_all(s);
+		int r = poll(s->pf, (nfds_t)s->npf, (int)wait_ms(s));
+		if (r < 0 && errno != EINTR) {
+			ret = k_seterr("poll:");
+			break;
+		}
+		if (r > 0 || s->stuck || s->more)
+			dispatch(s);
+		expire_pending(s);
+	}
+	if (ret == 0)
+		LOG("stopping");
+	sw_free(s);
 	return ret;
 }

@@ -593,21 +593,22 @@ static ssize_t body_read(struct http *h, struct conn *c, uint8_t *out, size_t ca
 	}
 }
 
-/* One request, no redirects.  Fills *R; the body goes to BUF (a range of
- * LEN) or to *WHOLE.  *REUSED: the connection had served before (a failure
- * before any byte then deserves a fresh connection at once). */
-static int request(struct http *h, const struct url *u, const char *what, uint64_t off, size_t len, void *buf,
-		   uint8_t **whole, size_t *whole_len, size_t cap, uint64_t *bytes, struct http_resp *r,
-		   int *reused)
+/* One request: what it asks for and where its body goes. */
+struct xfer {
+	const char *what;       /* the URL, for messages */
+	uint64_t off;           /* a range of LEN bytes into BUF ... */
+	size_t len;
+	void *buf;
+	uint8_t **whole;        /* ... or (LEN 0) the whole body, malloc'ed, at most CAP */
+	size_t *whole_len, cap;
+	uint64_t *bytes;        /* body bytes received, added to */
+};
+
+/* The request line and headers, sent on C. */
+static int send_request(struct http *h, struct conn *c, const struct url *u, int proxied, const struct xfer *x)
 {
-	int proxied = h->has_proxy && !proxy_exempt(h, u->host);
-	const char *chost = proxied ? h->proxy.host : u->host, *cport = proxied ? h->proxy.port : u->port;
-	char key[300], req[HTTP_URL_MAX + 512], target[HTTP_URL_MAX + 300];
-	snprintf(key, sizeof(key), "%s:%s", chost, cport);
-	struct conn *c = conn_take(h, key);
-	*reused = c != NULL;
-	if (!c && !(c = conn_open(h, chost, cport, what)))
-		return HTTP_RETRY;
+	char req[HTTP_URL_MAX + 512], target[HTTP_URL_MAX + 300];
+
 	if (proxied)
 		url_format(u, target, sizeof(target));
 	else
@@ -616,26 +617,29 @@ static int request(struct http *h, const struct url *u, const char *what, uint64
 	int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: umlk/1\r\n"
 			 "Accept-Encoding: identity\r\n", target, v6 ? "[" : "", u->host, v6 ? "]" : "",
 			 strcmp(u->port, "80") ? ":" : "", strcmp(u->port, "80") ? u->port : "");
-	if (len)
-		n += snprintf(req + n, sizeof(req) - (size_t)n, "Range: bytes=%" PRIu64 "-%" PRIu64 "\r\n", off,
-			      off + len - 1);
+	if (x->len)
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "Range: bytes=%" PRIu64 "-%" PRIu64 "\r\n", x->off,
+			      x->off + x->len - 1);
 	n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
 	if (h->o.verbose)
-		fprintf(stderr, "%s: GET %s%s", k_progname, what, len ? "" : "\n");
-	if (h->o.verbose && len)
-		fprintf(stderr, " bytes %" PRIu64 "-%" PRIu64 "\n", off, off + len - 1);
-	if (send_all(h, c, req, (size_t)n, what) < 0)
-		goto retry;
-	/* The head. */
-	int hl;
+		fprintf(stderr, "%s: GET %s%s", k_progname, x->what, x->len ? "" : "\n");
+	if (h->o.verbose && x->len)
+		fprintf(stderr, " bytes %" PRIu64 "-%" PRIu64 "\n", x->off, x->off + x->len - 1);
+	return send_all(h, c, req, (size_t)n, x->what);
+}
+
+/* The answer's head into *R: HTTP_OK, or HTTP_RETRY/HTTP_FATAL with
+ * k_seterr(). */
+static int read_head(struct http *h, struct conn *c, struct http_resp *r, const char *what)
+{
 	for (;;) {
-		hl = http_parse_head(r, (char *)c->buf + c->pos, c->len - c->pos);
-		if (hl < 0) {
-			k_seterr("%s: %s", what, k_errmsg());
-			goto fatal;
-		}
-		if (hl > 0)
+		int hl = http_parse_head(r, (char *)c->buf + c->pos, c->len - c->pos);
+		if (hl < 0)
+			return k_seterr("%s: %s", what, k_errmsg()), HTTP_FATAL;
+		if (hl > 0) {
+			c->pos += (size_t)hl;
 			break;
+		}
 		if (c->pos) {
 			memmove(c->buf, c->buf + c->pos, c->len - c->pos);
 			c->len -= c->pos;
@@ -643,59 +647,63 @@ static int request(struct http *h, const struct url *u, const char *what, uint64
 		}
 		ssize_t got = fill(h, c, what);
 		if (got < 0)
-			goto retry;
-		if (got == 0) {
-			k_seterr("%s: the server closed the connection without an answer", what);
-			goto retry;
-		}
+			return HTTP_RETRY;
+		if (got == 0)
+			return k_seterr("%s: the server closed the connection without an answer", what), HTTP_RETRY;
 	}
-	*reused = 0;
-	c->pos += (size_t)hl;
 	if (h->o.verbose)
 		fprintf(stderr, "%s:   %d%s%s\n", k_progname, r->status, r->has_range ? " (a range)" : "",
 			r->chunked ? " (chunked)" : "");
-	if (r->status >= 300) {
+	return HTTP_OK;
+}
+
+/* Is the status the answer asked for (a 206 of exactly the range, or a
+ * 200 of at most CAP bytes)?  1: read the body; else HTTP_OK (a redirect,
+ * for the caller to follow), HTTP_RETRY or HTTP_FATAL (with k_seterr()). */
+static int check_status(const struct http_resp *r, const struct xfer *x)
+{
+	const char *what = x->what;
+	int st = r->status;
+
+	if (st >= 300) {
 		/* Nothing of an error's or a redirect's body is wanted. */
-		int st = r->status;
-		conn_drop(c);
-		if (st >= 300 && st < 400 && r->location[0])
-			return HTTP_OK;         /* the caller follows it */
-		if (st >= 500 || st == 408 || st == 429) {
-			k_seterr("%s: the server answered %d", what, st);
-			return HTTP_RETRY;
-		}
-		k_seterr("%s: the server answered %d%s", what, st, st == 404 ? " (not found)" : st == 416 ?
-			 " (range not satisfiable: is the file on the server shorter than the index says?)" : "");
-		return HTTP_FATAL;
+		if (st < 400 && r->location[0])
+			return HTTP_OK;
+		if (st >= 500 || st == 408 || st == 429)
+			return k_seterr("%s: the server answered %d", what, st), HTTP_RETRY;
+		return k_seterr("%s: the server answered %d%s", what, st, st == 404 ? " (not found)" : st == 416 ?
+				" (range not satisfiable: is the file on the server shorter than the index says?)" :
+				""), HTTP_FATAL;
 	}
-	if (len) {
-		if (r->status != 206) {
-			conn_drop(c);
-			return k_seterr("%s: the server ignores Range requests (it answered %d with the whole"
-					" file); umlk needs one that serves byte ranges (nginx, Apache, any"
-					" static file server does)", what, r->status), HTTP_FATAL;
-		}
-		if (!r->has_range || r->first != off || r->last != off + len - 1 ||
-		    (r->has_length && r->length != len)) {
-			conn_drop(c);
-			return k_seterr("%s: asked for bytes %" PRIu64 "-%" PRIu64 ", the server sent another"
-					" range (%" PRIu64 "-%" PRIu64 ")", what, off, off + len - 1, r->first,
-					r->last), HTTP_FATAL;
-		}
-	} else if (r->status != 200) {
-		conn_drop(c);
-		return k_seterr("%s: the server answered %d, not 200", what, r->status), HTTP_FATAL;
-	}
-	/* The body. */
-	struct http_chunked ch = { 0 };
-	size_t want = len ? len : r->has_length ? (size_t)r->length : cap + 1;
-	if (!len && r->has_length && r->length > cap) {
-		conn_drop(c);
+	if (x->len && st != 206)
+		return k_seterr("%s: the server ignores Range requests (it answered %d with the whole file); umlk"
+				" needs one that serves byte ranges (nginx, Apache, any static file server does)",
+				what, st), HTTP_FATAL;
+	if (x->len && (!r->has_range || r->first != x->off || r->last != x->off + x->len - 1 ||
+		       (r->has_length && r->length != x->len)))
+		return k_seterr("%s: asked for bytes %" PRIu64 "-%" PRIu64 ", the server sent another range (%"
+				PRIu64 "-%" PRIu64 ")", what, x->off, x->off + x->len - 1, r->first, r->last),
+		       HTTP_FATAL;
+	if (!x->len && st != 200)
+		return k_seterr("%s: the server answered %d, not 200", what, st), HTTP_FATAL;
+	if (!x->len && r->has_length && r->length > x->cap)
 		return k_seterr("%s: %" PRIu64 " bytes, more than the %zu expected at most", what, r->length,
-				cap), HTTP_FATAL;
-	}
-	uint8_t *out = buf;
+				x->cap), HTTP_FATAL;
+	return 1;
+}
+
+/* The body into X's buffer: HTTP_OK, or HTTP_RETRY/HTTP_FATAL with
+ * k_seterr().  R's keep_alive is cleared when the body ends with the
+ * connection. */
+static int read_body(struct http *h, struct conn *c, struct http_resp *r, const struct xfer *x)
+{
+	const char *what = x->what;
+	struct http_chunked ch = { 0 };
+	size_t len = x->len, want = len ? len : r->has_length ? (size_t)r->length : x->cap + 1;
+	uint8_t *out = x->buf;
 	size_t have = 0, room = len;
+	int rc = HTTP_OK;
+
 	if (!len) {
 		room = r->has_length ? (size_t)r->length : 65536;
 		out = xmalloc(room ? room : 1);
@@ -709,17 +717,20 @@ static int request(struct http *h, const struct url *u, const char *what, uint64
 				if (got <= 0) {
 					if (got == 0)
 						k_seterr("%s: the connection closed in the middle of the body", what);
-					goto body_fail;
+					rc = HTTP_RETRY;
+					goto fail;
 				}
 			}
 			size_t avail = c->len - c->pos, used;
 			if (http_chunked_feed(&ch, c->buf + c->pos, &avail, &used) < 0) {
 				k_seterr("%s: %s", what, k_errmsg());
-				goto body_fatal;
+				rc = HTTP_FATAL;
+				goto fail;
 			}
 			if (have + avail > want || (len && have + avail > len)) {
 				k_seterr("%s: more body than %s", what, len ? "the range asked for" : "expected");
-				goto body_fatal;
+				rc = HTTP_FATAL;
+				goto fail;
 			}
 			if (!len && have + avail > room) {
 				while (room < have + avail)
@@ -728,7 +739,7 @@ static int request(struct http *h, const struct url *u, const char *what, uint64
 			}
 			memcpy(out + have, c->buf + c->pos, avail);
 			have += avail;
-			*bytes += avail;
+			*x->bytes += avail;
 			c->pos += used;
 			continue;
 		}
@@ -738,9 +749,10 @@ static int request(struct http *h, const struct url *u, const char *what, uint64
 		} else {
 			r->keep_alive = 0;      /* the body ends with the connection */
 			if (have == room) {
-				if (room > cap) {
-					k_seterr("%s: more than the %zu bytes expected at most", what, cap);
-					goto body_fatal;
+				if (room > x->cap) {
+					k_seterr("%s: more than the %zu bytes expected at most", what, x->cap);
+					rc = HTTP_FATAL;
+					goto fail;
 				}
 				room *= 2;
 				out = xrealloc(out, room);
@@ -748,50 +760,65 @@ static int request(struct http *h, const struct url *u, const char *what, uint64
 		}
 		size_t space = (r->has_length || len ? want : room) - have;
 		ssize_t got = body_read(h, c, out + have, space, what);
-		if (got < 0)
-			goto body_fail;
-		if (got == 0) {
-			if (!r->has_length && !len)
-				break;
-			k_seterr("%s: the connection closed after %zu of %zu bytes", what, have, want);
-			goto body_fail;
+		if (got == 0 && !r->has_length && !len)
+			break;
+		if (got <= 0) {
+			if (got == 0)
+				k_seterr("%s: the connection closed after %zu of %zu bytes", what, have, want);
+			rc = HTTP_RETRY;
+			goto fail;
 		}
 		have += (size_t)got;
-		*bytes += (uint64_t)got;
+		*x->bytes += (uint64_t)got;
 	}
 	if (len && have != len) {
 		k_seterr("%s: %zu bytes of the %zu asked for", what, have, len);
-		goto body_fail;
+		rc = HTTP_RETRY;
+		goto fail;
+	}
+	if (!len && have > x->cap) {
+		k_seterr("%s: more than the %zu bytes expected at most", what, x->cap);
+		rc = HTTP_FATAL;
+		goto fail;
 	}
 	if (!len) {
-		if (have > cap) {
-			k_seterr("%s: more than the %zu bytes expected at most", what, cap);
-			goto body_fatal;
-		}
-		*whole = out;
-		*whole_len = have;
+		*x->whole = out;
+		*x->whole_len = have;
 	}
-	if (r->keep_alive && c->pos == c->len)
-		conn_give(h, c);
-	else
-		conn_drop(c);
 	return HTTP_OK;
-body_fatal:
+fail:
 	if (!len)
 		free(out);
+	return rc;
+}
+
+/* One request, no redirects: send, head, status, body.  Fills *R.
+ * *REUSED: the connection had served before (a failure before any byte
+ * then deserves a fresh connection at once). */
+static int request(struct http *h, const struct url *u, const struct xfer *x, struct http_resp *r, int *reused)
+{
+	int proxied = h->has_proxy && !proxy_exempt(h, u->host);
+	const char *chost = proxied ? h->proxy.host : u->host, *cport = proxied ? h->proxy.port : u->port;
+	char key[300];
+	snprintf(key, sizeof(key), "%s:%s", chost, cport);
+	struct conn *c = conn_take(h, key);
+	*reused = c != NULL;
+	if (!c && !(c = conn_open(h, chost, cport, x->what)))
+		return HTTP_RETRY;
+	int rc = send_request(h, c, u, proxied, x) < 0 ? HTTP_RETRY : read_head(h, c, r, x->what);
+	if (rc == HTTP_OK) {
+		*reused = 0;
+		rc = check_status(r, x);
+	}
+	if (rc == 1) {
+		rc = read_body(h, c, r, x);
+		if (rc == HTTP_OK && r->keep_alive && c->pos == c->len) {
+			conn_give(h, c);
+			return HTTP_OK;
+		}
+	}
 	conn_drop(c);
-	return HTTP_FATAL;
-body_fail:
-	if (!len)
-		free(out);
-	conn_drop(c);
-	return HTTP_RETRY;
-retry:
-	conn_drop(c);
-	return HTTP_RETRY;
-fatal:
-	conn_drop(c);
-	return HTTP_FATAL;
+	return rc;
 }
 
 int http_get(struct http *h, const char *url, uint64_t off, size_t len, void *buf, uint8_t **whole,
@@ -806,9 +833,10 @@ int http_get(struct http *h, const char *url, uint64_t off, size_t len, void *bu
 			return HTTP_FATAL;
 		url_format(&u, what, sizeof(what));
 		struct http_resp r;
-		int reused, st = request(h, &u, what, off, len, buf, whole, whole_len, cap, bytes, &r, &reused);
+		struct xfer x = { what, off, len, buf, whole, whole_len, cap, bytes };
+		int reused, st = request(h, &u, &x, &r, &reused);
 		if (st != HTTP_OK && reused)
-			st = request(h, &u, what, off, len, buf, whole, whole_len, cap, bytes, &r, &reused);
+			st = request(h, &u, &x, &r, &reused);
 		if (st != HTTP_OK)
 			return st;
 		if (r.status < 300)

@@ -11,7 +11,7 @@
  * header lines are bounded, a body never exceeds what was asked for.
  *
  * Retries and fail-over between mirrors belong to the caller (see
- * bsrc_remote.c): http_get says whether an error is worth retrying.
+ * remote.c): http_get says whether an error is worth retrying.
  */
 #ifndef UMLK_HTTP_H
 #define UMLK_HTTP_H

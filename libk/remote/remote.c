@@ -26,6 +26,14 @@ enum { CH_UNKNOWN, CH_BUSY, CH_READY, CH_BAD };
 #define RUN_MAX 16              /* chunks in one request */
 #define READ_AHEAD 8            /* chunks fetched ahead of sequential reads */
 #define ATTEMPTS 3              /* per server, for errors that may pass */
+#define FETCHERS 4              /* read-ahead threads */
+/* What one boot may have in flight at once: the read-ahead threads' runs
+ * and the disk workers' (4).  A cache smaller than that is not used. */
+#define IN_FLIGHT(chunk) ((uint64_t)RUN_MAX * (chunk) * (FETCHERS + 4))
+#define MEM_KEEP_MAX (256u << 20)       /* chunks kept in memory when the cache cannot keep them */
+
+/* Where a chunk's bytes are kept in memory (r->memkind): */
+enum { MEM_NONE, MEM_PINNED, MEM_KEPT };
 
 struct rsrc {
 	struct bsrc b;
@@ -40,7 +48,15 @@ struct rsrc {
 	pthread_mutex_t lock;
 	pthread_cond_t changed;
 	uint8_t *state;         /* per chunk */
-	uint8_t **mem;          /* per chunk, when it cannot be cached on disk */
+	/* A chunk a read is waiting for is pinned: a copy of it stays in
+	 * memory until that read is answered, whatever the cache does
+	 * meanwhile (trimmed by this run or another).  Chunks the cache
+	 * cannot keep are kept in memory, up to MEM_KEEP_MAX. */
+	uint16_t *pins;         /* per chunk: reads waiting for it */
+	uint8_t **mem;          /* per chunk: its bytes, or NULL */
+	uint8_t *memkind;       /* per chunk: MEM_PINNED (freed with the last pin) or MEM_KEPT */
+	uint64_t mem_kept;      /* bytes of MEM_KEPT chunks */
+	int cache_off;          /* nothing is written to the cache (unwritable, or too small) */
 	uint64_t next_seq;      /* where a sequential read would start */
 	struct pool *ahead;
 	uint64_t added;         /* bytes put in the cache since the last trim */
@@ -59,20 +75,6 @@ static void chunk_path(const struct rsrc *r, uint32_t i, char *p, size_t cap)
 	char hex[65];
 	hexof(r->x.hash + 32 * (size_t)i, hex);
 	snprintf(p, cap, "%s/chunks/%.2s/%s", r->dir, hex, hex);
-}
-
-static int mkdirs(char *path)
-{
-	for (char *s = path + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = 0;
-		int e = mkdir(path, 0700) < 0 && errno != EEXIST;
-		*s = '/';
-		if (e)
-			return -1;
-	}
-	return mkdir(path, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static int hash_ok(const struct rsrc *r, uint32_t i, const uint8_t *data, size_t n)
@@ -175,18 +177,36 @@ static int cache_load(struct rsrc *r, uint32_t i, uint8_t *buf)
 	return 1;
 }
 
-/* Keep chunk I (verified): in the cache, or in memory when it cannot be. */
-static void cache_store(struct rsrc *r, uint32_t i, const uint8_t *data)
+/* Chunk I's bytes in memory, for as long as KIND says (r->lock held). */
+static void mem_keep(struct rsrc *r, uint32_t i, const uint8_t *data, int kind)
+{
+	uint32_t n = kidx_chunk_len(&r->x, i);
+	if (r->mem[i])
+		return;
+	r->mem[i] = xmalloc(n);
+	memcpy(r->mem[i], data, n);
+	r->memkind[i] = (uint8_t)kind;
+	if (kind == MEM_KEPT)
+		r->mem_kept += n;
+}
+
+/* Keep chunk I (verified): in the cache, or in memory when the cache
+ * cannot (up to MEM_KEEP_MAX), and in memory too while a read is pinning
+ * it.  1 if it is kept somewhere, 0 if not (it is fetched again when a
+ * read asks for it). */
+static int cache_store(struct rsrc *r, uint32_t i, const uint8_t *data)
 {
 	char p[PATH_MAX];
 	uint32_t n = kidx_chunk_len(&r->x, i);
-	if (r->verified) {
+	int on_disk = 0;
+	if (r->verified && !__atomic_load_n(&r->cache_off, __ATOMIC_RELAXED)) {
 		chunk_path(r, i, p, sizeof(p));
 		char *slash = strrchr(p, '/');
 		*slash = 0;
-		int ok = mkdirs(p) == 0;
+		int ok = k_mkdirs(p, 0700) == 0;
 		*slash = '/';
 		if (ok && kout_write_file(p, data, n, 0600, 0) == 0) {
+			on_disk = 1;
 			pthread_mutex_lock(&r->lock);
 			r->added += n;
 			int trim = r->added > r->o.cache_max / 8;
@@ -195,18 +215,43 @@ static void cache_store(struct rsrc *r, uint32_t i, const uint8_t *data)
 			pthread_mutex_unlock(&r->lock);
 			if (trim)
 				cache_trim(r->dir, r->o.cache_max);
-			return;
+		} else {
+			/* A full or read-only cache only stops caching. */
+			__atomic_store_n(&r->cache_off, 1, __ATOMIC_RELAXED);
+			if (!__atomic_exchange_n(&r->cache_warned, 1, __ATOMIC_RELAXED))
+				k_warn("%s: cannot keep chunks in the cache (%s); keeping them in memory", r->dir,
+				       k_errmsg());
 		}
-		if (!__atomic_exchange_n(&r->cache_warned, 1, __ATOMIC_RELAXED))
-			k_warn("%s: cannot keep chunks in the cache (%s); keeping them in memory", r->dir, k_errmsg());
 	}
-	uint8_t *m = xmalloc(n);
-	memcpy(m, data, n);
 	pthread_mutex_lock(&r->lock);
-	if (r->mem[i])
-		free(m);
-	else
-		r->mem[i] = m;
+	if (!on_disk && r->mem_kept + n <= MEM_KEEP_MAX)
+		mem_keep(r, i, data, MEM_KEPT);
+	else if (r->pins[i])
+		mem_keep(r, i, data, MEM_PINNED);
+	int kept = on_disk || r->mem[i];
+	pthread_mutex_unlock(&r->lock);
+	return kept;
+}
+
+/* Reads of chunks [A, B) begin (pin) or end (unpin). */
+static void pin(struct rsrc *r, uint32_t a, uint32_t b)
+{
+	pthread_mutex_lock(&r->lock);
+	for (uint32_t i = a; i < b; i++)
+		r->pins[i]++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void unpin(struct rsrc *r, uint32_t a, uint32_t b)
+{
+	pthread_mutex_lock(&r->lock);
+	for (uint32_t i = a; i < b; i++) {
+		if (--r->pins[i] == 0 && r->memkind[i] == MEM_PINNED) {
+			free(r->mem[i]);
+			r->mem[i] = NULL;
+			r->memkind[i] = MEM_NONE;
+		}
+	}
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -289,11 +334,11 @@ static void fetch_run(struct rsrc *r, uint32_t a, uint32_t b, uint8_t *buf)
 				       t + 1 < tries ? "; not used, fetching it again" : "; not used");
 				continue;
 			}
-			cache_store(r, i, d);
+			int kept = cache_store(r, i, d);
 			done[i - a] = 1;
 			left--;
 			pthread_mutex_lock(&r->lock);
-			r->state[i] = CH_READY;
+			r->state[i] = kept ? CH_READY : CH_UNKNOWN;
 			pthread_cond_broadcast(&r->changed);
 			pthread_mutex_unlock(&r->lock);
 		}
@@ -345,6 +390,8 @@ static int make_ready(struct rsrc *r, uint32_t a, uint32_t b, int wait)
 			if (cache_load(r, k, buf)) {
 				__atomic_add_fetch(&r->st.cached, 1, __ATOMIC_RELAXED);
 				pthread_mutex_lock(&r->lock);
+				if (r->pins[k])         /* the file may be trimmed before it is read */
+					mem_keep(r, k, buf, MEM_PINNED);
 				r->state[k] = CH_READY;
 				pthread_cond_broadcast(&r->changed);
 				pthread_mutex_unlock(&r->lock);
@@ -402,6 +449,8 @@ static void ahead(struct rsrc *r, uint32_t a, uint32_t b)
 	pool_submit(r->ahead, ahead_run, j);
 }
 
+static int read_pinned(struct rsrc *r, uint8_t *o, size_t n, uint64_t off, uint32_t a, uint32_t b);
+
 static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 {
 	struct rsrc *r = (struct rsrc *)s;
@@ -415,6 +464,17 @@ static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 	pthread_mutex_unlock(&r->lock);
 	if (seq)
 		ahead(r, b, b + READ_AHEAD < r->x.nchunks ? b + READ_AHEAD : r->x.nchunks);
+	pin(r, a, b);
+	int rc = read_pinned(r, o, n, off, a, b);
+	unpin(r, a, b);
+	return rc;
+}
+
+/* The read of remote_read, its chunks pinned: a chunk fetched from now on
+ * stays in memory until the read is done, so one that vanishes from the
+ * cache is fetched again once, and then read. */
+static int read_pinned(struct rsrc *r, uint8_t *o, size_t n, uint64_t off, uint32_t a, uint32_t b)
+{
 	for (int again = 0;; again++) {
 		if (make_ready(r, a, b, 1) < 0) {
 			__atomic_add_fetch(&r->st.failed, 1, __ATOMIC_RELAXED);
@@ -435,9 +495,9 @@ static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 		}
 		if (lost < 0)
 			return 0;
-		if (again == 2)
-			return k_seterr("%s: chunk %d keeps vanishing from the cache (%s): is --cache-max"
-					" too small?", r->b.name, lost, r->dir);
+		if (again == 2)         /* (cannot happen: a pinned chunk stays in memory) */
+			return k_seterr("%s: chunk %d vanished from the cache (%s) three times", r->b.name, lost,
+					r->dir);
 		pthread_mutex_lock(&r->lock);
 		if (r->state[lost] == CH_READY)
 			r->state[lost] = CH_UNKNOWN;
@@ -456,6 +516,8 @@ static void remote_close(struct bsrc *s)
 	for (uint32_t i = 0; r->mem && i < r->x.nchunks; i++)
 		free(r->mem[i]);
 	free(r->mem);
+	free(r->memkind);
+	free(r->pins);
 	free(r->state);
 	for (int i = 0; i < r->nurls; i++)
 		free(r->urls[i]);
@@ -532,7 +594,7 @@ static int get_index(struct rsrc *r, const uint8_t pin[32], int pinned)
 	if (pinned) {
 		char dir[PATH_MAX];
 		snprintf(dir, sizeof(dir), "%s/index", r->dir);
-		if (mkdirs(dir) < 0 || kout_write_file(p, buf, n, 0600, 0) < 0)
+		if (k_mkdirs(dir, 0700) < 0 || kout_write_file(p, buf, n, 0600, 0) < 0)
 			k_warn("%s: cannot keep the index in the cache: %s", p, k_errmsg());
 	}
 	free(buf);
@@ -586,13 +648,7 @@ struct bsrc *remote_open(const struct remote_opts *o)
 	if (o->cache_dir) {
 		snprintf(r->dir, sizeof(r->dir), "%s", o->cache_dir);
 	} else {
-		const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-		if (xdg && *xdg == '/')
-			snprintf(r->dir, sizeof(r->dir), "%s/umlk", xdg);
-		else if (home && *home == '/')
-			snprintf(r->dir, sizeof(r->dir), "%s/.cache/umlk", home);
-		else
-			snprintf(r->dir, sizeof(r->dir), "/tmp/umlk-cache-%u", (unsigned)getuid());
+		k_cache_dir(r->dir, sizeof(r->dir));
 	}
 	struct http_opts ho = { .verbose = o->verbose };
 	if (o->timeout_s)
@@ -613,9 +669,19 @@ struct bsrc *remote_open(const struct remote_opts *o)
 	r->b.readonly = 1;
 	r->state = xcalloc(r->x.nchunks, 1);
 	r->mem = xcalloc(r->x.nchunks, sizeof(*r->mem));
-	r->ahead = pool_start(4, "umlk-fetch");
+	r->memkind = xcalloc(r->x.nchunks, 1);
+	r->pins = xcalloc(r->x.nchunks, sizeof(*r->pins));
+	r->ahead = pool_start(FETCHERS, "umlk-fetch");
 	if (pinned)
 		cache_trim(r->dir, r->o.cache_max);
+	if (pinned && r->o.cache_max < IN_FLIGHT(r->x.chunk)) {
+		char a[16], b[16];
+		r->cache_off = 1;
+		if (!k_quiet)
+			k_warn("--cache-max %s is less than the %s a boot has in flight: no chunk is kept in the"
+			       " cache this time (each is fetched when it is needed)", k_human(r->o.cache_max, a, sizeof(a)),
+			       k_human(IN_FLIGHT(r->x.chunk), b, sizeof(b)));
+	}
 	/* Every image kind starts with its first 64 KiB (ISO volume
 	 * descriptors, superblocks, cloop headers): fetched now, so that a
 	 * server that fails or serves another image is told at once, in one
@@ -676,67 +742,4 @@ void remote_get_stats(struct bsrc *s, struct remote_stats *st)
 const char *remote_identity(struct bsrc *s)
 {
 	return ((struct rsrc *)s)->identity;
-}
-
-/* ---- recording which chunks a boot reads */
-
-struct tsrc {
-	struct bsrc b;
-	uint32_t chunk;
-	pthread_mutex_t lock;
-	uint8_t *seen;
-	uint32_t *list, n, room;
-};
-
-static int trace_read(struct bsrc *s, void *buf, size_t n, uint64_t off)
-{
-	struct tsrc *t = (struct tsrc *)s;
-	pthread_mutex_lock(&t->lock);
-	for (uint64_t c = off / t->chunk; c <= (off + n - 1) / t->chunk; c++) {
-		if (t->seen[c])
-			continue;
-		t->seen[c] = 1;
-		if (t->n == t->room)
-			t->list = xrealloc(t->list, (t->room = t->room ? t->room * 2 : 256) * sizeof(*t->list));
-		t->list[t->n++] = (uint32_t)c;
-	}
-	pthread_mutex_unlock(&t->lock);
-	return bsrc_read(t->b.lower, buf, n, off);
-}
-
-static void trace_close(struct bsrc *s)
-{
-	struct tsrc *t = (struct tsrc *)s;
-	bsrc_close(t->b.lower);
-	free(t->seen);
-	free(t->list);
-	pthread_mutex_destroy(&t->lock);
-	free(t);
-}
-
-static const struct bsrc_ops trace_ops = { "trace", trace_read, NULL, NULL, trace_close };
-
-struct bsrc *bsrc_trace(struct bsrc *s, uint32_t chunk)
-{
-	struct tsrc *t = xcalloc(1, sizeof(*t));
-	t->b.ops = &trace_ops;
-	snprintf(t->b.name, sizeof(t->b.name), "%s", s->name);
-	t->b.size = s->size;
-	t->b.readonly = 1;
-	t->b.lower = s;
-	t->chunk = chunk;
-	t->seen = xcalloc((size_t)(s->size / chunk + 1), 1);
-	pthread_mutex_init(&t->lock, NULL);
-	return &t->b;
-}
-
-uint32_t *bsrc_trace_list(struct bsrc *s, uint32_t *n)
-{
-	struct tsrc *t = (struct tsrc *)s;
-	pthread_mutex_lock(&t->lock);
-	uint32_t *l = xmalloc((size_t)t->n * sizeof(*l) + 1);
-	memcpy(l, t->list, (size_t)t->n * sizeof(*l));
-	*n = t->n;
-	pthread_mutex_unlock(&t->lock);
-	return l;
 }

@@ -60,10 +60,4 @@ void remote_get_stats(struct bsrc *s, struct remote_stats *st);
 /* The URL in the form that names the image (with its #sha256=). */
 const char *remote_identity(struct bsrc *s);
 
-/* Record the chunks (of CHUNK bytes) of S that reads touch, in the order
- * first touched: a source over S (taking it over) that counts into a list
- * read back with bsrc_trace_list. */
-struct bsrc *bsrc_trace(struct bsrc *s, uint32_t chunk);
-uint32_t *bsrc_trace_list(struct bsrc *t, uint32_t *n);
-
 #endif

@@ -13,6 +13,7 @@
 #define BLK_T_OUT 1
 #define BLK_T_FLUSH 4
 #define BLK_T_GET_ID 8
+#define BLK_T_WRITE_ZEROES 13
 #define BLK_S_OK 0
 #define BLK_S_IOERR 1
 #define BLK_S_UNSUPP 2
@@ -20,6 +21,8 @@
 #define BLK_F_RO 5
 #define BLK_F_BLK_SIZE 6
 #define BLK_F_FLUSH 9
+#define BLK_F_WRITE_ZEROES 14
+#define ZEROES_MAX_SECTORS (1u << 22)   /* 2 GiB a request */
 #define SEG_MAX 126                     /* a 128-entry ring less header and status */
 #define ID_BYTES 20
 
@@ -32,6 +35,8 @@ static void get_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t le
 	k_put_le64(cfg, b->disk->size / SECTOR);        /* capacity, in 512-byte sectors */
 	k_put_le32(cfg + 12, SEG_MAX);
 	k_put_le32(cfg + 20, SECTOR);                    /* blk_size */
+	k_put_le32(cfg + 48, ZEROES_MAX_SECTORS);        /* max_write_zeroes_sectors */
+	k_put_le32(cfg + 52, 1);                         /* max_write_zeroes_seg */
 	if (off < sizeof(cfg))
 		memcpy(buf, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
 }
@@ -54,6 +59,38 @@ static int transfer(struct vblk *b, const struct iovec *v, unsigned n, size_t sk
 		off += k;
 		len -= k;
 		skip = 0;
+	}
+	return 0;
+}
+
+/* WRITE_ZEROES: one segment (sector, count, flags) after the header, its
+ * sectors written with zeros.  The guest's kernel asks this instead of
+ * writing its zero page, which lies in its own image, outside the memory
+ * it shares with us (a write from there could not be served). */
+static int write_zeroes(struct vblk *b, struct vu_chain *c, size_t hdr)
+{
+	struct vu_dev *d = &b->srv.dev;
+	uint8_t seg[16];
+	static const uint8_t zero[65536];
+
+	if (c->in_len - hdr != sizeof(seg))
+		return vu_log(d, "WRITE_ZEROES with %zu bytes of segments (one is 16)", c->in_len - hdr), -1;
+	vu_iov_to_buf(c->in, c->nin, hdr, seg, sizeof(seg));
+	uint64_t sector = k_le64(seg), cap = b->disk->size / SECTOR;
+	uint32_t n = k_le32(seg + 8), flags = k_le32(seg + 12);
+	if (flags & ~1u || n > ZEROES_MAX_SECTORS || sector > cap || n > cap - sector)
+		return vu_log(d, "WRITE_ZEROES of %u sectors at %" PRIu64 " of %" PRIu64 " (flags 0x%x)", n, sector,
+			      cap, flags), -1;
+	if (b->disk->readonly)
+		return vu_log(d, "a write to a read-only disk"), -1;
+	for (uint64_t off = sector * SECTOR, end = off + (uint64_t)n * SECTOR; off < end;) {
+		size_t k = end - off < sizeof(zero) ? (size_t)(end - off) : sizeof(zero);
+		if (bsrc_write(b->disk, zero, k, off) < 0) {
+			if (!b->disk->says_errors)
+				vu_log(d, "%s", k_errmsg());
+			return -1;
+		}
+		off += k;
 	}
 	return 0;
 }
@@ -93,7 +130,8 @@ void vblk_request(struct vblk *b, struct vu_chain *c)
 		int r = w ? transfer(b, c->in, c->nin, sizeof(hdr), len, sector * SECTOR, 1)
 			  : transfer(b, c->out, c->nout, 0, len, sector * SECTOR, 0);
 		if (r < 0) {
-			vu_log(d, "%s", k_errmsg());
+			if (!(w && b->disk->says_errors))       /* (a source that said it already) */
+				vu_log(d, "%s", k_errmsg());
 			break;
 		}
 		status = BLK_S_OK;
@@ -102,10 +140,15 @@ void vblk_request(struct vblk *b, struct vu_chain *c)
 	}
 	case BLK_T_FLUSH:
 		if (bsrc_flush(b->disk) < 0) {
-			vu_log(d, "%s", k_errmsg());
+			if (!b->disk->says_errors)
+				vu_log(d, "%s", k_errmsg());
 			break;
 		}
 		status = BLK_S_OK;
+		break;
+	case BLK_T_WRITE_ZEROES:
+		if (write_zeroes(b, c, sizeof(hdr)) == 0)
+			status = BLK_S_OK;
 		break;
 	case BLK_T_GET_ID: {
 		size_t n = data_out < ID_BYTES ? data_out : ID_BYTES;
@@ -139,7 +182,7 @@ static void kick(struct vu_dev *d, int q)
 }
 
 static const struct vu_ops blk_ops = {
-	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH,
+	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_WRITE_ZEROES,
 	.nqueues = 1,
 	.get_config = get_config,
 	.kick = kick,
@@ -158,18 +201,10 @@ int vblk_start(struct vblk *b, const char *path, const char *name, struct bsrc *
 	b->disk = disk;
 	b->pool = pool;
 	snprintf(b->serial, sizeof(b->serial), "umlk-%s", name);
-	vu_init(&b->srv.dev, name, disk->readonly ? &blk_ro_ops : &blk_ops, b);
-	if (vu_listen(&b->srv, path) < 0 || vu_start(&b->srv) < 0) {
-		vu_stop(&b->srv);
-		vu_free(&b->srv.dev);
-		return -1;
-	}
-	return 0;
+	return vu_device_start(&b->srv, path, name, disk->readonly ? &blk_ro_ops : &blk_ops, b);
 }
 
 void vblk_stop(struct vblk *b)
 {
-	vu_stop(&b->srv);               /* no more kicks */
-	pool_drain(b->pool);            /* the requests taken finish */
-	vu_free(&b->srv.dev);
+	vu_device_stop(&b->srv, b->pool);
 }

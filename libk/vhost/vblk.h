@@ -5,7 +5,7 @@
  * answered "unsupported".  A read-only source is offered as a read-only
  * disk, and a write to it is an I/O error.  Requests run on a pool of
  * worker threads, straight between the source and the guest's buffers, so
- * one slow read (a cloop block to inflate, later a chunk to fetch) does
+ * one slow read (a cloop block to inflate, a chunk to fetch) does
  * not hold up the others.  A source that fails gives the guest an I/O
  * error for that request and a line on stderr; the guest goes on.
  */

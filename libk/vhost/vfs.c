@@ -111,18 +111,10 @@ int vfs_start(struct vfs *f, const char *path, const char *tag, struct fshare *s
 	f->share = share;
 	f->pool = pool;
 	snprintf(f->tag, sizeof(f->tag), "%s", tag);
-	vu_init(&f->srv.dev, tag, &fs_ops, f);
-	if (vu_listen(&f->srv, path) < 0 || vu_start(&f->srv) < 0) {
-		vu_stop(&f->srv);
-		vu_free(&f->srv.dev);
-		return -1;
-	}
-	return 0;
+	return vu_device_start(&f->srv, path, tag, &fs_ops, f);
 }
 
 void vfs_stop(struct vfs *f)
 {
-	vu_stop(&f->srv);
-	pool_drain(f->pool);
-	vu_free(&f->srv.dev);
+	vu_device_stop(&f->srv, f->pool);
 }

@@ -237,6 +237,12 @@ static int walk_chain(struct vu_dev *d, struct vu_queue *q, uint16_t head, struc
 	}
 }
 
+/* The guest and we said when to wake each other (VIRTIO_RING_F_EVENT_IDX). */
+static int event_idx(const struct vu_dev *d)
+{
+	return (d->features >> VIRTIO_RING_F_EVENT_IDX) & 1;
+}
+
 static int queue_live(const struct vu_queue *q)
 {
 	return q->num && q->desc && q->started && q->enabled && !q->broken;
@@ -254,6 +260,15 @@ int vq_pop(struct vu_dev *d, int qi, struct vu_chain *c)
 		}
 		uint16_t idx = __atomic_load_n(&q->avail[1], __ATOMIC_ACQUIRE);
 		uint16_t pending = (uint16_t)(idx - q->last_avail);
+		if (!pending && event_idx(d)) {
+			/* Kick me when the next one comes (avail_event, after the
+			 * used ring), then look once more: one may have come
+			 * before the guest could see that. */
+			__atomic_store_n((uint16_t *)(q->used + 4 + 8 * (size_t)q->num), q->last_avail, __ATOMIC_RELAXED);
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			idx = __atomic_load_n(&q->avail[1], __ATOMIC_ACQUIRE);
+			pending = (uint16_t)(idx - q->last_avail);
+		}
 		if (!pending) {
 			pthread_mutex_unlock(&d->lock);
 			return 0;
@@ -304,11 +319,21 @@ static void publish_locked(struct vu_dev *d, int qi)
 	static const uint64_t one = 1;
 
 	if (q->unpublished && q->num && q->used && !q->broken) {
+		uint16_t old = q->used_idx;
 		q->used_idx = (uint16_t)(q->used_idx + q->unpublished);
 		__atomic_store_n((uint16_t *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		uint16_t flags = __atomic_load_n(&q->avail[0], __ATOMIC_RELAXED);
-		if (!(flags & VRING_AVAIL_F_NO_INTERRUPT) && q->call_fd >= 0) {
+		int wake;
+		if (event_idx(d)) {
+			/* The guest says after which entry it wants a wake-up
+			 * (used_event, after the avail ring): only when this
+			 * publication crosses it. */
+			uint16_t ev = __atomic_load_n(&q->avail[2 + q->num], __ATOMIC_RELAXED);
+			wake = (uint16_t)(q->used_idx - ev - 1) < (uint16_t)(q->used_idx - old);
+		} else {
+			wake = !(__atomic_load_n(&q->avail[0], __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT);
+		}
+		if (wake && q->call_fd >= 0) {
 			/* A full pipe means a wake-up is already waiting. */
 			if (write(q->call_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 				vu_log(d, "cannot wake the guest (queue %d):", qi);
@@ -443,7 +468,7 @@ void vu_pop_to_pool(struct vu_dev *d, int q, struct pool *pool,
 static uint64_t offered_features(const struct vu_dev *d)
 {
 	return d->ops->features | 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_F_INDIRECT_DESC |
-	       1ULL << VU_F_PROTOCOL_FEATURES;
+	       1ULL << VIRTIO_RING_F_EVENT_IDX | 1ULL << VU_F_PROTOCOL_FEATURES;
 }
 
 static const uint64_t offered_proto = 1ULL << VU_PROTO_REPLY_ACK | 1ULL << VU_PROTO_CONFIG |
@@ -540,188 +565,281 @@ static int vring_fd(struct vu_dev *d, const uint8_t *p, uint32_t size, int *fds,
 	return 0;
 }
 
+/* One handler per message, in the table below: the message's payload P
+ * of SIZE bytes and the descriptors passed with it (FDS, *NFDS; a handler
+ * that keeps them sets *NFDS to 0, the rest are closed after it), the
+ * reply written to REPLY (its length in *REPLYLEN).  Called with d->lock
+ * held; -1 with k_seterr() refuses the message. */
+struct vu_msg {
+	uint32_t req;
+	const uint8_t *p;
+	uint32_t size;
+	int *fds, nfds;
+	uint8_t *reply;
+	size_t replylen;
+};
+typedef int vu_handler(struct vu_dev *d, struct vu_msg *m);
+
+static int on_get_features(struct vu_dev *d, struct vu_msg *m)
+{
+	m->replylen = reply_u64(m->reply, m->req, offered_features(d));
+	return 0;
+}
+
+static int on_set_features(struct vu_dev *d, struct vu_msg *m)
+{
+	if (m->size != 8)
+		return k_seterr("SET_FEATURES: %u bytes", m->size);
+	uint64_t v = k_le64(m->p);
+	if (v & ~offered_features(d))
+		return k_seterr("SET_FEATURES: bits 0x%llx were not offered",
+				(unsigned long long)(v & ~offered_features(d)));
+	d->features = v;
+	return 0;
+}
+
+static int on_get_protocol_features(struct vu_dev *d, struct vu_msg *m)
+{
+	(void)d;
+	m->replylen = reply_u64(m->reply, m->req, offered_proto);
+	return 0;
+}
+
+static int on_set_protocol_features(struct vu_dev *d, struct vu_msg *m)
+{
+	if (m->size != 8 || (k_le64(m->p) & ~offered_proto))
+		return k_seterr("SET_PROTOCOL_FEATURES: not what was offered");
+	d->proto = k_le64(m->p);
+	return 0;
+}
+
+static int on_set_owner(struct vu_dev *d, struct vu_msg *m)
+{
+	(void)m;
+	d->owner = 1;
+	return 0;
+}
+
+/* Messages taken and ignored: RESET_OWNER, SET_CONFIG (nothing in our
+ * config space is writable), SET_LOG_FD (not offered; its fd is closed). */
+static int on_ignored(struct vu_dev *d, struct vu_msg *m)
+{
+	(void)d;
+	(void)m;
+	return 0;
+}
+
+static int on_get_queue_num(struct vu_dev *d, struct vu_msg *m)
+{
+	m->replylen = reply_u64(m->reply, m->req, (uint64_t)d->ops->nqueues);
+	return 0;
+}
+
+static int on_set_mem_table(struct vu_dev *d, struct vu_msg *m)
+{
+	if (set_mem_table(d, m->p, m->size, m->fds, m->nfds) < 0)
+		return -1;
+	m->nfds = 0;                    /* taken: closed after mapping */
+	return 0;
+}
+
+/* The queue a ring message (of exactly SIZE bytes) names, or NULL with
+ * k_seterr() naming the message WHAT. */
+static struct vu_queue *ring_queue(struct vu_dev *d, const struct vu_msg *m, uint32_t size, const char *what)
+{
+	if (m->size != size)
+		return k_seterr("%s: %u bytes", what, m->size), NULL;
+	return queue_of(d, k_le32(m->p));
+}
+
+static int on_set_vring_num(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q = ring_queue(d, m, 8, "SET_VRING_NUM");
+	if (!q)
+		return -1;
+	uint64_t v = k_le32(m->p + 4);
+	if (!v || v > VU_QUEUE_MAX || (v & (v - 1)))
+		return k_seterr("SET_VRING_NUM: %llu entries", (unsigned long long)v);
+	vu_wait_idle(d);
+	q->num = (unsigned)v;
+	q->broken = 0;
+	return map_rings(d, q);
+}
+
+static int on_set_vring_addr(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q = ring_queue(d, m, 40, "SET_VRING_ADDR");
+	if (!q)
+		return -1;
+	vu_wait_idle(d);
+	q->desc_uva = k_le64(m->p + 8);
+	q->used_uva = k_le64(m->p + 16);
+	q->avail_uva = k_le64(m->p + 24);
+	q->broken = 0;
+	if (map_rings(d, q) < 0) {
+		q->desc_uva = 0;
+		return k_seterr("SET_VRING_ADDR: %s", k_errmsg());
+	}
+	return 0;
+}
+
+static int on_set_vring_base(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q = ring_queue(d, m, 8, "SET_VRING_BASE");
+	if (!q)
+		return -1;
+	vu_wait_idle(d);
+	q->last_avail = q->used_idx = (uint16_t)k_le32(m->p + 4);
+	q->unpublished = 0;
+	return 0;
+}
+
+static int on_get_vring_base(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q = ring_queue(d, m, 8, "GET_VRING_BASE");
+	if (!q)
+		return -1;
+	vu_wait_idle(d);
+	q->started = q->enabled = 0;    /* the ring stops */
+	close_fd(&q->kick_fd);
+	k_put_le32(m->reply, m->req);
+	k_put_le32(m->reply + 4, VU_VERSION | VU_FLAG_REPLY);
+	k_put_le32(m->reply + 8, 8);
+	k_put_le32(m->reply + VU_HDR, k_le32(m->p));
+	k_put_le32(m->reply + VU_HDR + 4, q->last_avail);
+	m->replylen = VU_HDR + 8;
+	return 0;
+}
+
+/* A ring's descriptor message: its queue and descriptor, taken from M. */
+static int take_ring_fd(struct vu_dev *d, struct vu_msg *m, struct vu_queue **q, int *fd)
+{
+	if (vring_fd(d, m->p, m->size, m->fds, m->nfds, q, fd) < 0)
+		return -1;
+	m->nfds = 0;
+	return 0;
+}
+
+static int on_set_vring_kick(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q;
+	int fd;
+	if (take_ring_fd(d, m, &q, &fd) < 0)
+		return -1;
+	close_fd(&q->kick_fd);
+	q->kick_fd = fd;
+	q->started = 1;
+	/* Without protocol features a ring is enabled when started; with
+	 * them, SET_VRING_ENABLE says. */
+	if (!(d->features & 1ULL << VU_F_PROTOCOL_FEATURES))
+		q->enabled = 1;
+	return 0;
+}
+
+static int on_set_vring_call(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q;
+	int fd;
+	if (take_ring_fd(d, m, &q, &fd) < 0)
+		return -1;
+	close_fd(&q->call_fd);
+	q->call_fd = fd;
+	return 0;
+}
+
+static int on_set_vring_err(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q;
+	int fd;
+	if (take_ring_fd(d, m, &q, &fd) < 0)
+		return -1;
+	close_fd(&fd);                  /* errors are not reported this way */
+	return 0;
+}
+
+static int on_set_vring_enable(struct vu_dev *d, struct vu_msg *m)
+{
+	struct vu_queue *q = ring_queue(d, m, 8, "SET_VRING_ENABLE");
+	if (!q)
+		return -1;
+	q->enabled = k_le32(m->p + 4) != 0;
+	return 0;
+}
+
+static int on_get_config(struct vu_dev *d, struct vu_msg *m)
+{
+	if (m->size < 12 || m->size > VU_PAYLOAD_MAX)
+		return k_seterr("GET_CONFIG: %u bytes", m->size);
+	uint32_t off = k_le32(m->p), len = k_le32(m->p + 4);
+	if (len > 256 || off > 256 || off + len > 256 || m->size != 12 + len)
+		return k_seterr("GET_CONFIG: %u bytes at %u in a message of %u", len, off, m->size);
+	k_put_le32(m->reply, m->req);
+	k_put_le32(m->reply + 4, VU_VERSION | VU_FLAG_REPLY);
+	k_put_le32(m->reply + 8, m->size);
+	memcpy(m->reply + VU_HDR, m->p, 12);
+	memset(m->reply + VU_HDR + 12, 0, len);
+	if (d->ops->get_config)
+		d->ops->get_config(d, m->reply + VU_HDR + 12, off, len);
+	m->replylen = VU_HDR + m->size;
+	return 0;
+}
+
+static int on_set_backend_req_fd(struct vu_dev *d, struct vu_msg *m)
+{
+	if (m->nfds != 1)
+		return k_seterr("SET_BACKEND_REQ_FD with %d descriptors", m->nfds);
+	close_fd(&d->backend_fd);
+	d->backend_fd = m->fds[0];
+	m->nfds = 0;
+	return 0;
+}
+
+/* The messages served: what is not here is refused ("unknown message"). */
+static vu_handler *const handlers[] = {
+	[VU_GET_FEATURES] = on_get_features,
+	[VU_SET_FEATURES] = on_set_features,
+	[VU_SET_OWNER] = on_set_owner,
+	[VU_RESET_OWNER] = on_ignored,
+	[VU_SET_MEM_TABLE] = on_set_mem_table,
+	[VU_SET_LOG_FD] = on_ignored,
+	[VU_SET_VRING_NUM] = on_set_vring_num,
+	[VU_SET_VRING_ADDR] = on_set_vring_addr,
+	[VU_SET_VRING_BASE] = on_set_vring_base,
+	[VU_GET_VRING_BASE] = on_get_vring_base,
+	[VU_SET_VRING_KICK] = on_set_vring_kick,
+	[VU_SET_VRING_CALL] = on_set_vring_call,
+	[VU_SET_VRING_ERR] = on_set_vring_err,
+	[VU_GET_PROTOCOL_FEATURES] = on_get_protocol_features,
+	[VU_SET_PROTOCOL_FEATURES] = on_set_protocol_features,
+	[VU_GET_QUEUE_NUM] = on_get_queue_num,
+	[VU_SET_VRING_ENABLE] = on_set_vring_enable,
+	[VU_SET_BACKEND_REQ_FD] = on_set_backend_req_fd,
+	[VU_GET_CONFIG] = on_get_config,
+	[VU_SET_CONFIG] = on_ignored,
+};
+
 int vu_message(struct vu_dev *d, uint32_t req, uint32_t flags, const uint8_t *p, uint32_t size,
 	       int *fds, int nfds, uint8_t *reply, size_t *replylen)
 {
-	struct vu_queue *q = NULL;
-	int r = 0, fd = -1;
-	uint64_t v;
+	struct vu_msg m = { .req = req, .p = p, .size = size, .fds = fds, .nfds = nfds, .reply = reply };
+	vu_handler *h = req < sizeof(handlers) / sizeof(handlers[0]) ? handlers[req] : NULL;
+	int r;
 
-	*replylen = 0;
 	if ((flags & 3) != VU_VERSION) {
 		r = k_seterr("message %u: version %u, not %u", req, flags & 3, VU_VERSION);
-		goto done;
-	}
-	pthread_mutex_lock(&d->lock);
-	switch (req) {
-	case VU_GET_FEATURES:
-		*replylen = reply_u64(reply, req, offered_features(d));
-		break;
-	case VU_SET_FEATURES:
-		if (size != 8) {
-			r = k_seterr("SET_FEATURES: %u bytes", size);
-			break;
-		}
-		v = k_le64(p);
-		if (v & ~offered_features(d)) {
-			r = k_seterr("SET_FEATURES: bits 0x%llx were not offered",
-				     (unsigned long long)(v & ~offered_features(d)));
-			break;
-		}
-		d->features = v;
-		break;
-	case VU_GET_PROTOCOL_FEATURES:
-		*replylen = reply_u64(reply, req, offered_proto);
-		break;
-	case VU_SET_PROTOCOL_FEATURES:
-		if (size != 8 || (k_le64(p) & ~offered_proto)) {
-			r = k_seterr("SET_PROTOCOL_FEATURES: not what was offered");
-			break;
-		}
-		d->proto = k_le64(p);
-		break;
-	case VU_SET_OWNER:
-		d->owner = 1;
-		break;
-	case VU_RESET_OWNER:
-		break;
-	case VU_GET_QUEUE_NUM:
-		*replylen = reply_u64(reply, req, (uint64_t)d->ops->nqueues);
-		break;
-	case VU_SET_MEM_TABLE:
-		r = set_mem_table(d, p, size, fds, nfds);
-		if (r == 0)
-			nfds = 0;               /* taken: closed after mapping */
-		break;
-	case VU_SET_VRING_NUM:
-		if (size != 8 || !(q = queue_of(d, k_le32(p)))) {
-			r = size != 8 ? k_seterr("SET_VRING_NUM: %u bytes", size) : -1;
-			break;
-		}
-		v = k_le32(p + 4);
-		if (!v || v > VU_QUEUE_MAX || (v & (v - 1))) {
-			r = k_seterr("SET_VRING_NUM: %llu entries", (unsigned long long)v);
-			break;
-		}
-		vu_wait_idle(d);
-		q->num = (unsigned)v;
-		q->broken = 0;
-		if (map_rings(d, q) < 0)
-			r = -1;
-		break;
-	case VU_SET_VRING_ADDR:
-		if (size != 40 || !(q = queue_of(d, k_le32(p)))) {
-			r = size != 40 ? k_seterr("SET_VRING_ADDR: %u bytes", size) : -1;
-			break;
-		}
-		vu_wait_idle(d);
-		q->desc_uva = k_le64(p + 8);
-		q->used_uva = k_le64(p + 16);
-		q->avail_uva = k_le64(p + 24);
-		q->broken = 0;
-		if (map_rings(d, q) < 0) {
-			r = k_seterr("SET_VRING_ADDR: %s", k_errmsg());
-			q->desc_uva = 0;
-		}
-		break;
-	case VU_SET_VRING_BASE:
-		if (size != 8 || !(q = queue_of(d, k_le32(p)))) {
-			r = size != 8 ? k_seterr("SET_VRING_BASE: %u bytes", size) : -1;
-			break;
-		}
-		vu_wait_idle(d);
-		q->last_avail = q->used_idx = (uint16_t)k_le32(p + 4);
-		q->unpublished = 0;
-		break;
-	case VU_GET_VRING_BASE:
-		if (size != 8 || !(q = queue_of(d, k_le32(p)))) {
-			r = size != 8 ? k_seterr("GET_VRING_BASE: %u bytes", size) : -1;
-			break;
-		}
-		vu_wait_idle(d);
-		q->started = q->enabled = 0;     /* the ring stops */
-		close_fd(&q->kick_fd);
-		k_put_le32(reply, req);
-		k_put_le32(reply + 4, VU_VERSION | VU_FLAG_REPLY);
-		k_put_le32(reply + 8, 8);
-		k_put_le32(reply + VU_HDR, k_le32(p));
-		k_put_le32(reply + VU_HDR + 4, q->last_avail);
-		*replylen = VU_HDR + 8;
-		break;
-	case VU_SET_VRING_KICK:
-	case VU_SET_VRING_CALL:
-	case VU_SET_VRING_ERR:
-		if (vring_fd(d, p, size, fds, nfds, &q, &fd) < 0) {
-			r = -1;
-			break;
-		}
-		nfds = 0;
-		if (req == VU_SET_VRING_KICK) {
-			close_fd(&q->kick_fd);
-			q->kick_fd = fd;
-			q->started = 1;
-			/* Without protocol features a ring is enabled when
-			 * started; with them, SET_VRING_ENABLE says. */
-			if (!(d->features & 1ULL << VU_F_PROTOCOL_FEATURES))
-				q->enabled = 1;
-		} else if (req == VU_SET_VRING_CALL) {
-			close_fd(&q->call_fd);
-			q->call_fd = fd;
-		} else if (fd >= 0) {
-			close(fd);              /* errors are not reported this way */
-		}
-		break;
-	case VU_SET_VRING_ENABLE:
-		if (size != 8 || !(q = queue_of(d, k_le32(p)))) {
-			r = size != 8 ? k_seterr("SET_VRING_ENABLE: %u bytes", size) : -1;
-			break;
-		}
-		q->enabled = k_le32(p + 4) != 0;
-		break;
-	case VU_GET_CONFIG: {
-		if (size < 12 || size > VU_PAYLOAD_MAX) {
-			r = k_seterr("GET_CONFIG: %u bytes", size);
-			break;
-		}
-		uint32_t off = k_le32(p), len = k_le32(p + 4);
-		if (len > 256 || off > 256 || off + len > 256 || size != 12 + len) {
-			r = k_seterr("GET_CONFIG: %u bytes at %u in a message of %u", len, off, size);
-			break;
-		}
-		k_put_le32(reply, req);
-		k_put_le32(reply + 4, VU_VERSION | VU_FLAG_REPLY);
-		k_put_le32(reply + 8, size);
-		memcpy(reply + VU_HDR, p, 12);
-		memset(reply + VU_HDR + 12, 0, len);
-		if (d->ops->get_config)
-			d->ops->get_config(d, reply + VU_HDR + 12, off, len);
-		*replylen = VU_HDR + size;
-		break;
-	}
-	case VU_SET_CONFIG:
-		break;                  /* nothing in our config space is writable */
-	case VU_SET_BACKEND_REQ_FD:
-		if (nfds != 1) {
-			r = k_seterr("SET_BACKEND_REQ_FD with %d descriptors", nfds);
-			break;
-		}
-		close_fd(&d->backend_fd);
-		d->backend_fd = fds[0];
-		nfds = 0;
-		break;
-	case VU_SET_LOG_FD:
-		break;                  /* not offered; the fd is closed below */
-	default:
+	} else if (!h) {
 		r = k_seterr("unknown message %u", req);
-		break;
+	} else {
+		pthread_mutex_lock(&d->lock);
+		r = h(d, &m);
+		pthread_mutex_unlock(&d->lock);
 	}
-	pthread_mutex_unlock(&d->lock);
-done:
-	for (int i = 0; i < nfds; i++)
+	for (int i = 0; i < m.nfds; i++)
 		close(fds[i]);
 	/* REPLY_ACK: a message that has no reply of its own gets a status. */
-	if (!*replylen && (flags & VU_FLAG_NEED_REPLY) && (d->proto & 1ULL << VU_PROTO_REPLY_ACK))
-		*replylen = reply_u64(reply, req, r < 0 ? 1 : 0);
+	if (!m.replylen && (flags & VU_FLAG_NEED_REPLY) && (d->proto & 1ULL << VU_PROTO_REPLY_ACK))
+		m.replylen = reply_u64(reply, req, r < 0 ? 1 : 0);
+	*replylen = m.replylen;
 	return r;
 }
 
@@ -911,4 +1029,22 @@ void vu_stop(struct vu_server *s)
 	close_fd(&s->stop_fd[1]);
 	if (s->path[0])
 		unlink(s->path);
+}
+
+int vu_device_start(struct vu_server *s, const char *path, const char *name, const struct vu_ops *ops, void *ctx)
+{
+	vu_init(&s->dev, name, ops, ctx);
+	if (vu_listen(s, path) < 0 || vu_start(s) < 0) {
+		vu_stop(s);
+		vu_free(&s->dev);
+		return -1;
+	}
+	return 0;
+}
+
+void vu_device_stop(struct vu_server *s, struct pool *pool)
+{
+	vu_stop(s);                     /* no more kicks */
+	pool_drain(pool);               /* the requests taken finish */
+	vu_free(&s->dev);
 }

@@ -8,8 +8,8 @@
  * done.  This module is the back end: the protocol on the socket
  * (QEMU's docs/interop/vhost-user.rst), the guest's memory mapped here,
  * and split virtqueues (virtio 1.x section 2.7) walked into I/O vectors.
- * Devices (vblk.c; net and fs later) see only descriptor chains that have
- * already been checked against the guest's memory.
+ * Devices (vblk.c, vfs.c, net/vnet.c) see only descriptor chains that
+ * have already been checked against the guest's memory.
  *
  * Everything the guest hands over is hostile: message sizes, region
  * tables, ring addresses, indices, descriptor chains (loops, indirect
@@ -17,13 +17,13 @@
  * message is answered with an error (REPLY_ACK) and otherwise ignored; a
  * bad ring marks that queue broken (logged once) and it is served no
  * more.  The connection itself is never closed while the guest runs:
- * UML 6.12 panics when its device goes away.
+ * UML panicked when its device went away (6.12, "Segfault with no mm").
  *
  * Not done: IOTLB, packed rings, postcopy, host notifiers, inflight
  * tracking, dirty logging.  Not offered, so never negotiated.  The
- * back-end request channel is offered and kept but not used: UML 6.12
- * only gets an interrupt number for its virtqueues when it is (without
- * it, the queues ask for IRQ 0, the timer's, and the probe fails).
+ * back-end request channel is offered and kept but not used: UML only
+ * gets an interrupt number for its virtqueues when it is (without it,
+ * the queues asked for IRQ 0, the timer's, and the probe failed: 6.12).
  */
 #ifndef UMLK_VHOST_H
 #define UMLK_VHOST_H
@@ -55,6 +55,7 @@ enum {
 /* Feature bits */
 #define VU_F_PROTOCOL_FEATURES 30
 #define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX 29
 #define VIRTIO_F_VERSION_1 32
 #define VU_PROTO_REPLY_ACK 3
 #define VU_PROTO_BACKEND_REQ 5
@@ -197,5 +198,10 @@ struct vu_server {
 int vu_listen(struct vu_server *s, const char *path);
 int vu_start(struct vu_server *s);
 void vu_stop(struct vu_server *s);
+/* A device's server in one step: vu_init, listen on PATH and start (-1
+ * with k_seterr() and nothing left on failure); and stopped: no more
+ * kicks, what POOL runs for it finished, freed. */
+int vu_device_start(struct vu_server *s, const char *path, const char *name, const struct vu_ops *ops, void *ctx);
+void vu_device_stop(struct vu_server *s, struct pool *pool);
 
 #endif

@@ -1,5 +1,5 @@
 /* libFuzzer target: the portable diff reader (header, hash, runs). */
-#include "image/cowmerge.h"
+#include "image/diff.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

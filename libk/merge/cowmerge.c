@@ -1,7 +1,8 @@
-#include "image/cowmerge.h"
-#include "image/fdiff.h"
+#include "merge/cowmerge.h"
+#include "block/bootimage.h"
+#include "image/cow.h"
+#include "image/diff.h"
 #include "image/upper.h"
-#include "block/image.h"
 #include "core/bytes.h"
 #include "core/err.h"
 #include "core/progress.h"
@@ -17,9 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#define CHUNK (1u << 20)
+#define CHUNK DIFF_RUN_MAX
 #define PAGE 4096u
 
 /* ---- finding changed sectors */
@@ -145,7 +145,7 @@ struct opened {
 
 /* An overlay's upper layer (what --cow keeps for a read-only root): 1 and
  * its header in H, 0 when PATH is something else. */
-static int upper_of(const char *path, struct upper_hdr *h)
+static int xupper_of(const char *path, struct upper_hdr *h)
 {
 	int r = upper_read(-1, path, h);
 	if (r < 0)
@@ -156,7 +156,7 @@ static int upper_of(const char *path, struct upper_hdr *h)
 static void xopen_job(const struct cowjob *j, struct opened *o, int check, int bflags)
 {
 	struct upper_hdr uh;
-	if (upper_of(j->cowpath, &uh))
+	if (xupper_of(j->cowpath, &uh))
 		xdie("%s: the upper layer of an overlay (files over the read-only root of %s), not a COW"
 		     " file of blocks: there is nothing to merge into that image.  Its files can be seen"
 		     " with: mount -o loop,offset=%d,ro %s DIR (upper/ and work/)", j->cowpath, uh.image_path,
@@ -186,9 +186,42 @@ static void xread_sectors(const struct opened *o, uint64_t start, uint64_t count
 		xdie("%s", k_errmsg());
 }
 
+/* Every changed sector of O's COW, in order, read into BUF (CHUNK
+ * bytes) a piece at a time and handed to PUT: N sectors from SECTOR, LEN
+ * bytes of them inside the image (the last sector may lie partly past
+ * its end).  Progress goes to P from PBASE; KILL_AFTER >= 0 raises
+ * SIGKILL before that many runs (the crash-safety test's fault point). */
+typedef void run_put(void *ctx, const uint8_t *buf, uint64_t sector, uint64_t n, uint64_t len);
+
+static void xfor_each_run(const struct opened *o, uint8_t *buf, run_put *put, void *ctx,
+			  struct progress *p, uint64_t pbase, long kill_after)
+{
+	uint64_t ss = o->cow.sectorsize, start, count, from = 0, done = 0;
+	long runs = 0;
+
+	while (next_run(&o->cow, from, &start, &count)) {
+		if (kill_after >= 0 && runs++ == kill_after)
+			raise(SIGKILL);
+		for (uint64_t s = start; s < start + count;) {
+			uint64_t n = start + count - s;
+			if (n > CHUNK / ss)
+				n = CHUNK / ss;
+			xread_sectors(o, s, n, buf);
+			uint64_t off = s * ss, len = n * ss;
+			if (off + len > o->cow.size)    /* a last, partial sector */
+				len = o->cow.size - off;
+			put(ctx, buf, s, n, len);
+			s += n;
+			done += n * ss;
+			prog_update(p, pbase + done);
+		}
+		from = start + count;
+	}
+}
+
 /* ---- writing image data, keeping holes */
 
-static void punch_or_zero(int fd, uint64_t off, uint64_t len, const char *name)
+static void xpunch_or_zero(int fd, uint64_t off, uint64_t len, const char *name)
 {
 	static const uint8_t zero[PAGE];
 
@@ -204,7 +237,7 @@ static void punch_or_zero(int fd, uint64_t off, uint64_t len, const char *name)
 }
 
 /* Write BUF at OFF; whole 4 KiB pages of zeros become holes. */
-static void write_sparse(int fd, const uint8_t *buf, uint64_t len, uint64_t off, const char *name)
+static void xwrite_sparse(int fd, const uint8_t *buf, uint64_t len, uint64_t off, const char *name)
 {
 	while (len) {
 		uint64_t page_end = (off / PAGE + 1) * PAGE;
@@ -220,7 +253,7 @@ static void write_sparse(int fd, const uint8_t *buf, uint64_t len, uint64_t off,
 			run += m;
 		}
 		if (zero)
-			punch_or_zero(fd, off, run, name);
+			xpunch_or_zero(fd, off, run, name);
 		else if (full_pwrite(fd, buf, run, off) < 0)
 			xdie("%s: write failed:", name);
 		buf += run;
@@ -233,7 +266,7 @@ static void write_sparse(int fd, const uint8_t *buf, uint64_t len, uint64_t off,
  * skipped, and so are pages of zeros inside its data: images made by
  * mke2fs have many, and a merged image should use no more disk than its
  * nonzero data.  (copy_file_range would copy those zeros as data.) */
-static void copy_sparse(struct backing *b, int out, uint64_t size, const char *outname,
+static void xcopy_sparse(struct backing *b, int out, uint64_t size, const char *outname,
 			struct progress *p)
 {
 	uint8_t *buf = xmalloc(CHUNK);
@@ -245,7 +278,7 @@ static void copy_sparse(struct backing *b, int out, uint64_t size, const char *o
 		for (uint64_t off = 0; off < size; off += CHUNK) {
 			uint64_t n = size - off < CHUNK ? size - off : CHUNK;
 			xbacking_read(b, buf, n, off);
-			write_sparse(out, buf, n, off, outname);
+			xwrite_sparse(out, buf, n, off, outname);
 			prog_update(p, off + n);
 		}
 		free(buf);
@@ -266,7 +299,7 @@ static void copy_sparse(struct backing *b, int out, uint64_t size, const char *o
 		while (data < hole) {
 			uint64_t n = hole - data < CHUNK ? hole - data : CHUNK;
 			xbacking_read(b, buf, n, data);
-			write_sparse(out, buf, n, data, outname);
+			xwrite_sparse(out, buf, n, data, outname);
 			data += n;
 			prog_update(p, data);
 		}
@@ -278,12 +311,31 @@ static void copy_sparse(struct backing *b, int out, uint64_t size, const char *o
 
 /* ---- merge into a new image */
 
+/* A run written into an image file at its own offset: SPARSE, pages of
+ * zeros become holes (a new image); else written as they are (in place). */
+struct put_file {
+	int fd;
+	const char *name;
+	uint64_t ss;
+	int sparse;
+};
+
+static void xput_to_file(void *ctx, const uint8_t *buf, uint64_t sector, uint64_t n, uint64_t len)
+{
+	struct put_file *f = ctx;
+	(void)n;
+	if (f->sparse)
+		xwrite_sparse(f->fd, buf, len, sector * f->ss, f->name);
+	else if (full_pwrite(f->fd, buf, len, sector * f->ss) < 0)
+		xdie("%s: write failed:", f->name);
+}
+
 void xcow_merge_new(const struct cowjob *j, const char *newimage)
 {
 	struct opened o;
 	struct kout out;
 	struct progress p;
-	uint64_t start, count, from = 0, ss;
+	uint64_t ss;
 
 	xopen_job(j, &o, 1, O_RDONLY);
 	ss = o.cow.sectorsize;
@@ -292,25 +344,10 @@ void xcow_merge_new(const struct cowjob *j, const char *newimage)
 		xdie("%s: the merged image must be a regular file", out.name);
 	uint64_t changed = cow_count(&o.cow) * ss;
 	prog_start(&p, "cow-merge", o.cow.size + changed);
-	copy_sparse(&o.b, out.fd, o.cow.size, out.name, &p);
+	xcopy_sparse(&o.b, out.fd, o.cow.size, out.name, &p);
 	uint8_t *buf = xmalloc(CHUNK);
-	uint64_t done = 0;
-	while (next_run(&o.cow, from, &start, &count)) {
-		for (uint64_t s = start; s < start + count;) {
-			uint64_t n = start + count - s;
-			if (n > CHUNK / ss)
-				n = CHUNK / ss;
-			xread_sectors(&o, s, n, buf);
-			uint64_t off = s * ss, len = n * ss;
-			if (off + len > o.cow.size)     /* a last, partial sector */
-				len = o.cow.size - off;
-			write_sparse(out.fd, buf, len, off, out.name);
-			s += n;
-			done += n * ss;
-			prog_update(&p, o.cow.size + done);
-		}
-		from = start + count;
-	}
+	struct put_file pf = { out.fd, out.name, ss, 1 };
+	xfor_each_run(&o, buf, xput_to_file, &pf, &p, o.cow.size, -1);
 	prog_end(&p);
 	free(buf);
 	xout_commit(&out);
@@ -380,30 +417,11 @@ void xcow_merge_inplace(const struct cowjob *j)
 			xdie("%s", k_errmsg());
 	}
 
-	uint64_t ss = o.cow.sectorsize, start, count, from = 0, done = 0;
-	long fail_after = failpoint("merge");
+	uint64_t ss = o.cow.sectorsize;
 	prog_start(&p, "cow-merge", cow_count(&o.cow) * ss);
 	uint8_t *buf = xmalloc(CHUNK);
-	long runs = 0;
-	while (next_run(&o.cow, from, &start, &count)) {
-		if (fail_after >= 0 && runs++ == fail_after)
-			raise(SIGKILL);
-		for (uint64_t s = start; s < start + count;) {
-			uint64_t n = start + count - s;
-			if (n > CHUNK / ss)
-				n = CHUNK / ss;
-			xread_sectors(&o, s, n, buf);
-			uint64_t off = s * ss, len = n * ss;
-			if (off + len > o.cow.size)
-				len = o.cow.size - off;
-			if (full_pwrite(o.b.fd, buf, len, off) < 0)
-				xdie("%s: write failed:", o.backing);
-			s += n;
-			done += n * ss;
-			prog_update(&p, done);
-		}
-		from = start + count;
-	}
+	struct put_file pf = { o.b.fd, o.backing, ss, 0 };
+	xfor_each_run(&o, buf, xput_to_file, &pf, &p, 0, failpoint("merge"));
 	prog_end(&p);
 	free(buf);
 	if (fsync(o.b.fd) < 0)
@@ -424,7 +442,7 @@ void xcow_info(const char *cowpath)
 	char h[16];
 
 	struct upper_hdr uh;
-	if (upper_of(cowpath, &uh)) {
+	if (xupper_of(cowpath, &uh)) {
 		struct stat st, is;
 		printf("file: %s\n", cowpath);
 		printf("kind: overlay upper layer (the files a read-only or stacked root's guest changed;"
@@ -470,192 +488,6 @@ void xcow_info(const char *cowpath)
 	ksrc_close(&src);
 }
 
-/* ---- portable diffs
- *
- *  0  "UMLKDIFF"
- *  8  u32 format version (1)          all numbers big-endian
- * 12  u32 sector size
- * 16  u64 image size in bytes
- * 24  32 bytes: SHA-256 of the image the diff applies to
- * 56  u64 number of changed sectors
- * 64  a zlib stream of runs: u64 first sector, u32 count, count sectors
- * end 32 bytes: SHA-256 of everything before it
- */
-
-static const char diff_magic[8] = "UMLKDIFF";
-
-int diff_parse_head(const uint8_t *b, size_t n, const char *name, struct diffhead *d)
-{
-	if (n < DIFF_HEAD + 32)
-		return k_seterr("%s: not a umlk diff: only %zu bytes", name, n);
-	if (memcmp(b, diff_magic, 8))
-		return k_seterr("%s: not a umlk diff (no UMLKDIFF magic)", name);
-	if (k_be32(b + 8) != 1)
-		return k_seterr("%s: diff format version %" PRIu32 " is not known (1 is)",
-				name, k_be32(b + 8));
-	d->sectorsize = k_be32(b + 12);
-	d->image_size = k_be64(b + 16);
-	memcpy(d->base, b + 24, 32);
-	d->nsectors = k_be64(b + 56);
-	if (d->image_size > (1ULL << 56))
-		return k_seterr("%s: image size %" PRIu64 " is implausible", name, d->image_size);
-	if (d->sectorsize == DIFF_FILES)
-		return 0;
-	if (d->sectorsize < 512 || d->sectorsize > 65536 || (d->sectorsize & (d->sectorsize - 1)))
-		return k_seterr("%s: bad sector size %" PRIu32, name, d->sectorsize);
-	uint64_t img_sectors = (d->image_size + d->sectorsize - 1) / d->sectorsize;
-	if (d->nsectors > img_sectors)
-		return k_seterr("%s: %" PRIu64 " changed sectors in an image of %" PRIu64,
-				name, d->nsectors, img_sectors);
-	return 0;
-}
-
-/* Streaming writer: raw bytes and a deflated body, all hashed. */
-struct dwriter {
-	int fd;
-	const char *name;
-	z_stream zs;
-	struct sha256 h;
-	uint8_t out[1 << 16];
-};
-
-static void dw_raw(struct dwriter *w, const void *p, size_t n)
-{
-	sha256_update(&w->h, p, n);
-	if (full_write(w->fd, p, n) < 0)
-		xdie("%s: write failed:", w->name);
-}
-
-static void dw_z(struct dwriter *w, const void *p, size_t n, int flush)
-{
-	w->zs.next_in = (Bytef *)p;
-	w->zs.avail_in = n;
-	do {
-		w->zs.next_out = w->out;
-		w->zs.avail_out = sizeof(w->out);
-		int r = deflate(&w->zs, flush);
-		if (r == Z_STREAM_ERROR)
-			xdie("zlib: deflate failed");
-		dw_raw(w, w->out, sizeof(w->out) - w->zs.avail_out);
-	} while (w->zs.avail_out == 0 || (flush == Z_FINISH && w->zs.avail_in));
-}
-
-static void xhash_image(struct backing *b, uint64_t size, const struct opened *overlay,
-			uint8_t out[32], struct progress *p, uint64_t pbase);
-
-static void diff_head_bytes(const struct diffhead *d, uint8_t head[DIFF_HEAD])
-{
-	memset(head, 0, DIFF_HEAD);
-	memcpy(head, diff_magic, 8);
-	k_put_be32(head + 8, 1);
-	k_put_be32(head + 12, d->sectorsize);
-	k_put_be64(head + 16, d->image_size);
-	memcpy(head + 24, d->base, 32);
-	k_put_be64(head + 56, d->nsectors);
-}
-
-struct dwriter *xdiff_writer_open(struct kout *out, const struct diffhead *d)
-{
-	struct dwriter *w = xcalloc(1, sizeof(*w));
-	uint8_t head[DIFF_HEAD];
-
-	w->fd = out->fd;
-	w->name = out->name;
-	sha256_init(&w->h);
-	if (deflateInit(&w->zs, 6) != Z_OK)
-		xdie("zlib: cannot initialise");
-	diff_head_bytes(d, head);
-	dw_raw(w, head, sizeof(head));
-	return w;
-}
-
-void xdiff_writer_body(struct dwriter *w, const void *p, size_t n)
-{
-	dw_z(w, p, n, Z_NO_FLUSH);
-}
-
-void xdiff_writer_finish(struct dwriter *w)
-{
-	uint8_t digest[32];
-
-	dw_z(w, NULL, 0, Z_FINISH);
-	deflateEnd(&w->zs);
-	sha256_final(&w->h, digest);
-	if (full_write(w->fd, digest, 32) < 0)
-		xdie("%s: write failed:", w->name);
-	free(w);
-}
-
-void xdiff_hash_file(const char *path, uint8_t out[32], uint64_t *size)
-{
-	struct sha256 h;
-	struct progress p;
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		xdie("%s:", path);
-	uint8_t *buf = xmalloc(CHUNK);
-	sha256_init(&h);
-	prog_start(&p, "hashing the image", (uint64_t)st.st_size);
-	uint64_t done = 0;
-	for (;;) {
-		ssize_t n = full_read(fd, buf, CHUNK);
-		if (n < 0)
-			xdie("%s: read failed:", path);
-		if (n == 0)
-			break;
-		sha256_update(&h, buf, (size_t)n);
-		done += (uint64_t)n;
-		prog_update(&p, done);
-	}
-	prog_end(&p);
-	sha256_final(&h, out);
-	free(buf);
-	close(fd);
-	*size = done;
-}
-
-void xcow_export(const struct cowjob *j, const char *diffpath)
-{
-	struct opened o;
-	struct progress p;
-
-	xopen_job(j, &o, 1, O_RDONLY);
-	uint64_t ss = o.cow.sectorsize, nchanged = cow_count(&o.cow);
-	struct diffhead dh = { .sectorsize = (uint32_t)ss, .image_size = o.cow.size, .nsectors = nchanged };
-	prog_start(&p, "cow-merge export", o.cow.size + nchanged * ss);
-	xhash_image(&o.b, o.cow.size, NULL, dh.base, &p, 0);
-
-	struct kout out;
-	xout_open(&out, diffpath);
-	struct dwriter *w = xdiff_writer_open(&out, &dh);
-	uint8_t *buf = xmalloc(CHUNK);
-	uint64_t start, count, from = 0, done = 0;
-	while (next_run(&o.cow, from, &start, &count)) {
-		for (uint64_t s = start; s < start + count;) {
-			uint64_t n = start + count - s;
-			if (n > CHUNK / ss)
-				n = CHUNK / ss;
-			uint8_t rec[12];
-			k_put_be64(rec, s);
-			k_put_be32(rec + 8, (uint32_t)n);
-			xdiff_writer_body(w, rec, sizeof(rec));
-			xread_sectors(&o, s, n, buf);
-			xdiff_writer_body(w, buf, n * ss);
-			s += n;
-			done += n * ss;
-			prog_update(&p, o.cow.size + done);
-		}
-		from = start + count;
-	}
-	xdiff_writer_finish(w);
-	prog_end(&p);
-	free(buf);
-	xout_commit(&out);
-	close_job(&o);
-}
-
 /* Hash SIZE bytes of FD, with the changed sectors of OVERLAY (if any)
  * read from its COW instead. */
 static void xhash_image(struct backing *b, uint64_t size, const struct opened *overlay,
@@ -693,202 +525,48 @@ static void xhash_image(struct backing *b, uint64_t size, const struct opened *o
 	free(buf);
 }
 
-/* Reading a diff: the file must hash to its trailer before anything in it
- * is believed; then runs are inflated in order and checked. */
-struct dreader {
-	struct ksrc src;
-	struct diffhead head;
-	z_stream zs;
-	uint8_t in[1 << 16];
-	uint64_t pos, end;      /* compressed bytes: [64, size - 32) */
-	int eos;
-	uint64_t img_sectors, next, total;
+/* A run into a diff: its record (first sector, count), then the sectors,
+ * whole. */
+struct put_diff {
+	struct dwriter *w;
+	uint64_t ss;
 };
 
-static int dr_read(struct dreader *r, void *buf, size_t n)
+static void xput_to_diff(void *ctx, const uint8_t *buf, uint64_t sector, uint64_t n, uint64_t len)
 {
-	/* 1: got N bytes; 0: stream ended cleanly before any; -1: error. */
-	r->zs.next_out = buf;
-	r->zs.avail_out = n;
-	while (r->zs.avail_out) {
-		if (r->eos)
-			return r->zs.avail_out == n ? 0 : -1;
-		if (!r->zs.avail_in && r->pos < r->end) {
-			size_t m = r->end - r->pos < sizeof(r->in) ? r->end - r->pos : sizeof(r->in);
-			if (ksrc_read(&r->src, r->in, m, r->pos) < 0)
-				return -1;
-			r->pos += m;
-			r->zs.next_in = r->in;
-			r->zs.avail_in = m;
-		}
-		int z = inflate(&r->zs, Z_NO_FLUSH);
-		if (z == Z_STREAM_END)
-			r->eos = 1;
-		else if (z != Z_OK && !(z == Z_BUF_ERROR && r->zs.avail_in == 0 && r->pos < r->end))
-			return -1;
-	}
-	return 1;
-}
-
-/* Check the trailing hash and the header; -1 with k_seterr(). */
-static int diff_open(struct dreader *r)
-{
-	uint8_t b[DIFF_HEAD + 32], want[32], got[32];
-	struct sha256 h;
-	const char *name = r->src.name;
-	size_t n = r->src.size < sizeof(b) ? r->src.size : sizeof(b);
-
-	if (ksrc_read(&r->src, b, n, 0) < 0 || diff_parse_head(b, n, name, &r->head) < 0)
-		return -1;
-	sha256_init(&h);
-	uint8_t *buf = malloc(CHUNK);
-	if (!buf)
-		return k_seterr("out of memory");
-	uint64_t body = r->src.size - 32;
-	for (uint64_t off = 0; off < body;) {
-		uint64_t m = body - off < CHUNK ? body - off : CHUNK;
-		if (ksrc_read(&r->src, buf, m, off) < 0) {
-			free(buf);
-			return -1;
-		}
-		sha256_update(&h, buf, m);
-		off += m;
-	}
-	free(buf);
-	sha256_final(&h, got);
-	if (ksrc_read(&r->src, want, 32, body) < 0)
-		return -1;
-	if (memcmp(want, got, 32))
-		return k_seterr("%s: damaged diff: its checksum does not match its contents", name);
-	r->pos = DIFF_HEAD;
-	r->end = body;
-	if (inflateInit(&r->zs) != Z_OK)
-		return k_seterr("zlib: cannot initialise");
-	if (r->head.sectorsize != DIFF_FILES)
-		r->img_sectors = (r->head.image_size + r->head.sectorsize - 1) / r->head.sectorsize;
-	return 0;
-}
-
-/* The next run into BUF (room for CHUNK bytes): 1, 0 at the clean end of
- * the diff, -1 with k_seterr() for anything malformed. */
-static int diff_next_run(struct dreader *r, uint64_t *sector, uint64_t *count, uint8_t *buf)
-{
-	const char *name = r->src.name;
-	uint32_t ss = r->head.sectorsize;
+	struct put_diff *d = ctx;
 	uint8_t rec[12];
-	if (ss == DIFF_FILES)
-		return k_seterr("%s: a diff of files (an overlay's upper layer), not of sectors", name);
-	int got = dr_read(r, rec, sizeof(rec));
-
-	if (got < 0)
-		return k_seterr("%s: damaged diff: its data does not inflate", name);
-	if (got == 0) {
-		if (r->total != r->head.nsectors || r->pos != r->end || r->zs.avail_in)
-			return k_seterr("%s: damaged diff: %" PRIu64 " sectors where its header"
-					" says %" PRIu64 ", or data after the end", name, r->total,
-					r->head.nsectors);
-		return 0;
-	}
-	uint64_t s = k_be64(rec), n = k_be32(rec + 8);
-	if (n == 0 || n > CHUNK / ss || s < r->next || s > r->img_sectors || n > r->img_sectors - s)
-		return k_seterr("%s: damaged diff: bad run of %" PRIu64 " sectors at %" PRIu64,
-				name, n, s);
-	r->total += n;
-	if (r->total > r->head.nsectors)
-		return k_seterr("%s: damaged diff: more sectors than its header says", name);
-	if (dr_read(r, buf, n * ss) != 1)
-		return k_seterr("%s: damaged diff: a run is cut short", name);
-	r->next = s + n;
-	*sector = s;
-	*count = n;
-	return 1;
+	(void)len;
+	k_put_be64(rec, sector);
+	k_put_be32(rec + 8, (uint32_t)n);
+	xdiff_writer_body(d->w, rec, sizeof(rec));
+	xdiff_writer_body(d->w, buf, n * d->ss);
 }
 
-static void diff_close(struct dreader *r)
+void xcow_export(const struct cowjob *j, const char *diffpath)
 {
-	inflateEnd(&r->zs);
+	struct opened o;
+	struct progress p;
+
+	xopen_job(j, &o, 1, O_RDONLY);
+	uint64_t ss = o.cow.sectorsize, nchanged = cow_count(&o.cow);
+	struct diffhead dh = { .sectorsize = (uint32_t)ss, .image_size = o.cow.size, .nsectors = nchanged };
+	prog_start(&p, "cow-merge export", o.cow.size + nchanged * ss);
+	xhash_image(&o.b, o.cow.size, NULL, dh.base, &p, 0);
+
+	struct kout out;
+	xout_open(&out, diffpath);
+	struct dwriter *w = xdiff_writer_open(&out, &dh);
+	uint8_t *buf = xmalloc(CHUNK);
+	struct put_diff pd = { w, ss };
+	xfor_each_run(&o, buf, xput_to_diff, &pd, &p, o.cow.size, -1);
+	xdiff_writer_finish(w);
+	prog_end(&p);
+	free(buf);
+	xout_commit(&out);
+	close_job(&o);
 }
 
-static void xdiff_open(struct dreader *r, const char *path)
-{
-	memset(r, 0, sizeof(*r));
-	xsrc_open(&r->src, path);
-	if (diff_open(r) < 0)
-		xdie("%s", k_errmsg());
-}
-
-struct dreader *xdiff_reader_open(const char *path)
-{
-	struct dreader *r = xmalloc(sizeof(*r));
-	xdiff_open(r, path);
-	return r;
-}
-
-const struct diffhead *diff_reader_head(const struct dreader *r)
-{
-	return &r->head;
-}
-
-int diff_reader_read(struct dreader *r, void *buf, size_t n)
-{
-	int got = dr_read(r, buf, n);
-	if (got < 0)
-		return k_seterr("%s: damaged diff: its data does not inflate", r->src.name);
-	if (got == 0)
-		return k_seterr("%s: damaged diff: its data ends early", r->src.name);
-	return 0;
-}
-
-int diff_reader_end(struct dreader *r)
-{
-	uint8_t b;
-	if (dr_read(r, &b, 1) != 0 || r->pos != r->end || r->zs.avail_in)
-		return k_seterr("%s: damaged diff: data after its end", r->src.name);
-	return 0;
-}
-
-void diff_reader_close(struct dreader *r)
-{
-	diff_close(r);
-	ksrc_close(&r->src);
-	free(r);
-}
-
-static int fdin_from_diff(void *ctx, void *buf, size_t n)
-{
-	return diff_reader_read(ctx, buf, n);
-}
-
-int diff_check_mem(const uint8_t *buf, size_t n, const char *name)
-{
-	struct dreader *r = calloc(1, sizeof(*r));
-	uint8_t *run = malloc(CHUNK);
-	struct fdent *e = malloc(sizeof(*e));
-	uint64_t s, c;
-	int ret = -1;
-
-	if (!r || !run || !e)
-		goto out;
-	ksrc_mem(&r->src, buf, n, name);
-	if (diff_open(r) < 0)
-		goto out;
-	if (r->head.sectorsize == DIFF_FILES) {
-		struct fdin in = { fdin_from_diff, r, name, 0, 0 };
-		while ((ret = fdin_next(&in, e)) > 0)
-			;
-		if (ret == 0 && (diff_reader_end(r) < 0 || in.entries != r->head.nsectors))
-			ret = k_seterr("%s: damaged diff: entries do not match its header", name);
-	} else {
-		while ((ret = diff_next_run(r, &s, &c, run)) > 0)
-			;
-	}
-	diff_close(r);
-out:
-	free(r);
-	free(run);
-	free(e);
-	return ret;
-}
 
 /* Where applied sectors go: a new COW file over the backing, or an image. */
 struct sink {
@@ -900,23 +578,23 @@ struct sink {
 	const char *backing;
 };
 
-static void sink_write(struct sink *k, uint64_t sector, const uint8_t *data, uint64_t n, uint32_t ss)
+static void xsink_write(struct sink *k, uint64_t sector, const uint8_t *data, uint64_t n, uint32_t ss)
 {
 	uint64_t off = sector * ss, len = n * ss;
 
 	if (k->as_image) {
 		if (off + len > k->size)
 			len = k->size - off;
-		write_sparse(k->out.fd, data, len, off, k->out.name);
+		xwrite_sparse(k->out.fd, data, len, off, k->out.name);
 		return;
 	}
 	/* Zero sectors need no data written: the COW file is sparse there. */
-	write_sparse(k->out.fd, data, len, k->view.cow.data_off + off, k->out.name);
+	xwrite_sparse(k->out.fd, data, len, k->view.cow.data_off + off, k->out.name);
 	for (uint64_t s = sector; s < sector + n; s++)
 		cow_set(&k->view.cow, s);
 }
 
-static void sink_hash(struct sink *k, uint8_t out[32], struct progress *p)
+static void xsink_hash(struct sink *k, uint8_t out[32], struct progress *p)
 {
 	if (k->as_image) {
 		struct backing o = { .fd = k->out.fd, .size = k->size, .name = k->out.name };
@@ -943,21 +621,21 @@ void xcow_apply(const char *const *diffs, int ndiffs, const char *backing, const
 	k.size = k.b.size;
 
 	/* Check the first diff before any output exists. */
-	struct dreader r;
+	struct dreader *r = xdiff_reader_open(diffs[0]);
+	const struct diffhead *dh = diff_reader_head(r);
 	uint8_t h[32];
-	xdiff_open(&r, diffs[0]);
-	if (r.head.sectorsize == DIFF_FILES)
+	if (dh->sectorsize == DIFF_FILES)
 		xdie("%s: a diff of files (an overlay's upper layer): it applies on its own, not with --image"
 		     " or diffs of sectors", diffs[0]);
-	if (r.head.image_size != k.size)
+	if (dh->image_size != k.size)
 		xdie("%s: made for an image of %" PRIu64 " bytes; %s is %" PRIu64
-		     ": not the same image, nothing changed", diffs[0], r.head.image_size, backing, k.size);
+		     ": not the same image, nothing changed", diffs[0], dh->image_size, backing, k.size);
 	prog_start(&p, "cow-merge apply", k.size);
 	xhash_image(&k.b, k.size, NULL, h, &p, 0);
 	prog_end(&p);
-	if (memcmp(h, r.head.base, 32)) {
+	if (memcmp(h, dh->base, 32)) {
 		char a[65], b[65];
-		sha256_hex(r.head.base, a);
+		sha256_hex(dh->base, a);
 		sha256_hex(h, b);
 		xdie("%s: made for the image with SHA-256 %s; %s has %s: not the same image,"
 		     " nothing changed", diffs[0], a, backing, b);
@@ -968,7 +646,7 @@ void xcow_apply(const char *const *diffs, int ndiffs, const char *backing, const
 		xdie("%s: must be a regular file", k.out.name);
 	if (as_image) {
 		prog_start(&p, "cow-merge apply", k.size);
-		copy_sparse(&k.b, k.out.fd, k.size, k.out.name, &p);
+		xcopy_sparse(&k.b, k.out.fd, k.size, k.out.name, &p);
 		prog_end(&p);
 	} else {
 		cow_init_v3(&k.view.cow, abs, k.size, k.b.mtime);
@@ -986,30 +664,30 @@ void xcow_apply(const char *const *diffs, int ndiffs, const char *backing, const
 	uint8_t *buf = xmalloc(CHUNK + 65536);
 	for (int i = 0; i < ndiffs; i++) {
 		if (i > 0) {
-			xdiff_open(&r, diffs[i]);
-			if (r.head.image_size != k.size)
+			r = xdiff_reader_open(diffs[i]);
+			dh = diff_reader_head(r);
+			if (dh->image_size != k.size)
 				xdie("%s: made for an image of %" PRIu64 " bytes, not %" PRIu64,
-				     diffs[i], r.head.image_size, k.size);
+				     diffs[i], dh->image_size, k.size);
 			prog_start(&p, "cow-merge apply", k.size);
-			sink_hash(&k, h, &p);
+			xsink_hash(&k, h, &p);
 			prog_end(&p);
-			if (memcmp(h, r.head.base, 32))
+			if (memcmp(h, dh->base, 32))
 				xdie("%s: does not apply to the image the diffs before it make"
 				     " (wrong order, or another base); nothing written", diffs[i]);
 		}
-		if (r.head.sectorsize == DIFF_FILES)
+		if (dh->sectorsize == DIFF_FILES)
 			xdie("%s: a diff of files, which does not go with diffs of sectors", diffs[i]);
-		if (!as_image && r.head.sectorsize != k.view.cow.sectorsize)
+		if (!as_image && dh->sectorsize != k.view.cow.sectorsize)
 			xdie("%s: sector size %" PRIu32 " (a COW file here has 512)",
-			     diffs[i], r.head.sectorsize);
+			     diffs[i], dh->sectorsize);
 		uint64_t sec, cnt;
 		int got;
-		while ((got = diff_next_run(&r, &sec, &cnt, buf)) > 0)
-			sink_write(&k, sec, buf, cnt, r.head.sectorsize);
+		while ((got = diff_reader_run(r, &sec, &cnt, buf)) > 0)
+			xsink_write(&k, sec, buf, cnt, dh->sectorsize);
 		if (got < 0)
 			xdie("%s", k_errmsg());
-		diff_close(&r);
-		ksrc_close(&r.src);
+		diff_reader_close(r);
 	}
 	free(buf);
 	if (!as_image) {

@@ -1,4 +1,4 @@
-/* image: what a boot image file holds, found by reading it (nothing is
+/* bootimage: what a boot image file holds, found by reading it (nothing is
  * mounted or extracted), and the disk the guest is served from it.
  *
  * Kinds read: a live ISO (KNOPPIX cloops, Debian Live, casper, Fedora
@@ -7,8 +7,8 @@
  * or the byte range of the cloop inside the ISO, then the cloop inflated
  * block by block.  The root filesystem's type is read from its superblock.
  */
-#ifndef UMLK_IMAGE_H
-#define UMLK_IMAGE_H
+#ifndef UMLK_BOOTIMAGE_H
+#define UMLK_BOOTIMAGE_H
 
 #include <limits.h>
 #include <stdint.h>
@@ -34,7 +34,7 @@ struct image {
 	int is_iso;
 	struct bsrc *base;              /* an ISO's file, which the layers are ranges of */
 	int has_cloop;
-	struct bsrc *trace;             /* image_open_traced: the recorder (see remote.h) */
+	struct bsrc *trace;             /* image_open_traced: the recorder (bsrc_trace, bsrc.h) */
 };
 /* Can the guest write the root straight onto its disk (one ext2/3/4
  * layer), or does it need an overlay (read-only or stacked layers)? */
@@ -46,7 +46,7 @@ int image_writable(const struct image *im);
  * wrong. */
 int image_open(struct image *im, const char *path, const char *root, uint64_t cache_bytes);
 /* The same, recording the chunks of TRACE_CHUNK bytes a boot reads in
- * im->trace (bsrc_trace_list); 0: no recording. */
+ * im->trace (bsrc_trace_list, bsrc.h); 0: no recording. */
 int image_open_traced(struct image *im, const char *path, const char *root, uint64_t cache_bytes,
 		      uint32_t trace_chunk);
 /* The image FILE holds (taken over, closed with the image; a remote one),

@@ -1,11 +1,10 @@
-#include "block/image.h"
+#include "block/bootimage.h"
 #include "core/bytes.h"
 #include "core/err.h"
 #include "core/sys.h"
 #include "core/xio.h"
 #include "image/cloop.h"
 #include "image/iso9660.h"
-#include "remote/remote.h"
 
 #include <errno.h>
 #include <fcntl.h>
