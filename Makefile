@@ -43,10 +43,11 @@ all: $(BUILD)/umlk
 
 # The kernel build is cached by kernel/build.sh (keyed by source version,
 # fragment and patches), so running it every time costs a copy at most.
-KERNEL_INPUTS = kernel/build.sh kernel/config.fragment
+# Its own make runs with -j as many CPUs, not in this make's job server.
+KERNEL_INPUTS = kernel/build.sh kernel/config.fragment kernel/make-tree.sh
 kernel: $(BUILD)/linux
 $(BUILD)/linux: $(KERNEL_INPUTS)
-	sh kernel/build.sh $@
+	MAKEFLAGS= MAKELEVEL= sh kernel/build.sh $@
 
 release: $(BUILD)/release/umlk
 $(BUILD)/release/umlk: $(BUILD)/umlk $(BUILD)/linux
@@ -118,6 +119,9 @@ fuzz: $(FUZZERS)
 $(BUILD)/fuzzlib/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+# (Kept: reached only through the pattern rule, make would delete them
+# as intermediate files after each build.)
+.SECONDARY: $(FUZZ_LIBK)
 $(BUILD)/fuzz/%: test/fuzz/%.c $(FUZZ_LIBK) $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBK) -lz -lpthread

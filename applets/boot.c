@@ -4,6 +4,7 @@
 #include "core/err.h"
 #include "core/progress.h"
 #include "guest/cookie.h"
+#include "share/fuse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -61,6 +62,7 @@ static const struct kopt opts[] = {
 	{ 'H', "--home", "DIR", "share host directory DIR as the guest's /home, and\nnothing else of the host (virtio-fs, served by umlk,\nwhich never lets a name, '..' or a link lead out of DIR)" },
 	{ 0, "--home", "IMAGE", "the guest's /home in IMAGE, an ext2/3/4 image file\n(made, sparse, when missing and its name ends in .img)" },
 	{ 'S', "--home-size", "SIZE", "the size of a new home image (default 1G)" },
+	{ 'Q', "--home-cache", "MODE", "what the guest may keep of --home DIR: 'auto' names\nand attributes for a second, file data while the file\nstays the same (a change on the host shows within a\nsecond; the default); 'always' for a day, for a\ndirectory only the guest changes while it runs;\n'none' asks the host at every access" },
 	{ 'F', "--disk-full-wait", "SECONDS", "when the disk holding --cow or --home is full, the guest\nwaits this long for room (a line says so; it goes on when\nthere is room), then it is stopped and umlk exits 75;\n'inf' waits for ever, 0 stops it at once (default 60 with\na command, for ever without).  Other write errors are\nthe guest's I/O errors, and umlk exits 74" },
 	{ 'n', "--hostname", "NAME", "the guest's hostname (default: the one DHCP offers, else\nthe image's /etc/hostname)" },
 	{ 'N', "--net", "SOCKET", "connect eth0 (virtio-net) to the umlk umlswitch at\nSOCKET; the guest configures it by DHCP" },
@@ -116,6 +118,11 @@ int boot_main(int argc, char **argv)
 		case 'k': o.kernel = optarg; break;
 		case 'H': o.home = optarg; break;
 		case 'S': o.home_size = xarg_size("--home-size", optarg, 16ULL << 20, 16ULL << 40); break;
+		case 'Q':
+			if ((o.home_cache = fshare_cache_of(optarg)) < 0)
+				xusage("--home-cache: '%s' is not auto, always or none", optarg);
+			o.home_cache_set = 1;
+			break;
 		case 'n': o.hostname = optarg; break;
 		case 'F': o.disk_full_wait = xarg_wait("--disk-full-wait", optarg); break;
 		case 'i': o.init = optarg; break;

@@ -40,11 +40,12 @@ INIT
 chmod +x "$w/i/init"
 (cd "$w/i" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$w/ubd.gz"
 # ubd IMAGE WHAT: a script that boots the kernel with ubd over IMAGE (a
-# fresh COW file) and runs WHAT (seq, rand, or nothing).
+# fresh COW file) and runs WHAT (seq, rand, or nothing), in the mode umlk
+# boots in by default (no jail: ubd opens host files itself).
 ubd() {
 	cat > "$w/ubd-$2.sh" <<UBD
 rm -f '$w/u.cow'
-'$K' mem=256M 'ubda=$w/u.cow,$1' initrd='$w/ubd.gz' umlk.run=$2 quiet con0=null,fd:1 con=null </dev/null
+'$K' mem=256M $fast_args 'ubda=$w/u.cow,$1' initrd='$w/ubd.gz' umlk.run=$2 quiet con0=null,fd:1 con=null </dev/null
 UBD
 	echo "$w/ubd-$2.sh"
 }

@@ -2,12 +2,18 @@
 # best of N runs, ratios.  Sourcing it sets
 #   top     the top of the tree          umlk    the binary (UMLK to choose)
 #   kernel  build/linux                  runs    RUNS, default 3
+#   fast_args  the default mode's kernel arguments (seccomp, CPUs)
 #   w       a work directory, removed when the bench ends, after what
 #           at_exit CMD registered (servers to stop, namespaces to remove)
 top=$(cd "$(dirname "$0")/.." && pwd)
 umlk=${UMLK:-$top/build/umlk}
 kernel=$top/build/linux
 runs=${RUNS:-3}
+# The kernel arguments of umlk's default (fast) mode, for peers that boot
+# the kernel themselves (ubd, hostfs), so both sides run alike: seccomp
+# stubs and as many CPUs as umlk gives (the host's, at most 4).
+fast_cpus=$(n=$(nproc); [ "$n" -gt 4 ] && n=4; echo "$n")
+fast_args="seccomp=on ncpus=$fast_cpus"
 w=$(mktemp -d "${TMPDIR:-/var/tmp}/umlk-bench.XXXXXX")
 at_exit_cmds=
 at_exit() { at_exit_cmds="$at_exit_cmds

@@ -29,6 +29,8 @@ struct boot_opts {
 	const char *kernel;     /* NULL: embedded, else build/linux beside us */
 	const char *home;       /* /home: a host directory to share, or a home image */
 	uint64_t home_size;     /* of a new home image; 0: 1 GiB */
+	int home_cache;         /* --home DIR: what the guest may keep (enum fshare_cache) */
+	int home_cache_set;     /* given: an error without --home DIR */
 	const char *init;       /* static umlk for the guest; NULL: this file */
 	const char *hostname;
 	const char *net;        /* switch control socket, "auto", or NULL */

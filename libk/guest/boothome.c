@@ -45,6 +45,8 @@ void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *h
 	struct stat st;
 
 	memset(h, 0, sizeof(*h));
+	if (!o->home && o->home_cache_set)
+		xdie("--home-cache: only for --home DIR");
 	if (!o->home)
 		return;
 	if (stat(o->home, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -55,7 +57,7 @@ void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *h
 			rl.rlim_cur = rl.rlim_max;
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
-		if (!(h->share = fshare_open(o->home)))
+		if (!(h->share = fshare_open(o->home, (enum fshare_cache)o->home_cache)))
 			xdie("--home %s", k_errmsg());
 		return;
 	}
@@ -69,6 +71,9 @@ void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *h
 	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		xdie("--home %s: neither a directory nor an image file", o->home);
+	if (o->home_cache_set)
+		xdie("--home-cache: only for --home DIR (%s is an image: the guest's kernel caches it as any disk)",
+		     o->home);
 	int fd = open(o->home, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		xdie("--home %s:", o->home);

@@ -27,20 +27,24 @@ enum {
 	OP_RELEASE = 18, OP_FSYNC = 20, OP_FLUSH = 25, OP_INIT = 26, OP_OPENDIR = 27,
 	OP_READDIR = 28, OP_RELEASEDIR = 29, OP_FSYNCDIR = 30, OP_ACCESS = 34, OP_CREATE = 35,
 	OP_INTERRUPT = 36, OP_DESTROY = 38, OP_BATCH_FORGET = 42, OP_FALLOCATE = 43,
-	OP_RENAME2 = 45, OP_LSEEK = 46,
+	OP_READDIRPLUS = 44, OP_RENAME2 = 45, OP_LSEEK = 46,
 };
 
 #define ROOT_ID 1
 #define ATTR_OUT 88                     /* struct fuse_attr */
 #define ENTRY_OUT (40 + ATTR_OUT)
-#define VALID_SECS 1                    /* how long the guest may cache names and attributes */
 
 /* INIT flags we use */
 #define F_ASYNC_READ (1u << 0)
 #define F_ATOMIC_O_TRUNC (1u << 3)
 #define F_BIG_WRITES (1u << 5)
+#define F_AUTO_INVAL_DATA (1u << 12)
+#define F_DO_READDIRPLUS (1u << 13)
+#define F_READDIRPLUS_AUTO (1u << 14)
 #define F_PARALLEL_DIROPS (1u << 18)
 #define F_MAX_PAGES (1u << 22)
+
+#define FOPEN_KEEP_CACHE (1u << 1)       /* OPEN's open_flags */
 
 /* SETATTR valid bits */
 #define FA_MODE (1u << 0)
@@ -80,6 +84,8 @@ struct fshare {
 	size_t nh, caph;
 	size_t ninodes, nopen, max_open;        /* descriptors held, and the most we will hold */
 	int proc;                       /* /proc/self/fd */
+	uint64_t valid_secs;            /* how long the guest may trust names and attributes */
+	int keep_cache;                 /* its cached data of a file, from one open to the next */
 };
 
 /* ---- inodes */
@@ -248,10 +254,28 @@ static int release_handle(struct fshare *s, uint64_t fh, int isdir)
 
 /* ---- setting up */
 
-struct fshare *fshare_open(const char *dir)
+static const char *const cache_names[] = { "auto", "always", "none" };
+
+const char *fshare_cache_name(enum fshare_cache cache)
+{
+	return cache_names[cache];
+}
+
+int fshare_cache_of(const char *name)
+{
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(name, cache_names[i]))
+			return i;
+	return -1;
+}
+
+struct fshare *fshare_open(const char *dir, enum fshare_cache cache)
 {
 	struct fshare *s = xcalloc(1, sizeof(*s));
 	struct stat st;
+
+	s->valid_secs = cache == FSHARE_CACHE_ALWAYS ? 86400 : cache == FSHARE_CACHE_AUTO ? 1 : 0;
+	s->keep_cache = cache != FSHARE_CACHE_NONE;
 
 	pthread_mutex_init(&s->lock, NULL);
 	struct rlimit rl;
@@ -363,16 +387,22 @@ static int stat_fd(int fd, struct stat *st)
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
+/* A struct fuse_entry_out at P (ENTRY_OUT bytes, zeroed) for N. */
+static void put_entry(const struct fshare *s, uint8_t *p, const struct inode *n, const struct stat *st)
+{
+	k_put_le64(p, n->id);
+	k_put_le64(p + 8, 0);                   /* generation */
+	k_put_le64(p + 16, s->valid_secs);
+	k_put_le64(p + 24, s->valid_secs);
+	put_attr(p + 40, n->id, st);
+}
+
 static size_t reply_entry(struct req *r, struct inode *n, const struct stat *st)
 {
 	uint8_t *p = room(r, ENTRY_OUT);
 	if (!p)
 		return reply(r, EINVAL);
-	k_put_le64(p, n->id);
-	k_put_le64(p + 8, 0);                   /* generation */
-	k_put_le64(p + 16, VALID_SECS);
-	k_put_le64(p + 24, VALID_SECS);
-	put_attr(p + 40, n->id, st);
+	put_entry(r->s, p, n, st);
 	return reply(r, 0);
 }
 
@@ -381,7 +411,7 @@ static size_t reply_attr(struct req *r, uint64_t id, const struct stat *st)
 	uint8_t *p = room(r, 16 + ATTR_OUT);
 	if (!p)
 		return reply(r, EINVAL);
-	k_put_le64(p, VALID_SECS);
+	k_put_le64(p, r->s->valid_secs);
 	put_attr(p + 16, id, st);
 	return reply(r, 0);
 }
@@ -410,23 +440,35 @@ static char *procpath(char *buf, int fd)
 	return buf;
 }
 
+/* NAME (one component, never "." or "..") in the directory DIRFD, as an
+ * inode the guest now holds a reference to, its attributes in ST: NULL
+ * with the error in *ERR when there is none. */
+static struct inode *lookup(struct fshare *s, int dirfd, const char *name, struct stat *st, int *err)
+{
+	int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0) {
+		*err = errno;
+		return NULL;
+	}
+	if ((*err = -stat_fd(fd, st))) {
+		close(fd);
+		return NULL;
+	}
+	struct inode *n = remember(s, fd, st);
+	if (!n)
+		*err = ENFILE;
+	return n;
+}
+
 /* Look NAME up in PARENT and answer with its entry. */
 static size_t entry_of(struct req *r, struct inode *parent, const char *name)
 {
 	struct stat st;
-	int fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int e;
+	struct inode *n = lookup(r->s, parent->fd, name, &st, &e);
 
-	if (fd < 0)
-		return reply(r, errno);
-	int e = stat_fd(fd, &st);
-	if (e) {
-		close(fd);
-		return reply(r, e);
-	}
-	struct inode *n = remember(r->s, fd, &st);
-	if (!n)
-		return reply(r, ENFILE);
-	return reply_entry(r, n, &st);
+	return n ? reply_entry(r, n, &st) : reply(r, e);
 }
 
 /* ---- operations */
@@ -445,8 +487,11 @@ static size_t op_init(struct req *r)
 	k_put_le32(p, 7);
 	k_put_le32(p + 4, minor < 31 ? minor : 31);
 	k_put_le32(p + 8, ra);
-	k_put_le32(p + 12, flags & (F_ASYNC_READ | F_ATOMIC_O_TRUNC | F_BIG_WRITES | F_PARALLEL_DIROPS |
-				    F_MAX_PAGES));
+	/* Data kept from one open to the next is dropped when a file's
+	 * time or size is seen to change (AUTO_INVAL_DATA). */
+	uint32_t want = F_ASYNC_READ | F_ATOMIC_O_TRUNC | F_BIG_WRITES | F_PARALLEL_DIROPS | F_MAX_PAGES |
+			F_DO_READDIRPLUS | F_READDIRPLUS_AUTO | (r->s->keep_cache ? F_AUTO_INVAL_DATA : 0);
+	k_put_le32(p + 12, flags & want);
 	k_put_le16(p + 16, 16);                 /* max_background */
 	k_put_le16(p + 18, 12);                 /* congestion_threshold */
 	k_put_le32(p + 20, FUSE_MAX_WRITE);
@@ -547,6 +592,7 @@ static size_t op_open(struct req *r, struct inode *n, int dir)
 	if (fh == NO_HANDLE)
 		return reply(r, EMFILE);
 	k_put_le64(p, fh);
+	k_put_le32(p + 8, !dir && r->s->keep_cache ? FOPEN_KEEP_CACHE : 0);
 	return reply(r, 0);
 }
 
@@ -582,18 +628,42 @@ static size_t op_create(struct req *r, struct inode *parent)
 		close(fd);
 		return reply(r, EINVAL);
 	}
-	k_put_le64(p, n->id);
-	k_put_le64(p + 16, VALID_SECS);
-	k_put_le64(p + 24, VALID_SECS);
-	put_attr(p + 40, n->id, &st);
+	put_entry(r->s, p, n, &st);
 	uint64_t fh = add_handle(r->s, fd, 0);
 	if (fh == NO_HANDLE)
 		return reply(r, EMFILE);        /* the file stays made, as open(2) may leave it */
 	k_put_le64(p + ENTRY_OUT, fh);
+	k_put_le32(p + ENTRY_OUT + 8, r->s->keep_cache ? FOPEN_KEEP_CACHE : 0);
 	return reply(r, 0);
 }
 
-static size_t op_readdir(struct req *r)
+/* One directory entry of a READDIR (PLUS: READDIRPLUS, the entry looked
+ * up too) at P, zeroed, of its record's size. */
+static void put_dirent(struct req *r, uint8_t *p, int plus, int dirfd, uint64_t ino, uint64_t next,
+		       const char *nm, size_t nl, unsigned type)
+{
+	if (plus) {
+		/* The entry's lookup, counted as one of the guest's; "."
+		 * and ".." (the kernel would not count them) and a name
+		 * gone meanwhile get node id 0: no attributes given. */
+		struct stat st;
+		int e;
+		struct inode *n = !strcmp(nm, ".") || !strcmp(nm, "..") ? NULL
+				  : lookup(r->s, dirfd, nm, &st, &e);
+		if (n)
+			put_entry(r->s, p, n, &st);
+		p += ENTRY_OUT;
+	}
+	k_put_le64(p, ino);
+	k_put_le64(p + 8, next);
+	k_put_le32(p + 16, (uint32_t)nl);
+	k_put_le32(p + 20, type);
+	memcpy(p + 24, nm, nl);
+}
+
+/* READDIR, or READDIRPLUS when PLUS: as many entries from the offset
+ * asked as fit in the size asked. */
+static size_t op_readdir(struct req *r, int plus)
 {
 	if (r->arglen < 24)
 		return reply(r, EINVAL);
@@ -634,17 +704,14 @@ static size_t op_readdir(struct req *r)
 				memcpy(&next, buf + i + 8, 8);
 				const char *nm = (const char *)buf + i + 19;
 				size_t nl = strnlen(nm, (size_t)reclen - 19);
-				size_t rec = (24 + nl + 7) & ~(size_t)7;
+				size_t rec = ((plus ? ENTRY_OUT : 0) + 24 + nl + 7) & ~(size_t)7;
+				/* (Checked before the lookup: an entry left out
+				 * is not one the guest holds.) */
 				if (used + rec > size) {
 					full = 1;       /* the guest asks again from the last "next" */
 					break;
 				}
-				uint8_t *p = room(r, rec);
-				k_put_le64(p, ino);
-				k_put_le64(p + 8, next);
-				k_put_le32(p + 16, (uint32_t)nl);
-				k_put_le32(p + 20, buf[i + 18]);        /* d_type */
-				memcpy(p + 24, nm, nl);
+				put_dirent(r, room(r, rec), plus, fd, ino, next, nm, nl, buf[i + 18]);
 				used += rec;
 				i += reclen;
 			}
@@ -878,14 +945,18 @@ size_t fshare_request_data(struct fshare *s, const uint8_t *in, size_t inlen, co
 	case OP_WRITE:
 		return op_rw(&r, 1);
 	case OP_READDIR:
-		return op_readdir(&r);
+	case OP_READDIRPLUS:
+		return op_readdir(&r, r.op == OP_READDIRPLUS);
 	case OP_RELEASE:
 	case OP_RELEASEDIR:
 		if (r.arglen < 8)
 			return reply(&r, EINVAL);
 		return reply(&r, release_handle(s, k_le64(r.arg), r.op == OP_RELEASEDIR));
 	case OP_FLUSH:
-		return reply(&r, 0);
+		/* Nothing to do at close: every write is made at once, and
+		 * there are no locks.  ENOSYS tells the guest's kernel so, and
+		 * it sends no more: one round trip fewer per close. */
+		return reply(&r, ENOSYS);
 	case OP_FSYNC:
 	case OP_FSYNCDIR: {
 		if (r.arglen < 16)

@@ -29,8 +29,21 @@
 
 struct fshare;
 
+/* How long the guest may trust what it was told (--home-cache):
+ *  AUTO    names and attributes for a second; a file's cached data is
+ *          kept from one open to the next while its size and time stay
+ *          the same.  A change made on the host shows within a second.
+ *  ALWAYS  names and attributes for a day, data kept: right for a share
+ *          only the guest writes while it runs (a change made on the host
+ *          meanwhile may show late, or only after the guest drops it).
+ *  NONE    nothing kept: every access asks, every open rereads. */
+enum fshare_cache { FSHARE_CACHE_AUTO, FSHARE_CACHE_ALWAYS, FSHARE_CACHE_NONE };
+
 /* Serve DIR.  NULL with k_seterr() when it cannot be opened. */
-struct fshare *fshare_open(const char *dir);
+struct fshare *fshare_open(const char *dir, enum fshare_cache cache);
+/* CACHE's name, and the policy a name means (-1 when none). */
+const char *fshare_cache_name(enum fshare_cache cache);
+int fshare_cache_of(const char *name);
 void fshare_close(struct fshare *s);
 
 /* One request: IN holds its header and arguments (INLEN bytes).  The

@@ -92,7 +92,7 @@ static void setup(void)
 	snprintf(p, sizeof(p), "%s/up", share);
 	symlink("../marker", p);
 	stat(marker, &marker_st);
-	fs = fshare_open(share);
+	fs = fshare_open(share, FSHARE_CACHE_AUTO);
 	if (!fs)
 		abort();
 }
