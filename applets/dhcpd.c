@@ -42,6 +42,7 @@ static const struct kopt opts[] = {
 	{ 'r', "--router", "IP", "default gateway to offer (default: none)" },
 	{ 'D', "--dns", "IP", "DNS server to offer (up to 4 times)" },
 	{ 'o', "--domain", "NAME", "DNS domain to offer" },
+	{ 'M', "--mtu", "N", "offer the interface MTU N (option 26): 1450 on a switch\nwith a VXLAN port, so that no guest sends frames the\ntunnel cannot carry" },
 	{ 't', "--lease-time", "TIME", "seconds, or with s, m, h, d (default 1h)" },
 	{ 's', "--static", "MAC=IP[,NAME]", "always give MAC the address IP (and host name NAME)" },
 	{ 'f', "--lease-file", "FILE", "keep leases in FILE, so a restart keeps them" },
@@ -154,6 +155,7 @@ static void xparse(int argc, char **argv, struct args *a, struct dhcps_conf *c)
 				xusage("--domain: '%s' is too long", optarg);
 			snprintf(c->domain, sizeof(c->domain), "%s", optarg);
 			break;
+		case 'M': c->mtu = (uint16_t)xarg_num("--mtu", optarg, 576, 9000); break;
 		case 't': c->lease_secs = xarg_duration("--lease-time", optarg); break;
 		case 's': xstatic_lease(c, statics, (int)(sizeof(statics) / sizeof(statics[0])), optarg); break;
 		case 'f': c->lease_file = optarg; break;

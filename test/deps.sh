@@ -21,7 +21,7 @@ apt-get install -y -qq --no-install-recommends \
 	clang libclang-rt-14-dev \
 	linux-source-6.12 bc flex bison xz-utils \
 	cloop-utils uml-utilities busybox-static e2fsprogs xorriso \
-	util-linux procps iproute2 cpio strace squashfs-tools passwd tmux \
+	util-linux procps iproute2 ethtool cpio strace squashfs-tools passwd tmux \
 	isc-dhcp-client debootstrap dpkg live-build \
 	xnest xvfb xserver-xephyr x11-apps x11-utils xauth imagemagick \
 	kea-admin dnsmasq-base \

@@ -64,6 +64,12 @@ static int parse_options(struct dhcp_msg *m, const uint8_t *p, size_t n, int *ov
 			break;
 		case DHO_DOMAIN: NEED(len >= 1); copy_string(m->domain, sizeof(m->domain), v, len); m->have |= DH_DOMAIN; break;
 		case DHO_BROADCAST: NEED(len == 4); m->bcast = k_be32(v); m->have |= DH_BROADCAST_ADDR; break;
+		case DHO_MTU:
+			NEED(len == 2);
+			m->mtu = k_be16(v);
+			if (m->mtu >= 68)       /* RFC 2132's least; a smaller one is ignored */
+				m->have |= DH_MTU;
+			break;
 		case DHO_REQUESTED_IP: NEED(len == 4); m->reqip = k_be32(v); m->have |= DH_REQIP; break;
 		case DHO_LEASE_TIME: NEED(len == 4); m->lease = k_be32(v); m->have |= DH_LEASE; break;
 		case DHO_OVERLOAD:
@@ -163,6 +169,11 @@ size_t dhcp_build(uint8_t *b, const struct dhcp_msg *m)
 	if (m->have & DH_MASK) p = opt32(p, DHO_SUBNET_MASK, m->mask);
 	if (m->have & DH_BROADCAST_ADDR) p = opt32(p, DHO_BROADCAST, m->bcast);
 	if (m->have & DH_ROUTER) p = opt32(p, DHO_ROUTER, m->router);
+	if (m->have & DH_MTU) {
+		uint8_t v[2];
+		k_put_be16(v, m->mtu);
+		p = opt(p, DHO_MTU, v, 2);
+	}
 	if ((m->have & DH_DNS) && m->ndns > 0) {
 		uint8_t d[16];
 		for (int i = 0; i < m->ndns && i < 4; i++)
@@ -179,7 +190,7 @@ size_t dhcp_build(uint8_t *b, const struct dhcp_msg *m)
 		p = opt(p, DHO_CLIENT_ID, m->clientid, m->clientid_len);
 	if (m->op == 1) {
 		static const uint8_t want[] = { DHO_SUBNET_MASK, DHO_ROUTER, DHO_DNS, DHO_HOSTNAME, DHO_DOMAIN,
-						 DHO_BROADCAST, DHO_LEASE_TIME, DHO_T1, DHO_T2 };
+						 DHO_BROADCAST, DHO_LEASE_TIME, DHO_T1, DHO_T2, DHO_MTU };
 		uint8_t max[2];
 		k_put_be16(max, 576);
 		p = opt(p, DHO_MAX_SIZE, max, 2);
@@ -454,6 +465,10 @@ static void reply_params(struct dhcps *s, struct dhcp_msg *out, int with_lease)
 	out->mask = s->c.mask;
 	out->bcast = s->c.bcast ? s->c.bcast : (s->c.server_ip | ~s->c.mask);
 	out->have |= DH_MASK | DH_BROADCAST_ADDR;
+	if (s->c.mtu) {
+		out->mtu = s->c.mtu;
+		out->have |= DH_MTU;
+	}
 	if (with_lease) {
 		out->lease = s->c.lease_secs;
 		out->t1 = s->c.lease_secs / 2;

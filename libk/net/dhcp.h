@@ -28,7 +28,7 @@
 /* Option codes (RFC 2132) umlk reads or writes. */
 enum dhcp_option {
 	DHO_PAD = 0, DHO_SUBNET_MASK = 1, DHO_ROUTER = 3, DHO_DNS = 6, DHO_HOSTNAME = 12,
-	DHO_DOMAIN = 15, DHO_BROADCAST = 28, DHO_REQUESTED_IP = 50, DHO_LEASE_TIME = 51,
+	DHO_DOMAIN = 15, DHO_MTU = 26, DHO_BROADCAST = 28, DHO_REQUESTED_IP = 50, DHO_LEASE_TIME = 51,
 	DHO_OVERLOAD = 52, DHO_MSG_TYPE = 53, DHO_SERVER_ID = 54, DHO_PARAM_LIST = 55,
 	DHO_MESSAGE = 56, DHO_MAX_SIZE = 57, DHO_T1 = 58, DHO_T2 = 59, DHO_CLIENT_ID = 61,
 	DHO_END = 255,
@@ -44,7 +44,7 @@ enum {
 	DH_MASK = 1 << 0, DH_ROUTER = 1 << 1, DH_DNS = 1 << 2, DH_HOSTNAME = 1 << 3,
 	DH_DOMAIN = 1 << 4, DH_REQIP = 1 << 5, DH_LEASE = 1 << 6, DH_SERVERID = 1 << 7,
 	DH_T1 = 1 << 8, DH_T2 = 1 << 9, DH_CLIENTID = 1 << 10, DH_MESSAGE = 1 << 11,
-	DH_BROADCAST_ADDR = 1 << 12,
+	DH_BROADCAST_ADDR = 1 << 12, DH_MTU = 1 << 13,
 };
 
 struct dhcp_msg {
@@ -56,6 +56,7 @@ struct dhcp_msg {
 	uint8_t type;                   /* option 53; 0 for plain BOOTP */
 	unsigned have;                  /* DH_* */
 	uint32_t mask, router, reqip, serverid, lease, t1, t2, bcast;
+	uint16_t mtu;                   /* option 26, the interface MTU */
 	uint32_t dns[4];
 	int ndns;
 	char hostname[64];
@@ -84,6 +85,7 @@ struct dhcps_conf {
 	uint32_t dns[4];
 	int ndns;
 	uint32_t lease_secs;
+	uint16_t mtu;                   /* offered as option 26; 0: none */
 	char domain[64];
 	char hostname_prefix[32];       /* "" : hand out no names but static ones */
 	const char *lease_file;         /* NULL: leases live in memory only */

@@ -105,6 +105,7 @@ static void take_lease(struct dhcpc_lease *l, const struct dhcp_msg *m, const ui
 	l->router = (m->have & DH_ROUTER) ? m->router : 0;
 	memcpy(l->dns, m->dns, sizeof(l->dns));
 	l->ndns = m->ndns;
+	l->mtu = (m->have & DH_MTU) ? m->mtu : 0;
 	l->lease = (m->have & DH_LEASE) ? m->lease : NET_DEFAULT_LEASE;
 	l->t1 = (m->have & DH_T1) ? m->t1 : l->lease / 2;
 	l->t2 = (m->have & DH_T2) ? m->t2 : l->lease / 8 * 7;
@@ -240,6 +241,15 @@ int dhcpc_configure(const char *ifname, const struct dhcpc_lease *l)
 	what = "setting the broadcast address";
 	if (sin_ioctl(sk, ifname, SIOCSIFBRDADDR, l->bcast) < 0)
 		goto fail;
+	if (l->mtu) {
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+		ifr.ifr_mtu = l->mtu;
+		what = "setting the MTU";
+		if (ioctl(sk, SIOCSIFMTU, &ifr) < 0)
+			goto fail;
+	}
 	if (l->router) {
 		struct rtentry rt;
 		struct sockaddr_in *s;

@@ -19,6 +19,7 @@ struct dhcpc_lease {
 	uint32_t dns[4];
 	int ndns;
 	uint32_t lease, t1, t2;         /* seconds */
+	uint16_t mtu;                   /* 0: none offered */
 	char hostname[64], domain[64];
 };
 

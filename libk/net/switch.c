@@ -1,4 +1,5 @@
 #include "net/switch.h"
+#include "core/bytes.h"
 #include "core/daemon.h"
 #include "core/err.h"
 #include "core/sys.h"
@@ -6,11 +7,13 @@
 #include "net/net.h"
 #include "net/switchproto.h"
 #include "net/vnet.h"
+#include "net/vxlan.h"
 #include "vhost/vhost.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,6 +79,7 @@ struct port {
 	struct vport *vp;               /* a virtio-net port, or NULL */
 	int ctl;                        /* control connection; -1 for the tap */
 	int tap;                        /* the host tap device's fd, or -1 */
+	int vx;                         /* a VXLAN remote: its index, or -1 */
 	int probe;                      /* connected to the port: POLLOUT when it has room */
 	struct txq q;
 	struct sockaddr_un addr;
@@ -83,6 +87,7 @@ struct port {
 	unsigned gen;                   /* bumped when the slot is reused */
 	time_t since;
 	unsigned long long in, out, drops;
+	unsigned long long bytes_in, bytes_out;         /* VXLAN remotes' */
 	char descr[129];                /* VDE's description, or the tap's name */
 	char service[32];               /* a umlk service port (dhcpd), or "" */
 };
@@ -120,8 +125,16 @@ struct sw {
 	struct who { int kind, idx; unsigned gen; } *who;
 	int npf;
 	int stuck, more;                /* ports with frames to push without a probe; tx to finish */
+	/* The VXLAN port: its socket, each remote's port and address (in
+	 * the socket's family), the largest frame it carries each way. */
+	int vxfd;
+	int vxport[VXLAN_REMOTES_MAX];
+	struct vxlan_addr vxdest[VXLAN_REMOTES_MAX];
+	size_t vxmax;
+	int vxmtu;
+	unsigned long long vxdrop[VX_NVERDICTS];
 };
-enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK };
+enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK, W_VXLAN };
 
 static volatile sig_atomic_t stopping;
 static void on_stop(int sig) { (void)sig; stopping = 1; }
@@ -247,6 +260,31 @@ static void legacy_send(struct sw *s, struct port *pt, const uint8_t *frame, siz
 		enqueue(s, pt, frame, n);       /* behind what already waits */
 }
 
+/* One frame into the tunnel, to the port's remote: dropped and counted
+ * when it is over the tunnel's MTU or the socket refuses it (UDP: a
+ * frame lost here is one the guests' TCP sends again). */
+static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
+{
+	uint8_t hdr[VXLAN_HLEN];
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)f, n } };
+	struct vxlan_addr *to = &s->vxdest[pt->vx];
+	struct msghdr m = { .msg_name = &to->sa, .msg_namelen = to->len, .msg_iov = iov, .msg_iovlen = 2 };
+	enum vxlan_verdict why = VX_TOO_BIG;
+
+	vxlan_header(hdr, s->c->vxlan->vni);
+	if (n <= s->vxmax) {
+		if (sendmsg(s->vxfd, &m, MSG_DONTWAIT) == (ssize_t)(n + sizeof(hdr))) {
+			pt->out++;
+			pt->bytes_out += n;
+			return;
+		}
+		why = VX_SEND;
+	}
+	s->vxdrop[why]++;
+	pt->drops++;
+	s->dropped++;
+}
+
 static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
 		       size_t n);
 
@@ -259,6 +297,8 @@ static void emit_plain(void *arg, const uint8_t *f, size_t n)
 
 	if (e->pt->vp)
 		vport_send(e->s, e->pt, &plain, f, n);
+	else if (e->pt->vx >= 0)
+		vx_send(e->s, e->pt, f, n);
 	else
 		legacy_send(e->s, e->pt, f, n);
 }
@@ -289,14 +329,18 @@ static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t
 			s->large_whole++;
 		if (pt->vp)
 			vport_send(s, pt, h, frame, n);
+		else if (pt->vx >= 0)
+			vx_send(s, pt, frame, n);
 		else
 			legacy_send(s, pt, frame, n);
 		return;
 	}
-	/* Checksum filled in, or the segment cut into frames. */
+	/* Checksum filled in, or the segment cut into frames (for the tunnel,
+	 * frames that fit its MTU). */
 	static uint8_t scratch[VNET_FRAME_MAX];
 	struct emit_ctx e = { s, pt };
-	int k = vnet_plain(h, frame, n, scratch, NET_FRAME_MAX, emit_plain, &e);
+	size_t max = pt->vx >= 0 ? (size_t)s->vxmtu + NET_ETH_HLEN : NET_FRAME_MAX;
+	int k = vnet_plain(h, frame, n, scratch, max, emit_plain, &e);
 	if (k < 0) {
 		pt->drops++;
 		s->dropped++;
@@ -312,7 +356,8 @@ static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_
 {
 	s->frames_in++;
 	s->ports[in].in++;
-	if (n < NET_ETH_HLEN || n > (s->ports[in].vp ? VNET_FRAME_MAX : NET_FRAME_MAX + 4)) {
+	size_t max = s->ports[in].vp ? VNET_FRAME_MAX : s->ports[in].vx >= 0 ? s->vxmax : NET_FRAME_MAX + 4;
+	if (n < NET_ETH_HLEN || n > max) {
 		s->malformed++;
 		return;
 	}
@@ -327,8 +372,12 @@ static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_
 	int to = -1;
 	if (!s->c->hub && !net_mac_is_group(dst))
 		to = mac_lookup(s, dst, now);
-	if (to == in) {                 /* both ends behind the same port */
-		s->dropped++;
+	/* Split horizon: what came through the tunnel never goes back into
+	 * it (every host sends to every other itself; passing frames on
+	 * would loop them). */
+	int from_tunnel = s->ports[in].vx >= 0;
+	if (to == in || (to >= 0 && from_tunnel && s->ports[to].vx >= 0)) {
+		s->dropped++;           /* both ends behind the same port, or the tunnel */
 		return;
 	}
 	if (to >= 0) {
@@ -338,7 +387,7 @@ static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_
 	}
 	s->flooded++;
 	for (int p = 0; p < s->nports; p++)
-		if (s->ports[p].used && p != in)
+		if (s->ports[p].used && p != in && !(from_tunnel && s->ports[p].vx >= 0))
 			send_to(s, p, h, frame, n);
 }
 
@@ -508,18 +557,34 @@ static void vport_kick(struct vu_dev *d, int q)
 		vport_drain(v->s, &v->s->ports[v->port]);
 }
 
+/* virtio_net_config: no MAC offered (the guest picks or is told its
+ * own); with a tunnel, its MTU (at byte 10, after the MAC, status and
+ * queue pairs). */
 static void vport_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t len)
 {
-	(void)d;
-	(void)off;
-	memset(buf, 0, len);            /* no MAC offered: the guest picks or is told its own */
+	struct vport *v = d->ctx;
+	uint8_t cfg[12] = { 0 };
+
+	if (v->s->vxfd >= 0)
+		k_put_le16(cfg + 10, (uint16_t)v->s->vxmtu);
+	memset(buf, 0, len);
+	if (off < sizeof(cfg))
+		memcpy(buf, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
 }
 
+#define VPORT_FEATURES (1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_GUEST_CSUM | \
+			1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 | \
+			1ULL << VIRTIO_NET_F_HOST_TSO4 | 1ULL << VIRTIO_NET_F_HOST_TSO6 | \
+			1ULL << VIRTIO_NET_F_MRG_RXBUF)
 static const struct vu_ops vport_ops = {
-	.features = 1ULL << VIRTIO_NET_F_CSUM | 1ULL << VIRTIO_NET_F_GUEST_CSUM |
-		    1ULL << VIRTIO_NET_F_GUEST_TSO4 | 1ULL << VIRTIO_NET_F_GUEST_TSO6 |
-		    1ULL << VIRTIO_NET_F_HOST_TSO4 | 1ULL << VIRTIO_NET_F_HOST_TSO6 |
-		    1ULL << VIRTIO_NET_F_MRG_RXBUF,
+	.features = VPORT_FEATURES,
+	.nqueues = 2,
+	.get_config = vport_config,
+	.kick = vport_kick,
+};
+/* On a switch with a tunnel: the same, telling the guest its MTU. */
+static const struct vu_ops vport_ops_mtu = {
+	.features = VPORT_FEATURES | 1ULL << VIRTIO_NET_F_MTU,
 	.nqueues = 2,
 	.get_config = vport_config,
 	.kick = vport_kick,
@@ -542,11 +607,11 @@ static int port_by_addr(struct sw *s, const struct sockaddr_un *a, socklen_t len
 {
 	int l = s->last_port;
 
-	if (l >= 0 && l < s->nports && s->ports[l].used && s->ports[l].tap < 0 &&
+	if (l >= 0 && l < s->nports && s->ports[l].used && s->ports[l].ctl >= 0 &&
 	    sw_addr_match(a, len, &s->ports[l].addr))
 		return l;
 	for (int p = 0; p < s->nports; p++) {
-		if (s->ports[p].used && s->ports[p].tap < 0 && sw_addr_match(a, len, &s->ports[p].addr)) {
+		if (s->ports[p].used && s->ports[p].ctl >= 0 && sw_addr_match(a, len, &s->ports[p].addr)) {
 			s->last_port = p;
 			/* Send back with the length the port really bound with. */
 			if (s->ports[p].addrlen != len) {
@@ -578,7 +643,7 @@ static void port_remove(struct sw *s, int p, const char *why)
 		pt->vp = NULL;
 	}
 	pt->used = 0;
-	pt->ctl = pt->tap = pt->probe = -1;
+	pt->ctl = pt->tap = pt->probe = pt->vx = -1;
 	pt->gen++;
 }
 
@@ -591,7 +656,7 @@ static int port_new(struct sw *s)
 			memset(pt, 0, sizeof(*pt));
 			pt->gen = gen;
 			pt->used = 1;
-			pt->ctl = pt->tap = pt->probe = -1;
+			pt->ctl = pt->tap = pt->probe = pt->vx = -1;
 			pt->since = time(NULL);
 			return p;
 		}
@@ -635,6 +700,13 @@ static char *status_text(struct sw *s, size_t *len)
 				pt->vp->large_in, pt->vp->large_out);
 			continue;
 		}
+		if (pt->vx >= 0) {
+			char a[64];
+			fprintf(f, "  port %d: vxlan remote %s, frames in %llu (%llu bytes), out %llu (%llu bytes),"
+				" dropped %llu\n", p, vxlan_fmt_addr(&s->c->vxlan->remote[pt->vx], a), pt->in,
+				pt->bytes_in, pt->out, pt->bytes_out, pt->drops);
+			continue;
+		}
 		fprintf(f, "  port %d: %s%s%s%s, up %lld s, frames in %llu, out %llu, dropped %llu, queued %u\n", p,
 			pt->tap >= 0 ? "tap " : pt->service[0] ? "service " : "uml",
 			pt->tap >= 0 ? pt->descr : pt->service,
@@ -659,6 +731,18 @@ static char *status_text(struct sw *s, size_t *len)
 		" frames); checksums filled in %llu\n", s->large_in, s->large_whole, s->large_cut, s->segments,
 		s->csums);
 	fprintf(f, "control: requests refused %llu\n", s->refused);
+	if (s->vxfd >= 0) {
+		char a[64];
+		struct vxlan_addr local;
+		local.len = sizeof(local.sa);
+		if (getsockname(s->vxfd, (struct sockaddr *)&local.sa, &local.len) < 0)
+			local.sa.ss_family = AF_UNSPEC;
+		fprintf(f, "vxlan: vni %u, local %s, mtu %d, %d remotes; dropped:", s->c->vxlan->vni,
+			vxlan_fmt_addr(&local, a), s->vxmtu, s->c->vxlan->nremotes);
+		for (int v = VX_OK + 1; v < VX_NVERDICTS; v++)
+			fprintf(f, "%s %s %llu", v > VX_OK + 1 ? "," : "", vxlan_verdict_name[v], s->vxdrop[v]);
+		fprintf(f, "\n");
+	}
 	fclose(f);
 	*len = sz;
 	return buf;
@@ -687,7 +771,7 @@ static void vport_new(struct sw *s, int i)
 	}
 	char name[32];
 	snprintf(name, sizeof(name), "port %d", p);
-	vu_init(&v->dev, name, &vport_ops, v);
+	vu_init(&v->dev, name, s->vxfd >= 0 ? &vport_ops_mtu : &vport_ops, v);
 	v->s = s;
 	v->port = p;
 	/* Messages are read whole, blocking; a front end that stops halfway
@@ -834,6 +918,24 @@ static void ctl_input(struct sw *s, int p)
 
 static const struct vnet_hdr plain_hdr;
 
+/* Up to BATCH datagrams from FD without blocking: datagram i into BUF +
+ * i * BUFSZ, its sender into NAME + i * NAMESZ.  The count (0 or less:
+ * none). */
+static int recv_batch(int fd, struct mmsghdr *m, struct iovec *v, uint8_t *buf, size_t bufsz, uint8_t *name,
+		      size_t namesz)
+{
+	for (int i = 0; i < BATCH; i++) {
+		v[i].iov_base = buf + (size_t)i * bufsz;
+		v[i].iov_len = bufsz;
+		memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
+		m[i].msg_hdr.msg_name = name + (size_t)i * namesz;
+		m[i].msg_hdr.msg_namelen = (socklen_t)namesz;
+		m[i].msg_hdr.msg_iov = &v[i];
+		m[i].msg_hdr.msg_iovlen = 1;
+	}
+	return recvmmsg(fd, m, BATCH, MSG_DONTWAIT, NULL);
+}
+
 static void data_input(struct sw *s)
 {
 	static uint8_t bufs[BATCH][NET_FRAME_MAX + 64];
@@ -842,16 +944,7 @@ static void data_input(struct sw *s)
 	struct sockaddr_un from[BATCH];
 
 	for (int round = 0; round < 8; round++) {
-		for (int i = 0; i < BATCH; i++) {
-			v[i].iov_base = bufs[i];
-			v[i].iov_len = sizeof(bufs[i]);
-			memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
-			m[i].msg_hdr.msg_name = &from[i];
-			m[i].msg_hdr.msg_namelen = sizeof(from[i]);
-			m[i].msg_hdr.msg_iov = &v[i];
-			m[i].msg_hdr.msg_iovlen = 1;
-		}
-		int n = recvmmsg(s->data, m, BATCH, MSG_DONTWAIT, NULL);
+		int n = recv_batch(s->data, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)from, sizeof(from[0]));
 		if (n <= 0)
 			break;
 		long long now = k_now_ms();
@@ -866,6 +959,43 @@ static void data_input(struct sw *s)
 				continue;
 			}
 			forward(s, p, &plain_hdr, bufs[i], m[i].msg_len, now);
+		}
+		if (n < BATCH)
+			break;
+	}
+}
+
+/* Datagrams on the VXLAN socket: from a remote, for our VNI, a frame
+ * that fits; anything else dropped and counted by why. */
+static void vx_input(struct sw *s)
+{
+	static uint8_t bufs[BATCH][VXLAN_HLEN + VXLAN_FRAME_MAX];
+	struct mmsghdr m[BATCH];
+	struct iovec v[BATCH];
+	struct sockaddr_storage names[BATCH];
+	const struct vxlan_conf *c = s->c->vxlan;
+
+	for (int round = 0; round < 8; round++) {
+		int n = recv_batch(s->vxfd, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)names, sizeof(names[0]));
+		if (n <= 0)
+			break;
+		long long now = k_now_ms();
+		for (int i = 0; i < n; i++) {
+			struct vxlan_addr from;
+			memcpy(&from.sa, &names[i], sizeof(names[i]));
+			from.len = m[i].msg_hdr.msg_namelen;
+			int r = -1;
+			size_t flen = 0;
+			enum vxlan_verdict why = vxlan_receive(c, &from, bufs[i], m[i].msg_len, s->vxmax, &r, &flen);
+			if (why == VX_OK && (m[i].msg_hdr.msg_flags & MSG_TRUNC))
+				why = VX_SIZE;
+			if (why != VX_OK) {
+				s->vxdrop[why]++;
+				continue;
+			}
+			struct port *pt = &s->ports[s->vxport[r]];
+			pt->bytes_in += flen;
+			forward(s, s->vxport[r], &plain_hdr, bufs[i] + VXLAN_HLEN, flen, now);
 		}
 		if (n < BATCH)
 			break;
@@ -970,6 +1100,51 @@ static int bind_data(struct sw *s)
 	return 0;
 }
 
+/* The VXLAN port: its UDP socket (the local address's family, else IPv4
+ * unless a remote is IPv6: then IPv6 taking IPv4 too), one port for each
+ * remote. */
+static int open_vxlan(struct sw *s)
+{
+	const struct vxlan_conf *c = s->c->vxlan;
+	struct vxlan_addr local = c->local;
+	int family = local.len ? local.sa.ss_family : AF_INET;
+	char a[64];
+
+	for (int r = 0; !local.len && r < c->nremotes; r++)
+		if (c->remote[r].sa.ss_family == AF_INET6)
+			family = AF_INET6;
+	if (!local.len) {
+		local.sa.ss_family = (sa_family_t)family;
+		local.len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		((struct sockaddr_in *)&local.sa)->sin_port = htons(VXLAN_PORT);  /* same place in both */
+	}
+	s->vxmtu = vxlan_mtu(c);
+	s->vxmax = (size_t)s->vxmtu + NET_ETH_HLEN + 4;         /* a VLAN tag's room too */
+	if (s->vxmax > VXLAN_FRAME_MAX)
+		return k_seterr("-vxlan-mtu %d: at most %d", s->vxmtu, VXLAN_FRAME_MAX - NET_ETH_HLEN - 4);
+	s->vxfd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->vxfd < 0)
+		return k_seterr("vxlan: socket:");
+	int off = 0, sz = 4 << 20;
+	if (family == AF_INET6)
+		setsockopt(s->vxfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	setsockopt(s->vxfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+	setsockopt(s->vxfd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	for (int r = 0; r < c->nremotes; r++)
+		if (vxlan_addr_as(&c->remote[r], family, &s->vxdest[r]) < 0)
+			return k_seterr("vxlan: remote %s is IPv6, the local address IPv4",
+					vxlan_fmt_addr(&c->remote[r], a));
+	if (bind(s->vxfd, (struct sockaddr *)&local.sa, local.len) < 0)
+		return k_seterr("vxlan: binding %s:", vxlan_fmt_addr(&local, a));
+	for (int r = 0; r < c->nremotes; r++) {
+		int p = port_new(s);
+		s->ports[p].vx = r;
+		s->vxport[r] = p;
+		snprintf(s->ports[p].descr, sizeof(s->ports[p].descr), "vxlan %s", vxlan_fmt_addr(&c->remote[r], a));
+	}
+	return 0;
+}
+
 static void sw_free(struct sw *s)
 {
 	if (s->listen >= 0) {
@@ -978,6 +1153,8 @@ static void sw_free(struct sw *s)
 	}
 	if (s->data >= 0)
 		close(s->data);
+	if (s->vxfd >= 0)
+		close(s->vxfd);
 	for (int p = 0; s->ports && p < s->nports; p++) {
 		if (s->ports[p].ctl >= 0)
 			close(s->ports[p].ctl);
@@ -1006,9 +1183,9 @@ static struct sw *sw_open(const struct switch_conf *c)
 	if (!s)
 		return k_seterr("out of memory"), NULL;
 	s->c = c;
-	s->listen = s->data = -1;
+	s->listen = s->data = s->vxfd = -1;
 	s->last_port = -1;
-	s->nports = c->max_ports + (c->tap != NULL);
+	s->nports = c->max_ports + (c->tap != NULL) + (c->vxlan ? c->vxlan->nremotes : 0);
 	s->ports = calloc((size_t)s->nports, sizeof(*s->ports));
 	s->age_ms = (long long)c->age_secs * 1000;
 	s->started = time(NULL);
@@ -1022,7 +1199,7 @@ static struct sw *sw_open(const struct switch_conf *c)
 		goto fail;
 	}
 	for (int p = 0; p < s->nports; p++)
-		s->ports[p].ctl = s->ports[p].tap = s->ports[p].probe = -1;
+		s->ports[p].ctl = s->ports[p].tap = s->ports[p].probe = s->ports[p].vx = -1;
 	if (c->tap) {
 		int fd = open_tap(c->tap);
 		if (fd < 0)
@@ -1031,6 +1208,8 @@ static struct sw *sw_open(const struct switch_conf *c)
 		s->ports[p].tap = fd;
 		snprintf(s->ports[p].descr, sizeof(s->ports[p].descr), "%s", c->tap);
 	}
+	if (c->vxlan && open_vxlan(s) < 0)
+		goto fail;
 	if (bind_data(s) < 0 || (s->listen = bind_ctl(c->ctl_path)) < 0)
 		goto fail;
 	return s;
@@ -1052,11 +1231,13 @@ static void watch_all(struct sw *s)
 	s->npf = s->stuck = s->more = 0;
 	watch(s, s->listen, POLLIN, W_LISTEN, 0, 0);
 	watch(s, s->data, POLLIN, W_DATA, 0, 0);
+	if (s->vxfd >= 0)
+		watch(s, s->vxfd, POLLIN, W_VXLAN, 0, 0);
 	for (int i = 0; i < s->npend; i++)
 		watch(s, s->pend[i].fd, POLLIN, W_PENDING, i, 0);
 	for (int p = 0; p < s->nports; p++) {
 		struct port *pt = &s->ports[p];
-		if (!pt->used)
+		if (!pt->used || pt->vx >= 0)
 			continue;
 		if (pt->vp) {
 			struct vu_dev *d = &pt->vp->dev;
@@ -1134,6 +1315,8 @@ static void dispatch(struct sw *s)
 			vport_kick(&pt->vp->dev, who[i].idx >> 16);
 		} else if (who[i].kind == W_DATA) {
 			data_input(s);
+		} else if (who[i].kind == W_VXLAN) {
+			vx_input(s);
 		} else if (who[i].kind == W_TAP && s->ports[who[i].idx].used && s->ports[who[i].idx].tap == pf[i].fd) {
 			tap_input(s, who[i].idx);
 		}
@@ -1178,7 +1361,7 @@ static int idle_too_long(struct sw *s, long long *idle_since)
 	int guests = 0;
 
 	for (int p = 0; p < s->nports; p++)
-		guests += s->ports[p].used && !s->ports[p].service[0] && s->ports[p].tap < 0;
+		guests += s->ports[p].used && !s->ports[p].service[0] && s->ports[p].tap < 0 && s->ports[p].vx < 0;
 	if (guests)
 		*idle_since = k_now_ms();
 	return !guests && k_now_ms() - *idle_since >= s->c->idle_exit * 1000LL;

@@ -187,6 +187,18 @@ int sw_port_open(struct sw_port *p, const char *ctl_path, const char *service)
 		k_seterr("%s: the switch answered with a bad address", ctl_path);
 		goto fail;
 	}
+	/* Frames go to an abstract socket name, which is private to a network
+	 * namespace: a switch in another one takes the request on its path but
+	 * would never hear a frame. */
+	int probe = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (probe < 0 || connect(probe, (struct sockaddr *)&p->sw, sizeof(p->sw)) < 0) {
+		k_seterr("%s: the switch's frame socket cannot be reached from here (is the switch "
+			 "in another network namespace?):", ctl_path);
+		if (probe >= 0)
+			close(probe);
+		goto fail;
+	}
+	close(probe);
 	fcntl(p->ctl, F_SETFL, fcntl(p->ctl, F_GETFL) | O_NONBLOCK);
 	return 0;
 fail:

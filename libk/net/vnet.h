@@ -28,6 +28,7 @@
 /* Feature bits of virtio-net */
 #define VIRTIO_NET_F_CSUM 0
 #define VIRTIO_NET_F_GUEST_CSUM 1
+#define VIRTIO_NET_F_MTU 3
 #define VIRTIO_NET_F_MAC 5
 #define VIRTIO_NET_F_GUEST_TSO4 7
 #define VIRTIO_NET_F_GUEST_TSO6 8

@@ -14,6 +14,7 @@
 #include "net/net.h"
 #include "net/switchproto.h"
 #include "net/vnet.h"
+#include "net/vxlan.h"
 #include "remote/http.h"
 #include "remote/index.h"
 #include "tcpcheck.h"
@@ -627,6 +628,61 @@ static void test_http(void)
 	kidx_free(&x);
 }
 
+static void test_vxlan(void)
+{
+	struct vxlan_addr a, b;
+	char buf[64];
+	uint8_t d[VXLAN_HLEN + 60];
+	size_t flen = 0;
+	int r = -1;
+
+	T("vxlan: ADDR takes the default port",
+	  vxlan_parse_addr("10.0.0.1", VXLAN_PORT, &a) == 0 && !strcmp(vxlan_fmt_addr(&a, buf), "10.0.0.1:4789"));
+	T("vxlan: ADDR:PORT", vxlan_parse_addr("10.0.0.1:8472", VXLAN_PORT, &a) == 0 &&
+				      !strcmp(vxlan_fmt_addr(&a, buf), "10.0.0.1:8472"));
+	T("vxlan: [ADDR6]:PORT", vxlan_parse_addr("[fd00::1]:5000", VXLAN_PORT, &a) == 0 &&
+					 !strcmp(vxlan_fmt_addr(&a, buf), "[fd00::1]:5000"));
+	T("vxlan: a bare IPv6 address", vxlan_parse_addr("fd00::1", VXLAN_PORT, &a) == 0 &&
+						!strcmp(vxlan_fmt_addr(&a, buf), "[fd00::1]:4789"));
+	T("vxlan: port 0 refused", vxlan_parse_addr("10.0.0.1:0", VXLAN_PORT, &a) < 0);
+	T("vxlan: port 65536 refused", vxlan_parse_addr("10.0.0.1:65536", VXLAN_PORT, &a) < 0);
+	T("vxlan: a name refused (nothing is looked up)", vxlan_parse_addr("host.example", VXLAN_PORT, &a) < 0);
+	T("vxlan: an unclosed bracket refused", vxlan_parse_addr("[fd00::1", VXLAN_PORT, &a) < 0);
+	vxlan_parse_addr("10.0.0.1:1", VXLAN_PORT, &a);
+	vxlan_parse_addr("[::ffff:10.0.0.1]:2", VXLAN_PORT, &b);
+	T("vxlan: an IPv4 host and its v4-mapped form are one host, whatever the ports", vxlan_same_host(&a, &b));
+	vxlan_parse_addr("10.0.0.2", VXLAN_PORT, &b);
+	T("vxlan: two IPv4 hosts differ", !vxlan_same_host(&a, &b));
+
+	struct vxlan_conf c;
+	memset(&c, 0, sizeof(c));
+	c.vni = 42;
+	vxlan_parse_addr("10.0.0.1", VXLAN_PORT, &c.remote[c.nremotes++]);
+	T("vxlan: MTU 1450 over IPv4", vxlan_mtu(&c) == 1450);
+	vxlan_parse_addr("fd00::2", VXLAN_PORT, &c.remote[c.nremotes++]);
+	T("vxlan: MTU 1430 with an IPv6 remote", vxlan_mtu(&c) == 1430);
+	c.mtu = 9000;
+	T("vxlan: -vxlan-mtu wins", vxlan_mtu(&c) == 9000);
+
+	memset(d, 0, sizeof(d));
+	vxlan_header(d, 42);
+	T("vxlan: the header (I flag, VNI in bytes 4-6)", d[0] == 0x08 && d[4] == 0 && d[5] == 0 && d[6] == 42 && d[7] == 0);
+	memcpy(d + VXLAN_HLEN + 6, "\x02\0\0\0\0\x01", 6);
+	T("vxlan: a good datagram", vxlan_check(42, d, sizeof(d), 1514, &flen) == VX_OK && flen == 60);
+	T("vxlan: from a remote, which one", vxlan_receive(&c, &a, d, sizeof(d), 1514, &r, &flen) == VX_OK && r == 0);
+	T("vxlan: from a stranger", vxlan_receive(&c, &b, d, sizeof(d), 1514, &r, &flen) == VX_STRANGER);
+	T("vxlan: shorter than header and Ethernet header", vxlan_check(42, d, VXLAN_HLEN + 13, 1514, &flen) == VX_SHORT);
+	T("vxlan: another VNI", vxlan_check(43, d, sizeof(d), 1514, &flen) == VX_VNI);
+	T("vxlan: over the frame limit", vxlan_check(42, d, sizeof(d), 59, &flen) == VX_SIZE);
+	d[0] = 0x08 | 0x80;
+	T("vxlan: reserved flag bits ignored (RFC 7348)", vxlan_check(42, d, sizeof(d), 1514, &flen) == VX_OK);
+	d[0] = 0;
+	T("vxlan: no I flag", vxlan_check(42, d, sizeof(d), 1514, &flen) == VX_FLAGS);
+	d[0] = 0x08;
+	d[VXLAN_HLEN + 6] = 0x01;
+	T("vxlan: a group source MAC", vxlan_check(42, d, sizeof(d), 1514, &flen) == VX_SOURCE);
+}
+
 int main(void)
 {
 	uint8_t b[8];
@@ -777,5 +833,6 @@ int main(void)
 	test_escape();
 	test_fdiff();
 	test_http();
+	test_vxlan();
 	return failed != 0;
 }
