@@ -30,8 +30,11 @@ if [ ! -s "$img" ]; then
 		exit 1
 	fi
 	mkdir -p "$cache"
+	. "$here/trees.sh"
+	tree_sweep "$cache/debian-tree"
 	tree=$cache/debian-tree.$$
-	trap 'rm -rf "$tree" "$img.tmp"' EXIT
+	trap 'tree_release "$tree"; rm -f "$tree.log" "$img.tmp"' EXIT
+	tree_signals
 	echo "debian: debootstrap $suite (minbase + $packages)" >&2
 	debootstrap --variant=minbase --include="$packages" "$suite" "$tree" "$mirror" >"$tree.log" 2>&1 || {
 		tail -n 30 "$tree.log" >&2
@@ -57,7 +60,7 @@ XS
 	kb=$(du -sk "$tree" | cut -f1)
 	mke2fs -q -F -t ext2 -b 4096 -d "$tree" -L debian-live "$img.tmp" $(( (kb * 5 / 4 + 262144) / 1024 ))M
 	mv "$img.tmp" "$img"
-	rm -rf "$tree"
+	tree_release "$tree"
 fi
 
 mkdir -p "$out"

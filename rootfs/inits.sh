@@ -31,8 +31,11 @@ build() {
 			exit 1
 		fi
 		mkdir -p "$cache"
+		. "$here/trees.sh"
+		tree_sweep "$cache/$name-tree"
 		tree=$cache/$name-tree.$$
-		trap 'rm -rf "$tree" "$tree.log" "$img.tmp"' EXIT
+		trap 'tree_release "$tree"; rm -f "$tree.log" "$img.tmp"' EXIT
+		tree_signals
 		echo "inits: debootstrap $suite (minbase + $packages)" >&2
 		debootstrap --variant=minbase --include="$packages" "$suite" "$tree" "$mirror" >"$tree.log" 2>&1 || {
 			tail -n 30 "$tree.log" >&2
@@ -51,7 +54,8 @@ build() {
 			exit 1
 		}
 		mv "$img.tmp" "$img"
-		rm -rf "$tree" "$tree.log"
+		tree_release "$tree"
+		rm -f "$tree.log"
 		trap - EXIT
 	fi
 	mkdir -p "$out"

@@ -32,8 +32,11 @@ if [ ! -s "$iso" ]; then
 	fi
 	command -v lb >/dev/null || { echo "rootfs/live.sh: live-build is not installed (test/deps.sh)" >&2; exit 1; }
 	mkdir -p "$cache"
+	. "$here/trees.sh"
+	tree_sweep "$cache/live-tree"
 	w=$cache/live-tree.$$
-	trap 'cd /; [ -d "$w" ] && (cd "$w" && lb clean --purge >/dev/null 2>&1); rm -rf "$w" "$iso.tmp"' EXIT
+	trap 'cd /; [ -d "$w" ] && (cd "$w" && lb clean --purge >/dev/null 2>&1); tree_release "$w"; rm -f "$iso.tmp"' EXIT
+	tree_signals
 	mkdir -p "$w"
 	cd "$w"
 	echo "live: live-build bookworm (systemd, live-boot, live-config) into $iso" >&2
