@@ -517,7 +517,7 @@ static int exit_status(const struct boot *b, const struct kernel_run *k, const s
 		return 128 + k->stop_signal;
 	int st = k->wait_status;
 	if (!b->conf.command)
-		return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		return k->powered_off ? 0 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	if (k->reported >= 0)
 		return k->reported;
 	if (WIFSIGNALED(st))

@@ -107,6 +107,7 @@ struct kernel_run {
 	int reported;           /* the command's status from the guest, or -1 */
 	int stop_signal;        /* the signal that stopped us, or 0 */
 	int escaped;            /* halted by the escape (~.) */
+	int powered_off;        /* the guest's init powered off (the kernel then ended by us) */
 };
 void xkernel_run(struct kernel_run *k);
 /* UML leaves UML_DIR/UMID behind when it does not exit cleanly. */

@@ -1,6 +1,7 @@
 /* The kernel running: its terminal, the escapes, stops, the command's
  * status (bootrun.h). */
 #include "guest/bootrun.h"
+#include "guest/guest.h"
 #include "core/err.h"
 #include "core/sys.h"
 #include "core/xio.h"
@@ -111,6 +112,7 @@ struct sup {
 	char text[256];
 	size_t used;
 	int reported;
+	int powered_off;                /* the guest's init is powering off, its disks synced */
 	int tty_fd;                     /* our terminal's input, relayed; -1 when not (or hung up) */
 	struct boot_escape esc;
 	uint8_t pend[512];              /* input waiting for the guest to take it */
@@ -173,6 +175,10 @@ static void read_status(struct sup *s)
 	char *s2 = strstr(s->text, "umlk-status ");
 	if (s2 && strchr(s2, '\n'))
 		s->reported = atoi(s2 + 12);
+	/* (Whole lines: the console ends them with "\r\n".) */
+	char *po = strstr(s->text, GUEST_POWEROFF_MARK);
+	if (po && (po[sizeof(GUEST_POWEROFF_MARK) - 1] == '\r' || po[sizeof(GUEST_POWEROFF_MARK) - 1] == '\n'))
+		s->powered_off = 1;
 	if (s->used == sizeof(s->text) - 1)
 		s->used = 0;
 }
@@ -198,7 +204,7 @@ static void stops(struct sup *s, int *step, long long *next, int *killed)
 /* Wait for the kernel to finish: read the command's status from the
  * guest when there is one, relay our terminal's input (through the
  * escapes) and pump the guest's output, pass the terminal's size on. */
-static int supervise(const struct kernel_run *k)
+static int supervise(const struct kernel_run *k, int *powered_off)
 {
 	struct sup s = { .k = k, .status_fd = k->status_fd, .reported = -1, .esc = { .line_start = 1 },
 			 .tty_fd = k->in_fd >= 0 ? STDIN_FILENO : -1 };
@@ -256,6 +262,12 @@ static int supervise(const struct kernel_run *k)
 				s.pump_open[i] = 0;
 		if (p[0].revents & (POLLIN | POLLHUP))
 			read_status(&s);
+		if (s.powered_off && !killed) {
+			/* Its disks are synced and unmounted: the kernel's own
+			 * power-off would only make us wait. */
+			kill(-child, SIGKILL);
+			killed = 1;
+		}
 	}
 	/* What the kernel wrote before it went is still to be shown. */
 	for (int i = 0; i < k->npumps; i++) {
@@ -266,6 +278,7 @@ static int supervise(const struct kernel_run *k)
 	}
 	if (s.status_fd >= 0)
 		close(s.status_fd);
+	*powered_off = s.powered_off;
 	return s.reported;
 }
 
@@ -326,7 +339,7 @@ void xkernel_run(struct kernel_run *k)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	k->reported = supervise(k);
+	k->reported = supervise(k, &k->powered_off);
 	k->wait_status = child_status;
 	k->stop_signal = stop_signal > 0 ? stop_signal : 0;
 	k->escaped = escaped;

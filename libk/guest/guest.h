@@ -102,6 +102,10 @@ void guest_shutdown(void);
 #define GUEST_TTY_STDIO "/dev/tty0"
 #define GUEST_TTY_STDERR "/dev/tty1"
 #define GUEST_TTY_STATUS "/dev/tty2"
+/* The line umlk's init writes there once every disk is synced and
+ * unmounted, just before it powers off: from then on nothing of the
+ * guest's is in the kernel, and umlk ends it at once. */
+#define GUEST_POWEROFF_MARK "umlk-poweroff"
 
 /* The initramfs for 'boot': /init is INIT (NULL: this executable, without
  * the kernel payload a release file carries), with CONF and the command
