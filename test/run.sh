@@ -93,7 +93,7 @@ fuzz_one() {
 	[ -d "$top/test/fuzz/$name.seeds" ] && cp "$top/test/fuzz/$name.seeds"/* "$corpus/" 2>/dev/null
 	# Crash inputs go beside the log, never into the working directory.
 	if "$f" -max_total_time="$secs" -seed=1 -rss_limit_mb=2048 \
-		-artifact_prefix="$corpus.crash-" "$corpus" >"$corpus.log" 2>&1; then
+		-artifact_prefix="$corpus." "$corpus" >"$corpus.log" 2>&1; then
 		echo "PASS: [fuzz] $name ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$corpus.log" | grep -o '[0-9]*$' || grep -Eo '#[0-9]+' "$corpus.log" | tail -n 1) runs in $secs s)" > "$corpus.result"
 	else
 		{

@@ -170,9 +170,11 @@ static int debian_live(const struct ksrc *iso, struct live_layout *L)
 				continue;
 			char path[LIVE_PATH_MAX];
 			if (strchr(line, '/') || strlen(line) + 6 >= sizeof(path)) {
+				/* (The message quotes the line: made before its buffer goes.) */
+				k_seterr("%s: live/filesystem.module names '%.60s', not a file in live/", iso->name,
+					 line);
 				free(text);
-				return k_seterr("%s: live/filesystem.module names '%.60s', not a file in live/",
-						iso->name, line);
+				return -1;
 			}
 			snprintf(path, sizeof(path), "live/%s", line);
 			int a = add_layer(iso, L, path);
