@@ -48,7 +48,7 @@ set -- $nj; j_t=$2 j_f=$3 j_d=$4
 # the jail costs (the default against no jail).
 row() {
 	printf "  %-26s %8s %10s %10s %10s %11s%%\n" "$1" "$2" "$3" "$4" "$5" \
-		"$(awk -v c="$4" -v d="$5" 'BEGIN { printf "%+.0f", d > 0 ? 100 * (c - d) / d : 0 }')"
+		"$(awk -v c="$4" -v d="$5" 'BEGIN { v = d > 0 ? 100 * (c - d) / d : 0; printf "%+.0f", v }')"
 }
 echo "Process-heavy work in a Debian guest, host clock, best of $runs (seconds):"
 printf "  %-26s %8s %10s %10s %10s %12s\n" "" "6.12" "isolated" "default" "no jail" "jail's cost"

@@ -58,7 +58,7 @@ row() {
 	b=$(login "$2" "$3" "$4")
 	c=$(login "$2" "$3" "$4" --no-jail --trusted)
 	printf "  %-34s %9s %9s %9s %12s\n" "$1" "$a" "$b" "$c" \
-		"$(awk -v b="$b" -v c="$c" 'BEGIN { printf "%+.0f%%", c > 0 ? 100 * (b - c) / c : 0 }')"
+		"$(awk -v b="$b" -v c="$c" 'BEGIN { v = c > 0 ? 100 * (b - c) / c : 0; printf "%+.0f%%", v }')"
 	table "$1 to login: default vs --isolated" "$b s" "$a s" "$(ratio "$a" "$b")x" ""
 	table "$1 to login: jail vs --no-jail" "$b s" "$c s" "$(ratio "$c" "$b")x" ">= 0.95x"
 }
