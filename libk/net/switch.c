@@ -288,6 +288,17 @@ static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
 static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
 		       size_t n);
 
+/* A frame the port can take as it is (H says so), by the port's kind. */
+static void port_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f, size_t n)
+{
+	if (pt->vp)
+		vport_send(s, pt, h, f, n);
+	else if (pt->vx >= 0)
+		vx_send(s, pt, f, n);
+	else
+		legacy_send(s, pt, f, n);
+}
+
 struct emit_ctx { struct sw *s; struct port *pt; };
 
 static void emit_plain(void *arg, const uint8_t *f, size_t n)
@@ -295,12 +306,7 @@ static void emit_plain(void *arg, const uint8_t *f, size_t n)
 	struct emit_ctx *e = arg;
 	static const struct vnet_hdr plain;
 
-	if (e->pt->vp)
-		vport_send(e->s, e->pt, &plain, f, n);
-	else if (e->pt->vx >= 0)
-		vx_send(e->s, e->pt, f, n);
-	else
-		legacy_send(e->s, e->pt, f, n);
+	port_send(e->s, e->pt, &plain, f, n);
 }
 
 /* Can the port take H's frame as it is? */
@@ -327,12 +333,7 @@ static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t
 	if (takes(pt, h)) {
 		if (n > NET_FRAME_MAX)
 			s->large_whole++;
-		if (pt->vp)
-			vport_send(s, pt, h, frame, n);
-		else if (pt->vx >= 0)
-			vx_send(s, pt, frame, n);
-		else
-			legacy_send(s, pt, frame, n);
+		port_send(s, pt, h, frame, n);
 		return;
 	}
 	/* Checksum filled in, or the segment cut into frames (for the tunnel,
@@ -972,21 +973,21 @@ static void vx_input(struct sw *s)
 	static uint8_t bufs[BATCH][VXLAN_HLEN + VXLAN_FRAME_MAX];
 	struct mmsghdr m[BATCH];
 	struct iovec v[BATCH];
-	struct sockaddr_storage names[BATCH];
+	struct vxlan_addr from[BATCH];
 	const struct vxlan_conf *c = s->c->vxlan;
 
 	for (int round = 0; round < 8; round++) {
-		int n = recv_batch(s->vxfd, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)names, sizeof(names[0]));
+		/* (Each sender into its vxlan_addr's sa, the first member; the kernel
+		 * writes only the address's own length.) */
+		int n = recv_batch(s->vxfd, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)&from[0].sa, sizeof(from[0]));
 		if (n <= 0)
 			break;
 		long long now = k_now_ms();
 		for (int i = 0; i < n; i++) {
-			struct vxlan_addr from;
-			memcpy(&from.sa, &names[i], sizeof(names[i]));
-			from.len = m[i].msg_hdr.msg_namelen;
+			from[i].len = m[i].msg_hdr.msg_namelen;
 			int r = -1;
 			size_t flen = 0;
-			enum vxlan_verdict why = vxlan_receive(c, &from, bufs[i], m[i].msg_len, s->vxmax, &r, &flen);
+			enum vxlan_verdict why = vxlan_receive(c, &from[i], bufs[i], m[i].msg_len, s->vxmax, &r, &flen);
 			if (why == VX_OK && (m[i].msg_hdr.msg_flags & MSG_TRUNC))
 				why = VX_SIZE;
 			if (why != VX_OK) {
