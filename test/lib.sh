@@ -94,6 +94,21 @@ stop() {
 	rm -f "$1"
 }
 
+# tmux_end: end the tmux server at $sock and wait (up to 10 s) until it
+# and what ran in it are gone: kill-server returns before they exit, and
+# both still carry the command line a "nothing left running" check seeks.
+tmux_end() {
+	tpid=$(tmux -S "$sock" display-message -p '#{pid}' 2>/dev/null)
+	ppid=$(tmux -S "$sock" display-message -p -t g '#{pane_pid}' 2>/dev/null)
+	tmux -S "$sock" kill-server 2>/dev/null
+	i=0
+	while [ $i -lt 100 ] && { { [ -n "$tpid" ] && kill -0 "$tpid" 2>/dev/null; } ||
+			{ [ -n "$ppid" ] && kill -0 "$ppid" 2>/dev/null; }; }; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
 # The tmux session "g" on the server at $sock: screen prints what it
 # shows; wait_screen PATTERN waits up to 30 s for PATTERN to show.
 screen() { tmux -S "$sock" capture-pane -t g -p 2>/dev/null; }
