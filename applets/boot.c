@@ -61,8 +61,11 @@ static const struct kopt opts[] = {
 	{ 'k', "--kernel", "PATH", "the UML kernel (default: the one embedded in this file,\nelse build/linux beside it)" },
 	{ 'H', "--home", "DIR", "share host directory DIR as the guest's /home, and\nnothing else of the host (virtio-fs, served by umlk,\nwhich never lets a name, '..' or a link lead out of DIR)" },
 	{ 0, "--home", "IMAGE", "the guest's /home in IMAGE, an ext2/3/4 image file\n(made, sparse, when missing and its name ends in .img)" },
+	{ 0, "--home", "ssh://[USER@]HOST[:PORT]/PATH", "the guest's /home in PATH on an SSH server, over\nSFTP by your own ssh (its keys, agent and config): any\nquestion ssh asks comes before the guest starts.  PATH\nis absolute, or below your home there as /~/PATH.  A\nlost link fails the guest's files there with EIO, and\nthe next access connects again" },
+	{ 256, "--ssh-command", "'CMD'", "run CMD instead of 'ssh' for --home ssh://, split at\nblanks (e.g. --ssh-command 'ssh -F my_config')" },
+	{ 257, "--ssh-timeout", "SECONDS", "how long a request to --home ssh:// may take before the\nlink counts as lost (default 20)" },
 	{ 'S', "--home-size", "SIZE", "the size of a new home image (default 1G)" },
-	{ 'Q', "--home-cache", "MODE", "what the guest may keep of --home DIR: 'auto' names\nand attributes for a second, file data while the file\nstays the same (a change on the host shows within a\nsecond; the default); 'always' for a day, for a\ndirectory only the guest changes while it runs;\n'none' asks the host at every access" },
+	{ 'Q', "--home-cache", "MODE", "what the guest may keep of --home DIR or ssh://: 'auto' names\nand attributes for a second, file data while the file\nstays the same (a change on the host shows within a\nsecond; the default); 'always' for a day, for a\ndirectory only the guest changes while it runs;\n'none' asks the host at every access" },
 	{ 'F', "--disk-full-wait", "SECONDS", "when the disk holding --cow or --home is full, the guest\nwaits this long for room (a line says so; it goes on when\nthere is room), then it is stopped and umlk exits 75;\n'inf' waits for ever, 0 stops it at once (default 60 with\na command, for ever without).  Other write errors are\nthe guest's I/O errors, and umlk exits 74" },
 	{ 'n', "--hostname", "NAME", "the guest's hostname (default: the one DHCP offers, else\nthe image's /etc/hostname)" },
 	{ 'N', "--net", "SOCKET", "connect eth0 (virtio-net) to the umlk umlswitch at\nSOCKET; the guest configures it by DHCP" },
@@ -117,6 +120,8 @@ int boot_main(int argc, char **argv)
 		case 'C': o.cache_bytes = xarg_size("--cloop-cache", optarg, 1ULL << 20, 64ULL << 30); break;
 		case 'k': o.kernel = optarg; break;
 		case 'H': o.home = optarg; break;
+		case 256: o.ssh_command = optarg; break;
+		case 257: o.ssh_timeout = (unsigned)xarg_num("--ssh-timeout", optarg, 1, 3600); break;
 		case 'S': o.home_size = xarg_size("--home-size", optarg, 16ULL << 20, 16ULL << 40); break;
 		case 'Q':
 			if ((o.home_cache = fshare_cache_of(optarg)) < 0)

@@ -36,7 +36,9 @@ static const struct kopt opts[] = {
 	{ 'c', "--cow", "FILE", "as for umlk boot" },
 	{ 'm', "--mem", "SIZE", "the same" },
 	{ 'k', "--kernel", "PATH", "the same" },
-	{ 'H', "--home", "DIR", "the same" },
+	{ 'H', "--home", "DIR|IMAGE|ssh://...", "the same" },
+	{ 256, "--ssh-command", "'CMD'", "the same" },
+	{ 257, "--ssh-timeout", "SECONDS", "the same" },
 	{ 'F', "--disk-full-wait", "SECONDS", "the same" },
 	{ 'i', "--init", "PATH", "the same" },
 	{ 'T', "--trusted", NULL, "the same" },
@@ -73,6 +75,8 @@ int xnest_launch_main(int argc, char **argv)
 		case 'm': xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); o.mem = optarg; break;
 		case 'k': o.kernel = optarg; break;
 		case 'H': o.home = optarg; break;
+		case 256: o.ssh_command = optarg; break;
+		case 257: xarg_num("--ssh-timeout", optarg, 1, 3600); o.ssh_timeout = optarg; break;
 		case 'F': o.disk_full_wait = optarg; break;
 		case 'i': o.init = optarg; break;
 		case 'T': o.trusted = 1; break;

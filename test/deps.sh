@@ -26,9 +26,11 @@ apt-get install -y -qq --no-install-recommends \
 	xnest xvfb xserver-xephyr x11-apps x11-utils xauth imagemagick \
 	kea-admin dnsmasq-base \
 	qemu-system-common qemu-utils qemu-block-extra \
-	nginx-light curl >/dev/null
-# Installing nginx starts it on port 80 where an init system runs; the
-# tests run their own, as the user, on a free port.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q nginx 2>/dev/null; then
-	systemctl disable -q --now nginx 2>/dev/null || true
-fi
+	nginx-light curl openssh-client openssh-server openssh-sftp-server sshfs >/dev/null
+# Installing nginx or openssh-server starts it (on port 80, 22) where an
+# init system runs; the tests run their own, as the user, on a free port.
+for service in nginx ssh; do
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q $service 2>/dev/null; then
+		systemctl disable -q --now $service 2>/dev/null || true
+	fi
+done

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -471,4 +472,39 @@ int k_parse_size(const char *s, uint64_t *out)
 		return k_seterr("'%s' is too large", s);
 	*out = v * mul;
 	return 0;
+}
+
+unsigned k_iov_slice(const struct iovec *v, unsigned n, size_t skip, size_t len, struct iovec *out)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		if (skip >= v[i].iov_len) {
+			skip -= v[i].iov_len;
+			continue;
+		}
+		size_t l = v[i].iov_len - skip < len ? v[i].iov_len - skip : len;
+		out[k].iov_base = (uint8_t *)v[i].iov_base + skip;
+		out[k++].iov_len = l;
+		len -= l;
+		skip = 0;
+	}
+	return k;
+}
+
+void k_iov_put(const struct iovec *v, unsigned n, size_t skip, const void *src, size_t len)
+{
+	const uint8_t *p = src;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		if (skip >= v[i].iov_len) {
+			skip -= v[i].iov_len;
+			continue;
+		}
+		size_t l = v[i].iov_len - skip < len ? v[i].iov_len - skip : len;
+		memcpy((uint8_t *)v[i].iov_base + skip, p, l);
+		p += l;
+		len -= l;
+		skip = 0;
+	}
 }

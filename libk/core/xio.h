@@ -80,6 +80,13 @@ int ksrc_read(const struct ksrc *s, void *buf, size_t n, uint64_t off);
 /* True when all n bytes are zero. */
 int k_iszero(const void *buf, size_t n);
 
+/* The bytes [SKIP, SKIP + LEN) of the iovecs V[0..N), as iovecs in OUT
+ * (room for N): their count. */
+struct iovec;
+unsigned k_iov_slice(const struct iovec *v, unsigned n, size_t skip, size_t len, struct iovec *out);
+/* Copy LEN bytes of SRC to the bytes from SKIP of V[0..N) (as many as fit). */
+void k_iov_put(const struct iovec *v, unsigned n, size_t skip, const void *src, size_t len);
+
 /* "1.5 GiB" style; buf of at least 16 bytes. */
 const char *k_human(uint64_t bytes, char *buf, size_t len);
 /* Parse a size: a whole number of bytes, optionally followed by K, M, G or

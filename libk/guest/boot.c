@@ -176,7 +176,7 @@ static void conf_fill(struct boot *b)
 	if (o->hostname)
 		snprintf(c->hostname, sizeof(c->hostname), "%s", o->hostname);
 	if (b->home.kind)
-		snprintf(c->home, sizeof(c->home), "%s", b->home.kind == HOME_SHARED ? GUEST_HOME_SHARED : GUEST_HOME_DISK);
+		snprintf(c->home, sizeof(c->home), "%s", b->home.kind == HOME_DISK ? GUEST_HOME_DISK : GUEST_HOME_SHARED);
 }
 
 /* --net: the switch's socket as the kernel's virtio-net device.  Before

@@ -31,6 +31,8 @@ struct boot_opts {
 	uint64_t home_size;     /* of a new home image; 0: 1 GiB */
 	int home_cache;         /* --home DIR: what the guest may keep (enum fshare_cache) */
 	int home_cache_set;     /* given: an error without --home DIR */
+	const char *ssh_command;        /* --home ssh://: the command instead of ssh */
+	unsigned ssh_timeout;   /* --home ssh://: seconds a request may take; 0: 20 */
 	const char *init;       /* static umlk for the guest; NULL: this file */
 	const char *hostname;
 	const char *net;        /* switch control socket, "auto", or NULL */

@@ -46,9 +46,23 @@ void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *h
 
 	memset(h, 0, sizeof(*h));
 	if (!o->home && o->home_cache_set)
-		xdie("--home-cache: only for --home DIR");
+		xdie("--home-cache: only for --home DIR or ssh://");
+	if ((o->ssh_command || o->ssh_timeout) && (!o->home || strncmp(o->home, "ssh://", 6)))
+		xdie("--ssh-command and --ssh-timeout: only for --home ssh://");
 	if (!o->home)
 		return;
+	if (!strncmp(o->home, "ssh://", 6)) {
+		/* ssh may ask on the terminal now, before the guest has it. */
+		struct sftp_target t;
+		if (sftp_parse_url(o->home, &t) < 0)
+			xdie("--home %s", k_errmsg());
+		struct sftp *c = sftp_connect(&t, o->ssh_command, o->ssh_timeout, isatty(0) && isatty(2));
+		if (!c)
+			xdie("--home %s", k_errmsg());
+		h->remote = sftpfs_open(c, (enum fshare_cache)o->home_cache);
+		h->kind = HOME_SSH;
+		return;
+	}
 	if (stat(o->home, &st) == 0 && S_ISDIR(st.st_mode)) {
 		h->kind = HOME_SHARED;
 		/* One descriptor per file the guest holds: as many as we may. */
@@ -72,7 +86,7 @@ void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *h
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		xdie("--home %s: neither a directory nor an image file", o->home);
 	if (o->home_cache_set)
-		xdie("--home-cache: only for --home DIR (%s is an image: the guest's kernel caches it as any disk)",
+		xdie("--home-cache: only for --home DIR or ssh:// (%s is an image: the guest's kernel caches it as any disk)",
 		     o->home);
 	int fd = open(o->home, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
@@ -99,7 +113,8 @@ void xhome_start(struct home *h, const char *sock, struct pool *pool, char *arg,
 		return;
 	}
 	snprintf(arg, cap, "virtio_uml.device=%s:%d", sock, VIRTIO_ID_FS);
-	if (vfs_start(&h->fs, sock, GUEST_HOME_TAG, h->share, pool) < 0)
+	if (h->kind == HOME_SSH ? vfs_start(&h->fs, sock, GUEST_HOME_TAG, sftpfs_serve, h->remote, pool) < 0
+				: vfs_start(&h->fs, sock, GUEST_HOME_TAG, fshare_serve, h->share, pool) < 0)
 		xdie("%s", k_errmsg());
 }
 
@@ -111,6 +126,9 @@ void home_stop(struct home *h)
 	} else if (h->kind == HOME_SHARED) {
 		vfs_stop(&h->fs);
 		fshare_close(h->share);
+	} else if (h->kind == HOME_SSH) {
+		vfs_stop(&h->fs);
+		sftpfs_close(h->remote);
 	}
 	if (h->kind)
 		unlink(h->sock);

@@ -22,6 +22,7 @@
 #include "guest/guest.h"
 #include "guest/jail.h"
 #include "share/fuse.h"
+#include "share/sftpfs.h"
 #include "vhost/vblk.h"
 #include "vhost/vfs.h"
 
@@ -43,6 +44,7 @@ struct bsrc *xopen_upper(const struct boot_opts *o, const struct image *im, stru
 struct home {
 	int kind;                       /* 0: none; else HOME_SHARED or HOME_DISK */
 	struct fshare *share;
+	struct sftpfs *remote;          /* HOME_SSH */
 	struct bsrc *disk;
 	struct vblk blk;
 	struct vfs fs;
@@ -50,6 +52,7 @@ struct home {
 };
 #define HOME_SHARED 1
 #define HOME_DISK 2
+#define HOME_SSH 3
 /* --home: a directory to share, or an image (made when missing). */
 void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *hold);
 /* Serve it on SOCK; the kernel argument for it goes in ARG. */

@@ -172,6 +172,8 @@ static pid_t xstart_guest(const struct xnest_opts *o, const char *sock, const ch
 		a[n++] = "--no-jail";
 	PASS("--init", o->init);
 	PASS("--home", o->home);
+	PASS("--ssh-command", o->ssh_command);
+	PASS("--ssh-timeout", o->ssh_timeout);
 	PASS("--disk-full-wait", o->disk_full_wait);
 	PASS("--mem", o->mem);
 #undef PASS

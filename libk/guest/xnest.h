@@ -23,6 +23,7 @@ struct xnest_opts {
 	/* passed on to umlk boot as they are (NULL: not given) */
 	const char *cow, *kernel, *init, *home, *mem, *cpus;
 	const char *disk_full_wait;     /* passed to boot as it is */
+	const char *ssh_command, *ssh_timeout;  /* the same */
 	int trusted, isolated, no_jail;
 	int verbose;
 };

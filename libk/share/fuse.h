@@ -20,12 +20,10 @@
 #ifndef UMLK_FUSE_H
 #define UMLK_FUSE_H
 
+#include "share/fusewire.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#define FUSE_HDR_IN 40
-#define FUSE_HDR_OUT 16
-#define FUSE_MAX_WRITE (1u << 20)       /* what INIT offers */
 
 struct fshare;
 
@@ -58,5 +56,7 @@ size_t fshare_request(struct fshare *s, const uint8_t *in, size_t inlen, uint8_t
 struct iovec;
 size_t fshare_request_data(struct fshare *s, const uint8_t *in, size_t inlen, const struct iovec *data,
 			   unsigned ndata, size_t datalen, uint8_t *out, size_t outcap);
+/* The same as a fuse_serve_fn (S is the struct fshare). */
+fuse_serve_fn fshare_serve;
 
 #endif

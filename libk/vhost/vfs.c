@@ -23,26 +23,6 @@ static void get_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t le
 		memcpy(buf, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
 }
 
-/* The bytes [SKIP, SKIP + LEN) of V[0..N), as vectors in OUT (room for
- * N): their count. */
-static unsigned iov_slice(const struct iovec *v, unsigned n, size_t skip, size_t len, struct iovec *out)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		if (skip >= v[i].iov_len) {
-			skip -= v[i].iov_len;
-			continue;
-		}
-		size_t l = v[i].iov_len - skip < len ? v[i].iov_len - skip : len;
-		out[k].iov_base = (uint8_t *)v[i].iov_base + skip;
-		out[k++].iov_len = l;
-		len -= l;
-		skip = 0;
-	}
-	return k;
-}
-
 #define OP_READ 15
 #define OP_WRITE 16
 #define RW_ARGS (40 + 40)               /* the header and fuse_read_in/fuse_write_in */
@@ -63,9 +43,9 @@ void vfs_request(struct vfs *f, int q, struct vu_chain *c)
 		uint32_t size = k_le32(head + 40 + 16);         /* what the request asks */
 		if (size < len)
 			len = size;
-		unsigned nv = op == OP_READ ? iov_slice(c->out, c->nout, FUSE_HDR_OUT, len, v)
-					    : iov_slice(c->in, c->nin, RW_ARGS, len, v);
-		n = fshare_request_data(f->share, head, RW_ARGS, v, nv, len, reply, sizeof(reply));
+		unsigned nv = op == OP_READ ? k_iov_slice(c->out, c->nout, FUSE_HDR_OUT, len, v)
+					    : k_iov_slice(c->in, c->nin, RW_ARGS, len, v);
+		n = f->serve(f->fs, head, RW_ARGS, v, nv, len, reply, sizeof(reply));
 		free(v);
 		/* A READ's data is in place already: only its header is copied. */
 		size_t hdr = op == OP_READ ? FUSE_HDR_OUT : sizeof(reply);
@@ -80,7 +60,7 @@ void vfs_request(struct vfs *f, int q, struct vu_chain *c)
 	uint8_t *in = xmalloc(inlen), *out = xmalloc(outcap ? outcap : 1);
 
 	vu_iov_to_buf(c->in, c->nin, 0, in, inlen);
-	n = fshare_request(f->share, in, inlen, out, outcap);
+	n = f->serve(f->fs, in, inlen, NULL, 0, 0, out, outcap);
 	if (n)
 		n = vu_buf_to_iov(c->out, c->nout, 0, out, n);
 	free(in);
@@ -105,10 +85,12 @@ static const struct vu_ops fs_ops = {
 	.kick = kick,
 };
 
-int vfs_start(struct vfs *f, const char *path, const char *tag, struct fshare *share, struct pool *pool)
+int vfs_start(struct vfs *f, const char *path, const char *tag, fuse_serve_fn *serve, void *fs,
+	      struct pool *pool)
 {
 	memset(f, 0, sizeof(*f));
-	f->share = share;
+	f->serve = serve;
+	f->fs = fs;
 	f->pool = pool;
 	snprintf(f->tag, sizeof(f->tag), "%s", tag);
 	return vu_device_start(&f->srv, path, tag, &fs_ops, f);

@@ -1,6 +1,6 @@
-/* vfs: a virtio-fs device (virtio 1.2 section 5.11): a host directory
- * served to the guest, FUSE requests carried over virtqueues (see
- * share/fuse.h for what is served and how it is confined).
+/* vfs: a virtio-fs device (virtio 1.2 section 5.11): a filesystem served
+ * to the guest, FUSE requests carried over virtqueues (see share/fuse.h
+ * and share/sftpfs.h for what is served and how it is confined).
  *
  * Queues: 0 is the "hiprio" queue (FORGET, INTERRUPT), 1 the one request
  * queue.  Requests run on a pool of worker threads. */
@@ -8,21 +8,23 @@
 #define UMLK_VFS_H
 
 #include "core/pool.h"
-#include "share/fuse.h"
+#include "share/fusewire.h"
 #include "vhost/vhost.h"
 
 #define VIRTIO_ID_FS 26
 
 struct vfs {
 	struct vu_server srv;
-	struct fshare *share;
+	fuse_serve_fn *serve;
+	void *fs;
 	struct pool *pool;
 	char tag[36];
 };
 
-/* Listen on PATH and serve SHARE (not taken over) under TAG (what the
- * guest mounts: mount -t virtiofs TAG DIR). */
-int vfs_start(struct vfs *f, const char *path, const char *tag, struct fshare *share, struct pool *pool);
+/* Listen on PATH and serve the filesystem FS (not taken over) with SERVE
+ * under TAG (what the guest mounts: mount -t virtiofs TAG DIR). */
+int vfs_start(struct vfs *f, const char *path, const char *tag, fuse_serve_fn *serve, void *fs,
+	      struct pool *pool);
 void vfs_stop(struct vfs *f);
 
 /* One request of queue Q, for the fuzzer and tests. */

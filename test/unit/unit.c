@@ -17,6 +17,7 @@
 #include "net/vxlan.h"
 #include "remote/http.h"
 #include "remote/index.h"
+#include "share/sftp.h"
 #include "tcpcheck.h"
 
 #include <errno.h>
@@ -683,6 +684,37 @@ static void test_vxlan(void)
 	T("vxlan: a group source MAC", vxlan_check(42, d, sizeof(d), 1514, &flen) == VX_SOURCE);
 }
 
+static void test_sftp_url(void)
+{
+	struct sftp_target t;
+
+	T("sftp: user, host, port, absolute path",
+	  sftp_parse_url("ssh://me@srv.example:2222/data/home", &t) == 0 && !strcmp(t.user, "me") &&
+		  !strcmp(t.host, "srv.example") && t.port == 2222 && !strcmp(t.path, "/data/home"));
+	T("sftp: a path below the login's home", sftp_parse_url("ssh://srv/~/lab", &t) == 0 && !strcmp(t.path, "lab") &&
+							  !t.user[0] && !t.port);
+	T("sftp: the login's home itself", sftp_parse_url("ssh://srv/~", &t) == 0 && !strcmp(t.path, "."));
+	T("sftp: [IPv6]:port", sftp_parse_url("ssh://[::1]:22/x", &t) == 0 && !strcmp(t.host, "::1") && t.port == 22);
+	T("sftp: no path refused", sftp_parse_url("ssh://srv", &t) < 0);
+	T("sftp: a host that is an option refused", sftp_parse_url("ssh://-oProxyCommand=x/y", &t) < 0);
+	T("sftp: a user that is an option refused", sftp_parse_url("ssh://-l@srv/y", &t) < 0);
+	T("sftp: a blank in the host refused", sftp_parse_url("ssh://a b/y", &t) < 0);
+	T("sftp: port 0 and 65536 refused",
+	  sftp_parse_url("ssh://srv:0/y", &t) < 0 && sftp_parse_url("ssh://srv:65536/y", &t) < 0);
+	T("sftp: not ssh://", sftp_parse_url("sftp://srv/y", &t) < 0);
+
+	/* Replies read past their end are caught, not read. */
+	uint8_t b[] = { 0, 0, 0, 9, 'a' };
+	struct sftp_in in = { b, sizeof(b), 0 };
+	size_t n;
+	T("sftp: a string longer than its reply is refused", !si_bytes(&in, &n) && in.bad);
+	uint8_t at[] = { 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff };
+	struct sftp_attr a;
+	in = (struct sftp_in){ at, sizeof(at), 0 };
+	si_attr(&in, &a);
+	T("sftp: attributes claiming 4G extensions end at the reply's end", in.bad);
+}
+
 int main(void)
 {
 	uint8_t b[8];
@@ -834,5 +866,6 @@ int main(void)
 	test_fdiff();
 	test_http();
 	test_vxlan();
+	test_sftp_url();
 	return failed != 0;
 }

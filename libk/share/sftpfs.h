@@ -1,0 +1,39 @@
+/* sftpfs: a directory on an SSH server, served to the guest as a FUSE
+ * filesystem (--home ssh://HOST/PATH), over an SFTP session (sftp.h).
+ *
+ * Confinement, on a server that resolves paths itself: every path sent
+ * is the session's resolved root, then names the guest looked up one at
+ * a time (no '/', not "." or ".."), each found by LSTAT: a symbolic link
+ * is given to the guest as a link (its kernel resolves it in its own
+ * tree) and is never a directory umlk looks into, opens, or changes
+ * through (SETSTAT on a link only by lsetstat@openssh.com).  The table
+ * of paths follows every rename and removal the guest makes, and those
+ * that can put a link where a directory was (rename, symlink, link) wait
+ * until no request using an older path is in flight: a node whose name
+ * went away is stale (ESTALE), never a different file.
+ *
+ * Nothing is acknowledged to the guest that the server has not: a WRITE
+ * is answered when the server has answered each of its pieces.  Reads
+ * and writes larger than the server's limits go as several requests at
+ * once.  A lost connection fails what is in flight with EIO (sftp.h);
+ * files open then fail with EIO until closed.
+ *
+ * Not done: extended attributes, locks (the guest's kernel keeps them),
+ * device nodes, FIFOs and sockets (SFTP has no way to make them), hard
+ * link counts and inode numbers (SFTP version 3 has none: each name is
+ * its own node, its link count 1). */
+#ifndef UMLK_SFTPFS_H
+#define UMLK_SFTPFS_H
+
+#include "share/fuse.h"
+#include "share/sftp.h"
+
+struct sftpfs;
+
+/* Serve the root of the session C (taken over), the guest keeping what
+ * CACHE allows (as for --home DIR: share/fuse.h). */
+struct sftpfs *sftpfs_open(struct sftp *c, enum fshare_cache cache);
+void sftpfs_close(struct sftpfs *f);
+fuse_serve_fn sftpfs_serve;
+
+#endif
