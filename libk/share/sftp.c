@@ -256,7 +256,6 @@ struct sftp {
 };
 
 const char *sftp_root(const struct sftp *s) { return s->root; }
-const char *sftp_name(const struct sftp *s) { return s->name; }
 unsigned sftp_extensions(const struct sftp *s) { return s->ext; }
 uint32_t sftp_max_read(const struct sftp *s) { return s->max_read; }
 uint32_t sftp_max_write(const struct sftp *s) { return s->max_write; }
@@ -665,14 +664,6 @@ static struct conn *greet(struct sftp *s, struct conn *c, int interactive, char 
 	return c;
 }
 
-unsigned sftp_gen(struct sftp *s)
-{
-	pthread_mutex_lock(&s->lock);
-	unsigned g = s->c ? s->c->gen : 0;
-	pthread_mutex_unlock(&s->lock);
-	return g;
-}
-
 /* The current connection, started again if it was lost (one try at a
  * time, at most one a second; others fail at once meanwhile).  Called
  * and returns with the lock held; NULL when there is none. */
@@ -920,6 +911,22 @@ static struct sftp *session_new(const char *path, unsigned timeout)
 
 static int setup(struct sftp *s);
 
+/* S on its first connection C (NULL: it failed, WHY says how), set up;
+ * or NULL with k_seterr(), S closed. */
+static struct sftp *session_open(struct sftp *s, struct conn *c, const char *why)
+{
+	if (!(s->c = c)) {
+		k_seterr("%s: %s", s->name, why);
+		sftp_close(s);
+		return NULL;
+	}
+	if (setup(s) < 0) {
+		sftp_close(s);
+		return NULL;
+	}
+	return s;
+}
+
 struct sftp *sftp_connect(const struct sftp_target *t, const char *ssh_command, unsigned timeout,
 			  int interactive)
 {
@@ -939,17 +946,8 @@ struct sftp *sftp_connect(const struct sftp_target *t, const char *ssh_command, 
 	size_t nl = strlen(s->name);
 	snprintf(s->name + nl, sizeof(s->name) - nl, "%s%s", home, rest);
 	build_argv(s, ssh_command, t);
-
-	if (!(s->c = start(s, interactive, why, sizeof(why)))) {
-		k_seterr("%s: %s", s->name, why);
-		sftp_close(s);
-		return NULL;
-	}
-	if (setup(s) < 0) {
-		sftp_close(s);
-		return NULL;
-	}
-	return s;
+	struct conn *c = start(s, interactive, why, sizeof(why));
+	return session_open(s, c, why);
 }
 
 struct sftp *sftp_attach(int fd, const char *name, const char *path, unsigned timeout)
@@ -962,16 +960,8 @@ struct sftp *sftp_attach(int fd, const char *name, const char *path, unsigned ti
 	c->s = s;
 	c->fd = fd;
 	c->errfd = -1;
-	if (!(s->c = greet(s, c, 0, why, sizeof(why)))) {
-		k_seterr("%s: %s", s->name, why);
-		sftp_close(s);
-		return NULL;
-	}
-	if (setup(s) < 0) {
-		sftp_close(s);
-		return NULL;
-	}
-	return s;
+	c = greet(s, c, 0, why, sizeof(why));
+	return session_open(s, c, why);
 }
 
 /* The server's limits, and the root: resolved, a directory.  0, or -1

@@ -12,8 +12,9 @@
  * the connection: every request in flight fails with EIO at once, one
  * line on standard error says what happened, and the next request
  * starts ssh again (in batch mode: no question can be asked then).
- * Handles belong to the connection that opened them (sftp_gen): a
- * handle from a lost connection is refused, never sent on a new one.
+ * Handles belong to the connection that opened them (the GEN that
+ * sftp_expect_handle gives): a handle from a lost connection is refused,
+ * never sent on a new one.
  *
  * Replies are hostile input: a length beyond the limit, an id never sent,
  * a reply of the wrong kind end the connection with a line naming the
@@ -98,7 +99,6 @@ struct sftp *sftp_connect(const struct sftp_target *t, const char *ssh_command, 
 struct sftp *sftp_attach(int fd, const char *name, const char *path, unsigned timeout);
 void sftp_close(struct sftp *s);
 const char *sftp_root(const struct sftp *s);    /* absolute, resolved by the server */
-const char *sftp_name(const struct sftp *s);    /* "ssh://..." for messages */
 unsigned sftp_extensions(const struct sftp *s);
 /* The most one READ or WRITE carries (the server's limits, if it gave
  * them; else 32 KiB), and the largest packet. */
@@ -155,8 +155,6 @@ struct sftp_call *sftp_send(struct sftp *s, uint8_t type, const struct sftp_out 
 int sftp_wait(struct sftp *s, struct sftp_call *c, struct sftp_reply *r);
 /* sftp_send, then sftp_wait. */
 int sftp_call(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen, struct sftp_reply *r);
-/* The connection a request sent now would go on (0 if none). */
-unsigned sftp_gen(struct sftp *s);
 
 /* An errno for a reply that was not the kind hoped for: a STATUS's code
  * (OK gives 0), or EIO for a reply of another type. */

@@ -302,6 +302,17 @@ static int made_err(struct sftpfs *f, const char *path, int e)
 
 /* ---- handles */
 
+/* Close the server's handle H (HLEN bytes, good on connection GEN);
+ * its answer changes nothing for the guest. */
+static void close_remote(struct sftpfs *f, const uint8_t *h, size_t hlen, unsigned gen)
+{
+	struct sftp_out o;
+	so_init(&o);
+	so_bytes(&o, h, hlen);
+	sftp_expect_ok(f->c, SFTP_CLOSE, &o, gen);
+}
+
+
 static uint64_t add_handle(struct sftpfs *f, const struct shandle *from)
 {
 	pthread_mutex_lock(&f->lock);
@@ -375,12 +386,8 @@ static void put_handle(struct sftpfs *f, struct shandle *h)
 	}
 	pthread_mutex_unlock(&f->lock);
 	handle_free(f, &copy);
-	if (close_it) {
-		struct sftp_out o;
-		so_init(&o);
-		so_bytes(&o, copy.h, copy.hlen);
-		sftp_expect_ok(f->c, SFTP_CLOSE, &o, copy.gen);
-	}
+	if (close_it)
+		close_remote(f, copy.h, copy.hlen, copy.gen);
 }
 
 static int release_handle(struct sftpfs *f, uint64_t fh, int isdir)
@@ -561,9 +568,7 @@ static size_t op_create(struct fuse_req *r, struct snode *parent)
 	if ((e = lstat_path(f, path, &a)) == 0 && (a.perm & S_IFMT) != S_IFREG)
 		e = EEXIST;                     /* something else was made there meanwhile */
 	if (e) {
-		so_init(&o);
-		so_bytes(&o, h.h, h.hlen);
-		sftp_expect_ok(f->c, SFTP_CLOSE, &o, h.gen);
+		close_remote(f, h.h, h.hlen, h.gen);
 		return fw_reply(r, e);
 	}
 	struct stat st;
@@ -642,9 +647,7 @@ static size_t op_opendir(struct fuse_req *r, struct snode *n)
 			break;
 		}
 	}
-	so_init(&o);
-	so_bytes(&o, dh, dhl);
-	sftp_expect_ok(f->c, SFTP_CLOSE, &o, gen);
+	close_remote(f, dh, dhl, gen);
 	uint8_t *p = e ? NULL : fw_room(r, 16);
 	if (!p) {
 		handle_free(f, &h);
@@ -1196,9 +1199,7 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = mode & 07777 });
 		if ((e = sftp_expect_handle(f->c, SFTP_OPEN, &o, h, &hl, &gen)))
 			return fw_reply(r, made_err(f, path, e));
-		so_init(&o);
-		so_bytes(&o, h, hl);
-		sftp_expect_ok(f->c, SFTP_CLOSE, &o, gen);
+		close_remote(f, h, hl, gen);
 		return entry_of(r, path);
 	}
 	case OP_MKDIR:
