@@ -113,8 +113,9 @@ void xhome_start(struct home *h, const char *sock, struct pool *pool, char *arg,
 		return;
 	}
 	snprintf(arg, cap, "virtio_uml.device=%s:%d", sock, VIRTIO_ID_FS);
-	if (h->kind == HOME_SSH ? vfs_start(&h->fs, sock, GUEST_HOME_TAG, sftpfs_serve, h->remote, pool) < 0
-				: vfs_start(&h->fs, sock, GUEST_HOME_TAG, fshare_serve, h->share, pool) < 0)
+	fuse_serve_fn *serve = h->kind == HOME_SSH ? sftpfs_serve : fshare_serve;
+	void *fs = h->kind == HOME_SSH ? (void *)h->remote : (void *)h->share;
+	if (vfs_start(&h->fs, sock, GUEST_HOME_TAG, serve, fs, pool) < 0)
 		xdie("%s", k_errmsg());
 }
 

@@ -23,9 +23,7 @@ static void get_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t le
 		memcpy(buf, cfg + off, len < sizeof(cfg) - off ? len : sizeof(cfg) - off);
 }
 
-#define OP_READ 15
-#define OP_WRITE 16
-#define RW_ARGS (40 + 40)               /* the header and fuse_read_in/fuse_write_in */
+#define RW_ARGS (FUSE_HDR_IN + 40)      /* the header and fuse_read_in/fuse_write_in */
 
 void vfs_request(struct vfs *f, int q, struct vu_chain *c)
 {
