@@ -7,7 +7,8 @@
 #   make demo       build all that, then boot a guest and show it
 #   make check      every test (built in parallel first): musl and ASan/UBSan builds
 #   make fuzz       libFuzzer targets under build/fuzz/ (clang)
-#   make bench      benchmarks against the peer tools
+#   make rootfs-desktop  build/rootfs/xfce.iso, the XFce live ISO of bench/desktop.sh
+#   make bench      benchmarks against the peer tools (builds the desktop too)
 #   make clean
 
 BUILD  ?= build
@@ -38,7 +39,7 @@ MUSL_OBJS = $(SRCS:%.c=$(BUILD)/musl/%.o)
 SAN_OBJS  = $(SRCS:%.c=$(BUILD)/san/%.o)
 SANFLAGS  = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all kernel release rootfs demo check check-deps fuzz bench clean
+.PHONY: all kernel release rootfs rootfs-desktop demo check check-deps fuzz bench clean
 all: $(BUILD)/umlk
 
 # The kernel build is cached by kernel/build.sh (keyed by source version,
@@ -67,7 +68,7 @@ $(BUILD)/rootfs/tiny.iso: rootfs/tiny.sh $(BUILD)/umlk
 $(BUILD)/rootfs/debian.iso: rootfs/debian.sh $(BUILD)/umlk
 	sh rootfs/debian.sh $(BUILD)/umlk $(BUILD)/rootfs
 # A real Debian Live ISO from live-build (cached the same way; see rootfs/live.sh).
-$(BUILD)/rootfs/live.iso: rootfs/live.sh
+$(BUILD)/rootfs/live.iso: rootfs/live.sh rootfs/lb.sh
 	sh rootfs/live.sh $(BUILD)/rootfs
 # Roots for the guest's own init: trixie with systemd, bookworm with
 # sysvinit (cached the same way; see rootfs/inits.sh).
@@ -140,7 +141,13 @@ check-deps:
 check: check-deps
 	sh test/run.sh
 
+# The XFce desktop (bench/desktop.sh): too big for make check's time.
+rootfs-desktop: $(BUILD)/rootfs/xfce.iso
+$(BUILD)/rootfs/xfce.iso: rootfs/xfce.sh rootfs/lb.sh $(wildcard rootfs/xfce/*/*/*)
+	sh rootfs/xfce.sh $(BUILD)/rootfs
+
 bench: $(BUILD)/umlk $(BUILD)/release/umlk $(BUILD)/rootfs/debian.iso
+	$(MAKE) rootfs-desktop || echo "make: no desktop image (rootfs/xfce.sh needs root once): bench/desktop.sh skips"
 	sh bench/run.sh
 
 clean:

@@ -3,10 +3,13 @@
 #include "core/args.h"
 #include "core/err.h"
 #include "core/progress.h"
+#include "core/xio.h"
 #include "guest/cookie.h"
+#include "remote/index.h"
 #include "share/fuse.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char usage[] =
@@ -85,6 +88,7 @@ static const struct kopt opts[] = {
 	{ 'K', "--cache-max", "SIZE", "chunks kept in the cache, least recently used dropped\nfirst (default 4G)" },
 	{ 'U', "--timeout", "SECONDS", "for connecting to a web server, and for each answer\n(default 10 and 20); each request is tried 3 times" },
 	{ 'i', "--init", "PATH", "the static umlk to run as the guest's /init (default:\nthis file)" },
+	{ 258, "--record-profile", "SIZE:FILE", "write the order in which this boot first read IMAGE's\nchunks of SIZE bytes to FILE, one chunk number a line\n(what 'umlk index --profile --xnest' records)" },
 	{ 'v', "-v --verbose", NULL, "show the kernel's messages (on stderr), and at the end\nhow much of IMAGE was read" },
 	{ 'q', "-q --quiet", NULL, "no notes on stderr" },
 	{ 0 },
@@ -101,9 +105,45 @@ static int xarg_wait(const char *opt, const char *v)
 	return s ? s : BOOT_WAIT_NONE;
 }
 
+/* The chunks a boot read, in order, one decimal number a line: the file
+ * whole or not at all. */
+static void xwrite_profile(const char *path, const uint32_t *list, uint32_t n)
+{
+	char *text = malloc((size_t)n * 11 + 1);
+	size_t len = 0;
+
+	if (!text)
+		xdie("out of memory");
+	for (uint32_t i = 0; i < n; i++)
+		len += (size_t)sprintf(text + len, "%u\n", list[i]);
+	if (kout_write_file(path, text, len, 0644, 0) < 0)
+		xdie("%s", k_errmsg());
+	free(text);
+}
+
+/* --record-profile SIZE:FILE: the boot records its first reads in chunks
+ * of SIZE into *LIST; returns FILE. */
+static const char *xarg_record(const char *arg, struct boot_opts *o, uint32_t **list, uint32_t *n)
+{
+	char size[32];
+	const char *colon = strchr(arg, ':');
+
+	if (!colon || colon == arg || (size_t)(colon - arg) >= sizeof(size) || !colon[1])
+		xusage("--record-profile: '%s' is not SIZE:FILE", arg);
+	snprintf(size, sizeof(size), "%.*s", (int)(colon - arg), arg);
+	uint64_t v = xarg_size("--record-profile", size, KIDX_CHUNK_MIN, KIDX_CHUNK_MAX);
+	if (v & (v - 1))
+		xusage("--record-profile: %s is not a power of two", size);
+	o->trace_chunk = (uint32_t)v;
+	o->trace_list = list;
+	o->trace_n = n;
+	return colon + 1;
+}
+
 int boot_main(int argc, char **argv)
 {
 	struct boot_opts o = { .mem = 256ULL << 20 };
+	const char *record = NULL;
 	int c, end = argc;
 
 	/* The command after "--" is the guest's, never parsed here. */
@@ -188,11 +228,14 @@ int boot_main(int argc, char **argv)
 		case 'Y': o.insecure = 1; break;
 		case 'K': o.cache_max = xarg_size("--cache-max", optarg, 64ULL << 10, 1ULL << 50); break;
 		case 'U': o.timeout_s = (int)xarg_num("--timeout", optarg, 1, 3600); break;
+		case 258: record = optarg; break;
 		case 'v': o.verbose = 1; break;
 		case 'q': k_quiet = 1; break;
 		}
 	}
 	xarg_count(end, argv, 1, 1);
+	uint32_t *list = NULL, n = 0;
+	const char *record_file = record ? xarg_record(record, &o, &list, &n) : NULL;
 	if (o.isolated && o.trusted)
 		xusage("--isolated and --trusted: one or the other");
 	if (o.isolated && o.cpus > 1)
@@ -205,5 +248,9 @@ int boot_main(int argc, char **argv)
 			xusage("no command after '--'");
 		o.cmd = argv + end + 1;
 	}
-	return xboot(&o);
+	int status = xboot(&o);
+	if (record_file)
+		xwrite_profile(record_file, list, n);
+	free(list);
+	return status;
 }

@@ -5,6 +5,7 @@
 #include "core/sha256.h"
 #include "core/xio.h"
 #include "guest/boot.h"
+#include "guest/xnest.h"
 #include "remote/http.h"
 #include "remote/index.h"
 
@@ -19,6 +20,7 @@
 static const char usage[] =
 	"Usage: umlk index [OPTIONS] IMAGE\n"
 	"       umlk index --profile [OPTIONS] IMAGE -- COMMAND [ARGS...]\n"
+	"       umlk index --profile --xnest [OPTIONS] IMAGE [-- 'COMMAND']\n"
 	"       umlk index --show INDEX\n"
 	"\n"
 	"Publish IMAGE (an ISO, cloop, squashfs or ext2/3/4 image) for booting\n"
@@ -32,13 +34,18 @@ static const char usage[] =
 	"\n"
 	"With --profile, IMAGE is first booted here to COMMAND (as 'umlk boot\n"
 	"IMAGE -- COMMAND'), and the chunks that boot read, in order, go into\n"
-	"the index: a boot from the web fetches them first, in parallel.\n";
+	"the index: a boot from the web fetches them first, in parallel.  With\n"
+	"--xnest, the profile's boot is 'umlk xnest-launch IMAGE' on this host's\n"
+	"$DISPLAY (the image's X session, or the shell COMMAND as with --run);\n"
+	"it ends when the session ends or the window is closed: close it once\n"
+	"the desktop is up to record what a desktop's start reads.\n";
 
 static const struct kopt opts[] = {
 	{ 'o', "-o --output", "FILE", "write the index to FILE (default IMAGE.umlkidx)" },
 	{ 'c', "--chunk-size", "SIZE", "bytes per verified chunk, a power of two from 4K\nto 16M (default 64K)" },
 	{ 'u', "--url-base", "URL", "print the URL to boot as URL/IMAGE#sha256=HEX" },
 	{ 'p', "--profile", NULL, "record a boot profile (needs -- COMMAND)" },
+	{ 'x', "--xnest", NULL, "record the profile through xnest-launch (an X desktop)" },
 	{ 'k', "--kernel", "PATH", "for the profile's boot, as in 'umlk boot'" },
 	{ 'm', "--mem", "SIZE", "the same" },
 	{ 'R', "--root", "PATH", "the same" },
@@ -79,11 +86,61 @@ static int xshow(const char *path)
 	return 0;
 }
 
+/* The profile of a desktop's boot: xnest-launch IMAGE, its boot recording
+ * into a file (boot's --record-profile) that is read back here, each
+ * number checked against the image's NCHUNKS.  Returns xnest-launch's
+ * status. */
+static int xprofile_xnest(const struct boot_opts *bo, const char *image, const char *run,
+			  uint32_t chunk, uint32_t nchunks, uint32_t **list, uint32_t *n)
+{
+	char dir[] = "/tmp/umlk-profile.XXXXXX", path[64], rec[96], mem[32];
+	struct xnest_opts o = { .net = "auto", .geometry = "1024x768", .image = image, .run = run };
+
+	if (!mkdtemp(dir))
+		xdie("%s:", dir);
+	snprintf(path, sizeof(path), "%s/profile", dir);
+	snprintf(rec, sizeof(rec), "%u:%s", chunk, path);
+	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)bo->mem);
+	o.record_profile = rec;
+	o.kernel = bo->kernel;
+	o.init = bo->init;
+	o.mem = mem;
+	o.trusted = bo->trusted;
+	o.isolated = bo->isolated;
+	int status = xnest_launch(&o);
+
+	size_t len = 0;
+	uint8_t *text = k_read_file(path, &len);        /* none when the boot failed */
+	unlink(path);
+	rmdir(dir);
+	*list = NULL;
+	*n = 0;
+	if (text && kidx_profile_text(text, len, nchunks, path, list, n) < 0)
+		xdie("%s", k_errmsg());
+	free(text);
+	return status;
+}
+
+/* The profile's options and the words from "--" on (TAIL: 0 without it). */
+static void xcheck_profile_args(int profile, int xnest, const struct boot_opts *bo, int tail)
+{
+	if (xnest && !profile)
+		xusage("--xnest is for --profile");
+	if (xnest && tail > 2)
+		xusage("--xnest runs one shell command: -- 'COMMAND ARGS'");
+	if (xnest && (bo->root || bo->append))
+		xusage("--root and --append: not with --xnest");
+	if (profile && tail == 1)
+		xusage("no command after '--'");
+	if (profile && !xnest && tail < 2)
+		xusage("--profile needs the command a boot runs to: -- COMMAND");
+}
+
 int index_main(int argc, char **argv)
 {
 	const char *out = NULL, *base = NULL;
 	uint32_t chunk = KIDX_CHUNK_DEFAULT;
-	int profile = 0, do_show = 0, c, end = argc;
+	int profile = 0, xnest = 0, do_show = 0, c, end = argc;
 	struct boot_opts bo = { .mem = 256ULL << 20 };
 
 	for (int i = 1; i < argc; i++) {
@@ -104,6 +161,7 @@ int index_main(int argc, char **argv)
 		}
 		case 'u': base = optarg; break;
 		case 'p': profile = 1; break;
+		case 'x': xnest = 1; break;
 		case 'k': bo.kernel = optarg; break;
 		case 'm': bo.mem = xarg_size("--mem", optarg, 16ULL << 20, 64ULL << 30); break;
 		case 'R': bo.root = optarg; break;
@@ -122,8 +180,7 @@ int index_main(int argc, char **argv)
 			xusage("--show reads an index: nothing else goes with it");
 		return xshow(image);
 	}
-	if (profile && (end + 1 >= argc))
-		xusage("--profile needs the command a boot runs to: -- COMMAND");
+	xcheck_profile_args(profile, xnest, &bo, argc - end);
 	if (!profile && end < argc)
 		xusage("a command after '--' is for --profile");
 	if (url_is_http(image))
@@ -142,12 +199,18 @@ int index_main(int argc, char **argv)
 
 	if (profile) {
 		uint32_t *list = NULL, n = 0;
-		bo.image = image;
-		bo.cmd = argv + end + 1;
-		bo.trace_chunk = chunk;
-		bo.trace_list = &list;
-		bo.trace_n = &n;
-		int status = xboot(&bo);
+		int status;
+		if (xnest) {
+			status = xprofile_xnest(&bo, image, end + 1 < argc ? argv[end + 1] : NULL, chunk,
+						x.nchunks, &list, &n);
+		} else {
+			bo.image = image;
+			bo.cmd = argv + end + 1;
+			bo.trace_chunk = chunk;
+			bo.trace_list = &list;
+			bo.trace_n = &n;
+			status = xboot(&bo);
+		}
 		if (status)
 			xdie("the profile's boot of %s ended with status %d: no index written", image, status);
 		if (!list)

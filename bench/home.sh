@@ -89,7 +89,6 @@ fi
 S=$w/ssh
 mkdir -p "$S/srv" "$S/mnt-lo" "$S/mnt-wan"
 [ "$(id -u)" = 0 ] && mkdir -p /run/sshd
-free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport'; }
 SP=$(free_port)
 LP=$(free_port)
 ssh-keygen -q -t ed25519 -N '' -f "$S/hostkey"

@@ -18,7 +18,7 @@ w=$(mktemp -d "${TMPDIR:-/var/tmp}/umlk-bench.XXXXXX")
 at_exit_cmds=
 at_exit() { at_exit_cmds="$at_exit_cmds
 $1"; }
-trap 'eval "$at_exit_cmds"; rm -rf "$w"' EXIT
+trap '{ eval "$at_exit_cmds"; } || true; rm -rf "$w"' EXIT
 
 now_ns() { date +%s%N; }
 
@@ -62,3 +62,93 @@ table() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", (b > 0) ? a / b : 0 }'; }
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport'; }
+
+# web_start: Debian's nginx on 127.0.0.1:$NP serving $w/www, logging each
+# request's path, status and body bytes to $w/access.log (sent() sums
+# them); stopped at exit.
+web_start() {
+	NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+	NP=$(free_port)
+	mkdir -p "$w/www"
+	cat > "$w/nginx.conf" <<CONF
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+worker_processes 2;
+pid $w/nginx.pid;
+error_log $w/error.log;
+events { worker_connections 256; }
+http {
+	log_format bytes '\$request_uri \$status \$body_bytes_sent';
+	access_log $w/access.log bytes;
+	client_body_temp_path $w;
+	proxy_temp_path $w;
+	fastcgi_temp_path $w;
+	uwsgi_temp_path $w;
+	scgi_temp_path $w;
+	sendfile on;
+	server { listen 127.0.0.1:$NP; root $w/www; }
+}
+CONF
+	"$NGINX" -c "$w/nginx.conf" -p "$w" -e "$w/error.log"
+	at_exit '"$NGINX" -c "$w/nginx.conf" -p "$w" -e "$w/error.log" -s stop 2>/dev/null || true
+[ -s "$w/link.pid" ] && kill "$(cat "$w/link.pid")" 2>/dev/null'
+}
+
+# shape MBIT ONE-WAY-MS: a fresh emulated link (bench/tools/linkem.pl) to
+# nginx, its base URL in $S.
+shape() {
+	[ -s "$w/link.pid" ] && kill "$(cat "$w/link.pid")" 2>/dev/null
+	LP=$(free_port)
+	rm -f "$w/link.ready"
+	perl "$top/bench/tools/linkem.pl" "$LP" 127.0.0.1 "$NP" "$1" "$2" "$w/link.ready" & echo $! > "$w/link.pid"
+	_i=0; while [ ! -e "$w/link.ready" ] && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+	S=http://127.0.0.1:$LP
+}
+
+# sent PREFIX: the body bytes nginx sent for paths starting with PREFIX.
+sent() { awk -v p="$1" 'index($1, p) == 1 { s += $3 } END { print s + 0 }' "$w/access.log"; }
+
+# xvfb_start: an Xvfb (1280x1024x24) on a free display, DISPLAY set to it;
+# stopped at exit.  Returns 1 when Xvfb, Xnest or xwininfo is missing.
+xvfb_start() {
+	for _p in Xvfb Xnest xwininfo; do command -v $_p >/dev/null || return 1; done
+	_d=90
+	while [ -e /tmp/.X11-unix/X$_d ] || [ -e /tmp/.X$_d-lock ]; do _d=$((_d + 1)); done
+	Xvfb :$_d -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &
+	echo $! > "$w/xvfb.pid"
+	at_exit 'kill "$(cat "$w/xvfb.pid")" 2>/dev/null'
+	_i=0; while [ ! -S /tmp/.X11-unix/X$_d ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+	export DISPLAY=:$_d
+}
+
+# xnest_display ERRFILE PID: wait for 'umlk xnest-launch' (PID, its stderr
+# in ERRFILE) to name its display; sets ND (the nested display's number)
+# and XA (its cookie file).  Returns 1 when it exits first.
+xnest_display() {
+	_i=0
+	while ! grep -q 'cookie in ' "$1"; do
+		kill -0 "$2" 2>/dev/null && [ $_i -lt 6000 ] || return 1
+		sleep 0.01
+		_i=$((_i + 1))
+	done
+	ND=$(sed -n 's/.*display is :\([0-9]*\) .*/\1/p' "$1")
+	XA=$(sed -n 's/.*cookie in \(.*\))$/\1/p' "$1")
+}
+
+# wait_for_x PID SECONDS TEST...: until the command TEST succeeds (checking
+# every 0.02 s), while PID (an xnest-launch) runs, for up to SECONDS;
+# returns 1 when PID ended or the time ran out.
+wait_for_x() {
+	_pid=$1 _limit=$(( $2 * 50 ))
+	shift 2
+	_k=0
+	until "$@"; do
+		kill -0 "$_pid" 2>/dev/null && [ $_k -lt $_limit ] || return 1
+		sleep 0.02
+		_k=$((_k + 1))
+	done
+}
+# x_has_window NAME: the nested display :$ND has a window named NAME.
+x_has_window() { XAUTHORITY="$XA" xwininfo -display ":$ND" -root -tree 2>/dev/null | grep -q "\"$1\""; }

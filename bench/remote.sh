@@ -27,13 +27,6 @@ iso=$top/build/rootfs/debian.iso
 for t in nginx curl qemu-storage-daemon; do
 	command -v $t >/dev/null 2>&1 || [ -x /usr/sbin/$t ] || { echo "bench/remote.sh: no $t; skipped"; exit 0; }
 done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cleanup() {
-	"$NGINX" -c "$w/nginx.conf" -p "$w" -e "$w/error.log" -s stop 2>/dev/null || true
-	[ -s "$w/link.pid" ] && kill "$(cat "$w/link.pid")" 2>/dev/null
-	[ -s "$w/xvfb.pid" ] && kill "$(cat "$w/xvfb.pid")" 2>/dev/null
-}
-at_exit cleanup
 export XDG_RUNTIME_DIR="$w/run"
 mkdir -m 700 "$w/run"
 mkdir -p "$w/www/p" "$w/www/raw"
@@ -49,37 +42,8 @@ h() { sed -n 's/^sha256: //p' "$1"; }
 isz=$(stat -c %s "$iso")
 rsz=$(stat -c %s "$w/www/raw/root.img")
 
-port() { perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1")->sockport'; }
-NP=$(port)
-cat > "$w/nginx.conf" <<CONF
-$( [ "$(id -u)" = 0 ] && echo "user root;" )
-worker_processes 2;
-pid $w/nginx.pid;
-error_log $w/error.log;
-events { worker_connections 256; }
-http {
-	log_format bytes '\$request_uri \$status \$body_bytes_sent';
-	access_log $w/access.log bytes;
-	client_body_temp_path $w;
-	proxy_temp_path $w;
-	fastcgi_temp_path $w;
-	uwsgi_temp_path $w;
-	scgi_temp_path $w;
-	sendfile on;
-	server { listen 127.0.0.1:$NP; root $w/www; }
-}
-CONF
-"$NGINX" -c "$w/nginx.conf" -p "$w" -e "$w/error.log"
+web_start
 
-shape() {               # MBIT ONE-WAY-MS: a fresh link to nginx, its address in $S
-	[ -s "$w/link.pid" ] && kill "$(cat "$w/link.pid")" 2>/dev/null
-	LP=$(port)
-	rm -f "$w/link.ready"
-	perl "$top/bench/tools/linkem.pl" "$LP" 127.0.0.1 "$NP" "$1" "$2" "$w/link.ready" & echo $! > "$w/link.pid"
-	i=0; while [ ! -e "$w/link.ready" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-	S=http://127.0.0.1:$LP
-}
-sent() { awk -v p="$1" 'index($1, p) == 1 { s += $3 } END { print s + 0 }' "$w/access.log"; }
 # run LABEL SIZE PATH COMMAND...: time it cold, print seconds, bytes sent and the share of SIZE
 run() {
 	label=$1 size=$2 path=$3
@@ -107,18 +71,11 @@ desktop() {
 	t0=$(now_ns)
 	XDG_CACHE_HOME="$w/cache" "$U" xnest-launch -q --kernel "$K" --run xclock "$1" 2> "$w/xerr" &
 	lp=$!
-	k=0
-	while ! grep -q 'cookie in ' "$w/xerr" && [ $k -lt 6000 ] && kill -0 $lp 2>/dev/null; do sleep 0.01; k=$((k + 1)); done
-	nd=$(sed -n 's/.*display is :\([0-9]*\) .*/\1/p' "$w/xerr")
-	cookie=$(sed -n 's/.*cookie in \(.*\))$/\1/p' "$w/xerr")
-	until XAUTHORITY="$cookie" xwininfo -display ":$nd" -root -tree 2>/dev/null | grep -q '"xclock"'; do
-		if ! kill -0 $lp 2>/dev/null || [ $k -ge 12000 ]; then
-			echo "  xnest-launch: no guest window within 120 s: $(tail -n 2 "$w/xerr" | tr '\n' ' ')"
-			return 0
-		fi
-		sleep 0.01
-		k=$((k + 1))
-	done
+	xnest_display "$w/xerr" $lp || true
+	if ! wait_for_x $lp 120 x_has_window xclock; then
+		echo "  xnest-launch: no guest window within 120 s: $(tail -n 2 "$w/xerr" | tr '\n' ' ')"
+		return 0
+	fi
 	t=$(( $(now_ns) - t0 ))
 	kill $lp                # xnest-launch halts the guest and closes the window
 	wait $lp || true
@@ -128,15 +85,7 @@ desktop() {
 		"$(awk -v a="$b" -v s="$isz" 'BEGIN { printf "%.1f", 100 * a / s }')"
 }
 X=
-if command -v Xvfb >/dev/null && command -v Xnest >/dev/null && command -v xwininfo >/dev/null; then
-	d=90
-	while [ -e /tmp/.X11-unix/X$d ] || [ -e /tmp/.X$d-lock ]; do d=$((d + 1)); done
-	Xvfb :$d -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &
-	echo $! > "$w/xvfb.pid"
-	i=0; while [ ! -S /tmp/.X11-unix/X$d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	export DISPLAY=:$d
-	X=1
-fi
+xvfb_start && X=1
 
 B="$U boot -q --kernel $K"
 for prof in "LAN 100 0.5" "WAN 20 20"; do

@@ -9,7 +9,7 @@ BENCH_TABLE=$(mktemp)
 export BENCH_TABLE
 trap 'rm -f "$BENCH_TABLE"' EXIT
 for b in "$top"/bench/boot.sh "$top"/bench/disk.sh "$top"/bench/home.sh "$top"/bench/cloop.sh "$top"/bench/cow.sh "$top"/bench/net.sh "$top"/bench/kernel.sh "$top"/bench/remote.sh "$top"/bench/live.sh \
-	"$top"/bench/xnest.sh; do
+	"$top"/bench/xnest.sh "$top"/bench/desktop.sh; do
 	echo "=== $(basename "$b")"
 	sh "$b" || echo "  ($(basename "$b") failed)"
 done

@@ -176,6 +176,7 @@ static pid_t xstart_guest(const struct xnest_opts *o, const char *sock, const ch
 	PASS("--ssh-timeout", o->ssh_timeout);
 	PASS("--disk-full-wait", o->disk_full_wait);
 	PASS("--mem", o->mem);
+	PASS("--record-profile", o->record_profile);
 #undef PASS
 	if (o->verbose)
 		a[n++] = "--verbose";

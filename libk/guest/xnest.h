@@ -26,6 +26,7 @@ struct xnest_opts {
 	const char *ssh_command, *ssh_timeout;  /* the same */
 	int trusted, isolated, no_jail;
 	int verbose;
+	const char *record_profile;     /* "SIZE:FILE", boot's --record-profile; NULL: none */
 };
 
 /* Returns the exit status: the program's (or the session's), 0 when the

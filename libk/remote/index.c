@@ -127,6 +127,51 @@ void kidx_free(struct kidx *x)
 	x->profile = NULL;
 }
 
+int kidx_profile_text(const uint8_t *buf, size_t n, uint32_t nchunks, const char *name,
+		      uint32_t **list, uint32_t *count)
+{
+	uint8_t *seen = calloc((size_t)nchunks / 8 + 1, 1);
+	uint32_t *l = NULL, k = 0, cap = 0;
+
+	*list = NULL;
+	*count = 0;
+	if (!seen)
+		return k_seterr("out of memory");
+	for (size_t i = 0; i < n;) {
+		uint64_t v = 0;
+		size_t d = 0;
+		while (i < n && buf[i] >= '0' && buf[i] <= '9' && d < 10) {
+			v = v * 10 + (uint64_t)(buf[i++] - '0');
+			d++;
+		}
+		const char *why = !d ? "not a number" : i >= n ? "no newline at its end"
+			: buf[i] != '\n' ? "not a number" : v >= nchunks ? "past the image's chunks"
+			: seen[v / 8] & (1u << (v % 8)) ? "a chunk named twice" : NULL;
+		if (why) {
+			free(seen);
+			free(l);
+			return k_seterr("%s: line %u: %s", name, k + 1, why);
+		}
+		i++;
+		seen[v / 8] |= (uint8_t)(1u << (v % 8));
+		if (k == cap) {
+			cap = cap ? 2 * cap : 256;
+			uint32_t *nl = realloc(l, (size_t)cap * sizeof(*l));
+			if (!nl) {
+				free(seen);
+				free(l);
+				return k_seterr("out of memory");
+			}
+			l = nl;
+		}
+		l[k++] = (uint32_t)v;
+	}
+	free(seen);
+	*list = l;
+	*count = k;
+	return 0;
+}
+
 int kidx_unhex(const char *hex, uint8_t d[32])
 {
 	for (int i = 0; i < 64; i++) {

@@ -54,6 +54,12 @@ int kidx_make(struct kidx *x, int fd, uint64_t len, uint32_t chunk, const char *
 void kidx_free(struct kidx *x);
 /* Bytes in chunk I. */
 uint32_t kidx_chunk_len(const struct kidx *x, uint32_t i);
+/* A boot profile as 'umlk boot --record-profile' writes it: in BUF[0..N),
+ * one decimal chunk number a line, each below NCHUNKS, none twice, at most
+ * NCHUNKS lines.  The list (malloc'ed; NULL for none) in *LIST, its length
+ * in *COUNT.  -1 with k_seterr() naming NAME and the line. */
+int kidx_profile_text(const uint8_t *buf, size_t n, uint32_t nchunks, const char *name,
+		      uint32_t **list, uint32_t *count);
 /* Parse 64 hex digits into D; -1 if they are not that. */
 int kidx_unhex(const char *hex, uint8_t d[32]);
 

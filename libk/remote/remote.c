@@ -58,6 +58,7 @@ struct rsrc {
 	uint64_t mem_kept;      /* bytes of MEM_KEPT chunks */
 	int cache_off;          /* nothing is written to the cache (unwritable, or too small) */
 	uint64_t next_seq;      /* where a sequential read would start */
+	uint32_t seq_run;       /* sequential reads in a row, up to READ_AHEAD */
 	struct pool *ahead;
 	uint64_t added;         /* bytes put in the cache since the last trim */
 	struct remote_stats st;
@@ -457,13 +458,19 @@ static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 	uint8_t *o = out;
 	uint32_t a = (uint32_t)(off / r->x.chunk), b = (uint32_t)((off + n - 1) / r->x.chunk) + 1;
 
-	/* Sequential: the chunks after this read are fetched meanwhile. */
+	/* A stream: a read of a chunk or more where the last one ended (the
+	 * guest's own read-ahead makes such reads; a file's few blocks, read
+	 * one by one, are not one).  The chunks after it are fetched
+	 * meanwhile: one after the first such read, then twice as many each
+	 * time up to READ_AHEAD. */
 	pthread_mutex_lock(&r->lock);
-	int seq = off == r->next_seq && off;
+	int seq = off == r->next_seq && off && n >= r->x.chunk;
 	r->next_seq = off + n;
+	r->seq_run = seq ? (r->seq_run < READ_AHEAD ? r->seq_run * 2 + !r->seq_run : READ_AHEAD) : 0;
+	uint32_t win = r->seq_run < READ_AHEAD ? r->seq_run : READ_AHEAD;
 	pthread_mutex_unlock(&r->lock);
-	if (seq)
-		ahead(r, b, b + READ_AHEAD < r->x.nchunks ? b + READ_AHEAD : r->x.nchunks);
+	if (win)
+		ahead(r, b, b + win < r->x.nchunks ? b + win : r->x.nchunks);
 	pin(r, a, b);
 	int rc = read_pinned(r, o, n, off, a, b);
 	unpin(r, a, b);

@@ -627,6 +627,25 @@ static void test_http(void)
 	T("index: a profile entry past the chunks refused", kidx_parse(&y, ib, len, "t") < 0);
 	free(ib);
 	kidx_free(&x);
+
+	/* A recorded profile, as boot --record-profile writes it. */
+	uint32_t *pl, pn;
+	const char *good = "7\n0\n3\n";
+	T("profile text: read in order", kidx_profile_text((const uint8_t *)good, strlen(good), 8, "p", &pl, &pn) == 0 &&
+	  pn == 3 && pl[0] == 7 && pl[1] == 0 && pl[2] == 3);
+	free(pl);
+	T("profile text: empty is no profile", kidx_profile_text((const uint8_t *)"", 0, 8, "p", &pl, &pn) == 0 &&
+	  pn == 0 && !pl);
+	static const char *const badp[] = { "8\n", "1\n1\n", "1", "x\n", "\n", "1 \n", "-1\n",
+					   "99999999999\n", "2\n3", "4294967296\n" };
+	int refused = 0;
+	for (size_t i = 0; i < sizeof(badp) / sizeof(badp[0]); i++)
+		refused += kidx_profile_text((const uint8_t *)badp[i], strlen(badp[i]), 8, "p", &pl, &pn) < 0 && !pl;
+	T("profile text: past the chunks, twice, no newline, not a number: refused",
+	  refused == (int)(sizeof(badp) / sizeof(badp[0])));
+	T("profile text: the error names the file and line",
+	  kidx_profile_text((const uint8_t *)"1\n9\n", 4, 8, "rec", &pl, &pn) < 0 &&
+	  !strcmp(k_errmsg(), "rec: line 2: past the image's chunks"));
 }
 
 static void test_vxlan(void)
