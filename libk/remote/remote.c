@@ -58,7 +58,7 @@ struct rsrc {
 	uint64_t mem_kept;      /* bytes of MEM_KEPT chunks */
 	int cache_off;          /* nothing is written to the cache (unwritable, or too small) */
 	uint64_t next_seq;      /* where a sequential read would start */
-	uint32_t seq_run;       /* sequential reads in a row, up to READ_AHEAD */
+	uint32_t ahead_win;     /* chunks fetched ahead of the stream now: 0, 1, 2, 4 ... READ_AHEAD */
 	struct pool *ahead;
 	uint64_t added;         /* bytes put in the cache since the last trim */
 	struct remote_stats st;
@@ -466,8 +466,8 @@ static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 	pthread_mutex_lock(&r->lock);
 	int seq = off == r->next_seq && off && n >= r->x.chunk;
 	r->next_seq = off + n;
-	r->seq_run = seq ? (r->seq_run < READ_AHEAD ? r->seq_run * 2 + !r->seq_run : READ_AHEAD) : 0;
-	uint32_t win = r->seq_run < READ_AHEAD ? r->seq_run : READ_AHEAD;
+	r->ahead_win = !seq ? 0 : !r->ahead_win ? 1 : r->ahead_win * 2 < READ_AHEAD ? r->ahead_win * 2 : READ_AHEAD;
+	uint32_t win = r->ahead_win;
 	pthread_mutex_unlock(&r->lock);
 	if (win)
 		ahead(r, b, b + win < r->x.nchunks ? b + win : r->x.nchunks);

@@ -312,7 +312,6 @@ static void close_remote(struct sftpfs *f, const uint8_t *h, size_t hlen, unsign
 	sftp_expect_ok(f->c, SFTP_CLOSE, &o, gen);
 }
 
-
 static uint64_t add_handle(struct sftpfs *f, const struct shandle *from)
 {
 	pthread_mutex_lock(&f->lock);
@@ -784,20 +783,6 @@ static int rw_pieces(struct sftpfs *f, struct shandle *h, int write, uint64_t of
 	return e;
 }
 
-/* Wait for and drop every piece read ahead (lock held, or A unshared). */
-static void ra_drop(struct sftpfs *f, struct ahead *a)
-{
-	for (; a->count; a->count--, a->head = (a->head + 1) % RA_PIECES) {
-		struct piece *p = &a->q[a->head];
-		if (p->call && sftp_wait(f->c, p->call, &p->rep) == 0)
-			sftp_reply_free(&p->rep);
-		else if (!p->call)
-			sftp_reply_free(&p->rep);
-		memset(p, 0, sizeof(*p));
-	}
-	a->end = UINT64_MAX;
-}
-
 /* P's answer, awaited if it has not come yet. */
 static void ra_settle(struct sftpfs *f, struct piece *p)
 {
@@ -814,6 +799,32 @@ static void ra_settle(struct sftpfs *f, struct piece *p)
 	}
 }
 
+/* The piece at the head of A gone, its answer awaited first if need be
+ * (A's lock held, or A unshared). */
+static void ra_pop(struct sftpfs *f, struct ahead *a)
+{
+	struct piece *p = &a->q[a->head];
+	ra_settle(f, p);
+	sftp_reply_free(&p->rep);
+	memset(p, 0, sizeof(*p));
+	a->head = (a->head + 1) % RA_PIECES;
+	a->count--;
+}
+
+/* Every piece read ahead gone (as for ra_pop). */
+static void ra_drop(struct sftpfs *f, struct ahead *a)
+{
+	while (a->count)
+		ra_pop(f, a);
+	a->end = UINT64_MAX;
+}
+
+/* The furthest piece asked for (A has some). */
+static struct piece *ra_last(struct ahead *a)
+{
+	return &a->q[(a->head + a->count - 1) % RA_PIECES];
+}
+
 /* A READ of [OFF, OFF + SIZE) into V, from what was read ahead where it
  * can, straight through for the rest; then more asked ahead if the guest
  * reads in order.  The bytes read, or -errno. */
@@ -821,10 +832,8 @@ static long read_ahead(struct sftpfs *f, struct shandle *h, uint64_t off, uint32
 		       unsigned nv)
 {
 	struct snode *n = get(f, h->node);
-	uint64_t wgen = n ? n->wgen : 0;
-	if (n)
-		put(f, n);
 	pthread_mutex_lock(&f->lock);
+	uint64_t wgen = n ? n->wgen : 0;        /* written under this lock */
 	if (!h->ra) {
 		h->ra = xcalloc(1, sizeof(*h->ra));
 		pthread_mutex_init(&h->ra->lock, NULL);
@@ -832,11 +841,13 @@ static long read_ahead(struct sftpfs *f, struct shandle *h, uint64_t off, uint32
 	}
 	struct ahead *a = h->ra;
 	pthread_mutex_unlock(&f->lock);
+	if (n)
+		put(f, n);
 
 	pthread_mutex_lock(&a->lock);
 	uint32_t psize = sftp_max_read(f->c);
 	uint64_t wstart = a->count ? a->q[a->head].off : 0;
-	uint64_t wend = a->count ? a->q[(a->head + a->count - 1) % RA_PIECES].off + psize : 0;
+	uint64_t wend = a->count ? ra_last(a)->off + psize : 0;
 	/* Written meanwhile, or a jump out of the window: start afresh. */
 	if (a->count && (a->wgen != wgen || off > wend || off + size + (uint64_t)RA_PIECES * psize < wstart))
 		ra_drop(f, a);
@@ -879,20 +890,13 @@ static long read_ahead(struct sftpfs *f, struct shandle *h, uint64_t off, uint32
 	/* Pieces the reads have passed go; then, reading in order, more are
 	 * asked ahead, up to where the file ends. */
 	uint64_t reached = off + done;
-	while (a->count && a->q[a->head].off + a->q[a->head].len <= reached) {
-		struct piece *p = &a->q[a->head];
-		ra_settle(f, p);
-		sftp_reply_free(&p->rep);
-		memset(p, 0, sizeof(*p));
-		a->head = (a->head + 1) % RA_PIECES;
-		a->count--;
-	}
+	while (a->count && a->q[a->head].off + a->q[a->head].len <= reached)
+		ra_pop(f, a);
 	int in_order = off <= a->hi && reached >= a->hi;
 	if (reached > a->hi)
 		a->hi = reached;
 	if (in_order && !e && !eof && f->keep_cache) {
-		uint64_t next = a->count ? a->q[(a->head + a->count - 1) % RA_PIECES].off + a->q[(a->head + a->count - 1) % RA_PIECES].len
-					 : reached;
+		uint64_t next = a->count ? ra_last(a)->off + ra_last(a)->len : reached;
 		while (a->count < RA_PIECES && next < a->end) {
 			struct sftp_out o;
 			int se;

@@ -17,8 +17,9 @@
  * and writes larger than the server's limits go as several requests at
  * once, and a file the guest reads in order is read ahead of it (eight
  * pieces of the server's read size; dropped at a write to the file or a
- * jump elsewhere; not with --home-cache none).  A lost connection fails what is in flight with EIO (sftp.h);
- * files open then fail with EIO until closed.
+ * jump elsewhere; not with --home-cache none).  A lost connection fails
+ * what is in flight with EIO (sftp.h); files open then fail with EIO
+ * until closed.
  *
  * Not done: extended attributes, locks (the guest's kernel keeps them),
  * device nodes, FIFOs and sockets (SFTP has no way to make them), hard
