@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,6 +134,14 @@ struct sw {
 	size_t vxmax;
 	int vxmtu;
 	unsigned long long vxdrop[VX_NVERDICTS];
+	/* Datagrams go out many to a send (UDP segmentation offload, until
+	 * the kernel refuses it once) and come in many to a read (UDP GRO,
+	 * where the kernel has it); a TCP flow's consecutive segments from
+	 * one remote are joined into one frame again (vxm). */
+	int vxgso, vxgro;
+	unsigned long long vx_dgrams_out, vx_sends, vx_dgrams_in, vx_reads, vx_joined, vx_joins;
+	struct vnet_merge *vxm;
+	int vxm_port;
 };
 enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK, W_VXLAN };
 
@@ -273,7 +282,9 @@ static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
 
 	vxlan_header(hdr, s->c->vxlan->vni);
 	if (n <= s->vxmax) {
+		s->vx_sends++;
 		if (sendmsg(s->vxfd, &m, MSG_DONTWAIT) == (ssize_t)(n + sizeof(hdr))) {
+			s->vx_dgrams_out++;
 			pt->out++;
 			pt->bytes_out += n;
 			return;
@@ -283,6 +294,116 @@ static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
 	s->vxdrop[why]++;
 	pt->drops++;
 	s->dropped++;
+}
+
+/* Frames cut for the tunnel leave in batches: datagrams of one size (but
+ * the last) back to back, one send for all, the kernel cutting them apart
+ * (UDP_SEGMENT); one at a time when the kernel has no such offload or
+ * the path refuses it (an IPsec transport, a smaller route MTU). */
+#define VX_BATCH_BYTES 65507            /* the most one UDP send carries over IPv4 */
+#define VX_BATCH_MAX 64                 /* segments a send (the kernel's UDP_MAX_SEGMENTS) */
+struct vx_batch {
+	struct sw *s;
+	struct port *pt;
+	size_t len, seg;                /* bytes so far; the datagrams' size */
+	int count, closed;              /* a shorter datagram ends the batch */
+	uint8_t buf[VX_BATCH_BYTES];
+};
+
+/* Each datagram of the batch by itself. */
+static void vx_send_each(struct vx_batch *b)
+{
+	struct sw *s = b->s;
+	struct vxlan_addr *to = &s->vxdest[b->pt->vx];
+	struct mmsghdr m[VX_BATCH_MAX];
+	struct iovec v[VX_BATCH_MAX];
+	int k = 0;
+
+	for (size_t off = 0; off < b->len; off += b->seg, k++) {
+		v[k].iov_base = b->buf + off;
+		v[k].iov_len = b->len - off < b->seg ? b->len - off : b->seg;
+		memset(&m[k], 0, sizeof(m[k]));
+		m[k].msg_hdr.msg_name = &to->sa;
+		m[k].msg_hdr.msg_namelen = to->len;
+		m[k].msg_hdr.msg_iov = &v[k];
+		m[k].msg_hdr.msg_iovlen = 1;
+	}
+	int sent = sendmmsg(s->vxfd, m, (unsigned)k, MSG_DONTWAIT);
+	sent = sent < 0 ? 0 : sent;
+	s->vx_sends++;
+	s->vx_dgrams_out += (unsigned)sent;
+	for (int i = 0; i < k; i++) {
+		if (i < sent) {
+			b->pt->out++;
+			b->pt->bytes_out += v[i].iov_len - VXLAN_HLEN;
+		} else {
+			s->vxdrop[VX_SEND]++;
+			b->pt->drops++;
+			s->dropped++;
+		}
+	}
+}
+
+static void vx_flush(struct vx_batch *b)
+{
+	struct sw *s = b->s;
+
+	if (!b->count)
+		return;
+	if (b->count > 1 && s->vxgso) {
+		struct vxlan_addr *to = &s->vxdest[b->pt->vx];
+		struct iovec v = { b->buf, b->len };
+		union { struct cmsghdr c; uint8_t room[CMSG_SPACE(sizeof(uint16_t))]; } ctl;
+		struct msghdr m = { .msg_name = &to->sa, .msg_namelen = to->len, .msg_iov = &v, .msg_iovlen = 1,
+				    .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.c.cmsg_level = SOL_UDP;
+		ctl.c.cmsg_type = UDP_SEGMENT;
+		ctl.c.cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		uint16_t seg = (uint16_t)b->seg;
+		memcpy(CMSG_DATA(&ctl.c), &seg, sizeof(seg));
+		ssize_t r = sendmsg(s->vxfd, &m, MSG_DONTWAIT);
+		if (r == (ssize_t)b->len) {
+			s->vx_sends++;
+			s->vx_dgrams_out += (unsigned)b->count;
+			b->pt->out += (unsigned)b->count;
+			b->pt->bytes_out += b->len - (size_t)b->count * VXLAN_HLEN;
+			b->len = 0;
+			b->count = b->closed = 0;
+			return;
+		}
+		/* Full: the datagrams are lost, as one would be.  Refused:
+		 * the offload is not to be had here; one at a time from now. */
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+			s->vxgso = 0;
+	}
+	vx_send_each(b);
+	b->len = 0;
+	b->count = b->closed = 0;
+}
+
+/* One frame cut for the tunnel, into the batch (vnet_plain's emit). */
+static void vx_emit(void *arg, const uint8_t *f, size_t n)
+{
+	struct vx_batch *b = arg;
+	size_t d = VXLAN_HLEN + n;
+
+	if (n > b->s->vxmax) {
+		b->s->vxdrop[VX_TOO_BIG]++;
+		b->pt->drops++;
+		b->s->dropped++;
+		return;
+	}
+	if (b->count && (d > b->seg || b->closed || b->len + d > sizeof(b->buf) || b->count == VX_BATCH_MAX))
+		vx_flush(b);
+	if (!b->count)
+		b->seg = d;
+	else if (d < b->seg)
+		b->closed = 1;
+	vxlan_header(b->buf + b->len, b->s->c->vxlan->vni);
+	memcpy(b->buf + b->len + VXLAN_HLEN, f, n);
+	b->len += d;
+	b->count++;
 }
 
 static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
@@ -337,11 +458,20 @@ static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t
 		return;
 	}
 	/* Checksum filled in, or the segment cut into frames (for the tunnel,
-	 * frames that fit its MTU). */
+	 * frames that fit its MTU, sent in batches). */
 	static uint8_t scratch[VNET_FRAME_MAX];
+	static struct vx_batch batch;
 	struct emit_ctx e = { s, pt };
 	size_t max = pt->vx >= 0 ? (size_t)s->vxmtu + NET_ETH_HLEN : NET_FRAME_MAX;
-	int k = vnet_plain(h, frame, n, scratch, max, emit_plain, &e);
+	int k;
+	if (pt->vx >= 0) {
+		batch.s = s;
+		batch.pt = pt;
+		k = vnet_plain(h, frame, n, scratch, max, vx_emit, &batch);
+		vx_flush(&batch);
+	} else {
+		k = vnet_plain(h, frame, n, scratch, max, emit_plain, &e);
+	}
 	if (k < 0) {
 		pt->drops++;
 		s->dropped++;
@@ -357,7 +487,8 @@ static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_
 {
 	s->frames_in++;
 	s->ports[in].in++;
-	size_t max = s->ports[in].vp ? VNET_FRAME_MAX : s->ports[in].vx >= 0 ? s->vxmax : NET_FRAME_MAX + 4;
+	size_t max = s->ports[in].vp || !vnet_is_plain(h) ? VNET_FRAME_MAX
+			: s->ports[in].vx >= 0 ? s->vxmax : NET_FRAME_MAX + 4;
 	if (n < NET_ETH_HLEN || n > max) {
 		s->malformed++;
 		return;
@@ -743,6 +874,10 @@ static char *status_text(struct sw *s, size_t *len)
 		for (int v = VX_OK + 1; v < VX_NVERDICTS; v++)
 			fprintf(f, "%s %s %llu", v > VX_OK + 1 ? "," : "", vxlan_verdict_name[v], s->vxdrop[v]);
 		fprintf(f, "\n");
+		fprintf(f, "vxlan batches: %llu datagrams out in %llu sends (segmentation offload %s), %llu in"
+			" through %llu reads (GRO %s); %llu TCP segments joined into %llu frames\n",
+			s->vx_dgrams_out, s->vx_sends, s->vxgso ? "on" : "off", s->vx_dgrams_in, s->vx_reads,
+			s->vxgro ? "on" : "off", s->vx_joined, s->vx_joins);
 	}
 	fclose(f);
 	*len = sz;
@@ -966,41 +1101,123 @@ static void data_input(struct sw *s)
 	}
 }
 
-/* Datagrams on the VXLAN socket: from a remote, for our VNI, a frame
- * that fits; anything else dropped and counted by why. */
+/* The run of segments joined so far goes on into the switch. */
+static void vx_merge_flush(struct sw *s, long long now)
+{
+	struct vnet_hdr h;
+
+	if (!s->vxm->n)
+		return;
+	int segs = s->vxm->segs;
+	size_t n = vnet_merge_take(s->vxm, &h);
+	if (segs > 1) {
+		s->vx_joins++;
+		s->vx_joined += (unsigned)segs;
+	}
+	forward(s, s->vxm_port, &h, s->vxm->frame, n, now);
+}
+
+/* A frame out of the tunnel from port P: joined to the run of segments
+ * it continues, or (after the run, to keep the order) on its own. */
+static void vx_deliver(struct sw *s, int p, const uint8_t *f, size_t n, long long now)
+{
+	if (s->vxm->n && s->vxm_port != p)
+		vx_merge_flush(s, now);
+	int r = vnet_merge_add(s->vxm, f, n);
+	if (r == 0) {
+		vx_merge_flush(s, now);
+		r = vnet_merge_add(s->vxm, f, n);
+	}
+	if (r > 0) {
+		s->vxm_port = p;
+		return;
+	}
+	vx_merge_flush(s, now);
+	forward(s, p, &plain_hdr, f, n, now);
+}
+
+/* One datagram of N bytes from FROM (CUT: it was longer): a remote, our
+ * VNI, a frame that fits; anything else dropped and counted by why. */
+static void vx_datagram(struct sw *s, const struct vxlan_addr *from, const uint8_t *d, size_t n, int cut,
+			long long now)
+{
+	int r = -1;
+	size_t flen = 0;
+	enum vxlan_verdict why = vxlan_receive(s->c->vxlan, from, d, n, s->vxmax, &r, &flen);
+
+	if (why == VX_OK && cut)
+		why = VX_SIZE;          /* longer than the read took */
+	s->vx_dgrams_in++;
+	if (why != VX_OK) {
+		s->vxdrop[why]++;
+		return;
+	}
+	s->ports[s->vxport[r]].bytes_in += flen;
+	vx_deliver(s, s->vxport[r], d + VXLAN_HLEN, flen, now);
+}
+
+/* The size of the datagrams a read put back to back (UDP GRO's control
+ * message), or 0 for one datagram. */
+static size_t gro_size(struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+			int v;
+			memcpy(&v, CMSG_DATA(c), sizeof(v));
+			return v > 0 ? (size_t)v : 0;
+		}
+	}
+	return 0;
+}
+
+/* Datagrams on the VXLAN socket, many to a read: each buffer holds one
+ * datagram, or (UDP GRO) several of one size from one sender, the last
+ * perhaps shorter. */
+#define VX_READ 65536
 static void vx_input(struct sw *s)
 {
-	static uint8_t bufs[BATCH][VXLAN_HLEN + VXLAN_FRAME_MAX];
+	static uint8_t bufs[BATCH][VX_READ];
+	static union { struct cmsghdr c; uint8_t room[CMSG_SPACE(sizeof(int))]; } ctl[BATCH];
 	struct mmsghdr m[BATCH];
 	struct iovec v[BATCH];
 	struct vxlan_addr from[BATCH];
-	const struct vxlan_conf *c = s->c->vxlan;
 
 	for (int round = 0; round < 8; round++) {
 		/* (Each sender into its vxlan_addr's sa, the first member; the kernel
 		 * writes only the address's own length.) */
-		int n = recv_batch(s->vxfd, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)&from[0].sa, sizeof(from[0]));
+		for (int i = 0; i < BATCH; i++) {
+			v[i].iov_base = bufs[i];
+			v[i].iov_len = s->vxgro ? VX_READ : VXLAN_HLEN + VXLAN_FRAME_MAX;
+			memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
+			m[i].msg_hdr.msg_name = &from[i].sa;
+			m[i].msg_hdr.msg_namelen = sizeof(from[i].sa);
+			m[i].msg_hdr.msg_iov = &v[i];
+			m[i].msg_hdr.msg_iovlen = 1;
+			m[i].msg_hdr.msg_control = &ctl[i];
+			m[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
+		}
+		int n = recvmmsg(s->vxfd, m, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break;
+		s->vx_reads++;
 		long long now = k_now_ms();
 		for (int i = 0; i < n; i++) {
 			from[i].len = m[i].msg_hdr.msg_namelen;
-			int r = -1;
-			size_t flen = 0;
-			enum vxlan_verdict why = vxlan_receive(c, &from[i], bufs[i], m[i].msg_len, s->vxmax, &r, &flen);
-			if (why == VX_OK && (m[i].msg_hdr.msg_flags & MSG_TRUNC))
-				why = VX_SIZE;
-			if (why != VX_OK) {
-				s->vxdrop[why]++;
-				continue;
-			}
-			struct port *pt = &s->ports[s->vxport[r]];
-			pt->bytes_in += flen;
-			forward(s, s->vxport[r], &plain_hdr, bufs[i] + VXLAN_HLEN, flen, now);
+			size_t len = m[i].msg_len, seg = gro_size(&m[i].msg_hdr);
+			int cut = !!(m[i].msg_hdr.msg_flags & MSG_TRUNC);
+			if (!seg || seg > len || cut)
+				seg = len;
+			size_t off = 0;
+			do {
+				size_t k = len - off < seg ? len - off : seg;
+				vx_datagram(s, &from[i], bufs[i] + off, k, cut, now);
+				off += k;
+			} while (off < len);
 		}
 		if (n < BATCH)
 			break;
 	}
+	vx_merge_flush(s, k_now_ms());
 }
 
 static void tap_input(struct sw *s, int p)
@@ -1131,6 +1348,12 @@ static int open_vxlan(struct sw *s)
 		setsockopt(s->vxfd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	setsockopt(s->vxfd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
 	setsockopt(s->vxfd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	int on = 1;
+	s->vxgso = 1;           /* tried at the first batch */
+	s->vxgro = setsockopt(s->vxfd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
+	if (!(s->vxm = malloc(sizeof(*s->vxm))))
+		return k_seterr("vxlan:");
+	s->vxm->n = 0;
 	for (int r = 0; r < c->nremotes; r++)
 		if (vxlan_addr_as(&c->remote[r], family, &s->vxdest[r]) < 0)
 			return k_seterr("vxlan: remote %s is IPv6, the local address IPv4",
@@ -1170,6 +1393,7 @@ static void sw_free(struct sw *s)
 	for (int i = 0; i < s->npend; i++)
 		close(s->pend[i].fd);
 	free(s->ports);
+	free(s->vxm);
 	free(s->pf);
 	free(s->who);
 	free(s);

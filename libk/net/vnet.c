@@ -182,3 +182,124 @@ int vnet_plain(const struct vnet_hdr *h, const uint8_t *frame, size_t n, uint8_t
 	}
 	return count;
 }
+
+/* ---- putting segments back together */
+
+/* F's TCP segment as a run may take it: its headers in T, payload in
+ * *PAYLOAD; -1 when it is no such segment. */
+static int mergeable(const uint8_t *f, size_t n, struct tcp_frame *t, size_t *payload)
+{
+	if (n < 14)
+		return -1;
+	size_t l3 = k_be16(f + 12) == 0x8100 ? 18 : 14;
+	if (n < l3 + 40)
+		return -1;
+	int v6 = f[l3] >> 4 == 6;
+	if (f[l3 + (v6 ? 6 : 9)] != 6 || parse_tcp(f, n, v6, t) < 0)
+		return -1;              /* not TCP (checked first: parse_tcp's errors cost a message) */
+	size_t iplen = v6 ? (size_t)k_be16(f + l3 + 4) + 40 : k_be16(f + l3 + 2);
+	if (iplen != n - l3 || n == t->hl)
+		return -1;              /* padding or a lying length; no data */
+	uint8_t flags = f[t->l4 + 13];
+	if ((flags & ~0x08) != 0x10)
+		return -1;              /* ACK, perhaps PSH: nothing else */
+	if (!v6 && net_sum_fold(net_sum(0, f + l3, t->l4 - l3)) != 0)
+		return -1;
+	if (tcp_csum(f, t, n) != 0)
+		return -1;
+	*payload = n - t->hl;
+	return 0;
+}
+
+/* Are F's headers M's, but for the fields each segment has its own? */
+static int same_headers(const struct vnet_merge *m, const uint8_t *f, const struct tcp_frame *t)
+{
+	const uint8_t *a = m->frame, *b = f;
+	if (t->hl != m->hl || t->l4 != m->l4 || t->l3 != m->l3 || t->v6 != m->v6)
+		return 0;
+	if (memcmp(a, b, m->l3))
+		return 0;               /* Ethernet, the VLAN tag */
+	a += m->l3;
+	b += m->l3;
+	if (m->v6) {
+		if (memcmp(a, b, 4) || memcmp(a + 6, b + 6, 34))
+			return 0;       /* all but the payload length */
+	} else if (a[0] != b[0] || a[1] != b[1] || memcmp(a + 6, b + 6, 4) || memcmp(a + 12, b + 12, m->l4 - m->l3 - 12)) {
+		return 0;               /* all but the length, id and checksum */
+	}
+	a = m->frame + m->l4;
+	b = f + m->l4;
+	/* Ports, acknowledgement, window, urgent pointer and options; not the
+	 * sequence number, flags or checksum. */
+	return !memcmp(a, b, 4) && !memcmp(a + 8, b + 8, 5) && !memcmp(a + 14, b + 14, 2) &&
+	       !memcmp(a + 18, b + 18, m->hl - m->l4 - 18);
+}
+
+int vnet_merge_add(struct vnet_merge *m, const uint8_t *f, size_t n)
+{
+	struct tcp_frame t;
+	size_t payload;
+
+	if (mergeable(f, n, &t, &payload) < 0)
+		return -1;
+	uint32_t seq = k_be32(f + t.l4 + 4);
+	if (!m->n) {
+		if (payload > 0xffff)
+			return -1;
+		memcpy(m->frame, f, n);
+		m->n = n;
+		m->l3 = t.l3;
+		m->l4 = t.l4;
+		m->hl = t.hl;
+		m->v6 = t.v6;
+		m->segs = 1;
+		m->mss = (uint16_t)payload;
+		m->next = seq + (uint32_t)payload;
+		m->closed = (f[t.l4 + 13] & 0x08) || payload < VNET_GSO_MIN;
+		return 1;
+	}
+	if (m->closed || seq != m->next || payload > m->mss || m->n + payload - m->l3 > 0xffff ||
+	    !same_headers(m, f, &t))
+		return 0;
+	memcpy(m->frame + m->n, f + t.hl, payload);
+	m->n += payload;
+	m->next += (uint32_t)payload;
+	m->segs++;
+	m->frame[m->l4 + 13] |= f[t.l4 + 13] & 0x08;
+	/* A short segment or PSH ends the run. */
+	m->closed = payload < m->mss || (f[t.l4 + 13] & 0x08);
+	return 1;
+}
+
+size_t vnet_merge_take(struct vnet_merge *m, struct vnet_hdr *h)
+{
+	size_t n = m->n;
+
+	memset(h, 0, sizeof(*h));
+	m->n = 0;
+	if (m->segs < 2)
+		return n;
+	uint8_t *ip = m->frame + m->l3, *tcp = m->frame + m->l4;
+	uint32_t sum = 0;
+	uint8_t tail[8];
+	if (m->v6) {
+		k_put_be16(ip + 4, (uint16_t)(n - m->l4));
+		sum = net_sum(sum, ip + 8, 32);
+	} else {
+		k_put_be16(ip + 2, (uint16_t)(n - m->l3));
+		k_put_be16(ip + 10, 0);
+		k_put_be16(ip + 10, net_sum_fold(net_sum(0, ip, m->l4 - m->l3)));
+		sum = net_sum(sum, ip + 12, 8);
+	}
+	/* The pseudo-header's sum, not inverted, for the port to finish. */
+	k_put_be32(tail, (uint32_t)(n - m->l4));
+	k_put_be32(tail + 4, 6);
+	k_put_be16(tcp + 16, (uint16_t)~net_sum_fold(net_sum(sum, tail, 8)));
+	h->flags = VNET_F_NEEDS_CSUM;
+	h->gso_type = m->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
+	h->gso_size = m->mss;
+	h->hdr_len = (uint16_t)m->hl;
+	h->csum_start = (uint16_t)m->l4;
+	h->csum_offset = 16;
+	return n;
+}

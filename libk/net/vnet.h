@@ -71,4 +71,38 @@ static inline int vnet_is_plain(const struct vnet_hdr *h)
 int vnet_plain(const struct vnet_hdr *h, const uint8_t *frame, size_t n, uint8_t *scratch,
 	       size_t maxlen, void (*emit)(void *ctx, const uint8_t *f, size_t len), void *ctx);
 
+/* Putting TCP segments back together, as a port that negotiated segment
+ * offload takes them: consecutive segments of one TCP flow (ordinary
+ * frames, as the tunnel delivers them) become one frame of up to 64 KiB
+ * with a GSO header, so a guest handles one frame where the wire carried
+ * forty.  A segment joins when it is TCP over IPv4 (no fragment) or IPv6
+ * (no extension headers), at most one VLAN tag, carries data and no flag
+ * but ACK and PSH (PSH ends the run), every header byte is the first
+ * segment's except those that differ segment to segment (IPv4 id,
+ * lengths, checksums, the sequence number), its sequence number is where
+ * the run ends, it is no longer than the first, and its IP and TCP
+ * checksums are right (a damaged segment joins nothing: it goes on as it
+ * is, for the guest to drop).  The frames are hostile input: every length
+ * is checked against the bytes there. */
+struct vnet_merge {
+	size_t n;                       /* bytes in frame; 0: empty */
+	size_t l3, l4, hl;              /* as in the first segment */
+	int v6, segs, closed;
+	uint16_t mss;                   /* the first segment's payload */
+	uint32_t next;                  /* the sequence number that continues the run */
+	uint8_t frame[VNET_FRAME_MAX];
+};
+
+/* Offer the N-byte frame F to M: 1 it joined M's run (or began it, M
+ * being empty); 0 it does not continue the run (take M's frame, then
+ * offer F again); -1 it can join no run (send it as it is).  An empty M
+ * never answers 0. */
+int vnet_merge_add(struct vnet_merge *m, const uint8_t *f, size_t n);
+/* M's frame (at M->frame) and its header into H: one segment as it came
+ * (a plain header), more as one TCP segment offload whose checksum is
+ * left to the port (NEEDS_CSUM, the pseudo-header sum in the field, as
+ * a guest hands one over).  Returns its length; M is empty after, the
+ * bytes stay until the next vnet_merge_add. */
+size_t vnet_merge_take(struct vnet_merge *m, struct vnet_hdr *h);
+
 #endif

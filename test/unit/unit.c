@@ -34,6 +34,11 @@ static int failed;
 	if (cond) printf("PASS: %s\n", name); \
 	else { printf("FAIL: %s (%s:%d: %s)\n", name, __FILE__, __LINE__, #cond); failed++; } \
 } while (0)
+#define T2(fmt, arg, cond) do { \
+	char name_[200]; \
+	snprintf(name_, sizeof(name_), fmt, arg); \
+	T(name_, cond); \
+} while (0)
 
 /* A V2 or V4 image of NB blocks of BS bytes, block i filled with byte i. */
 static uint8_t *mkcloop(int version, int footer, uint32_t bs, uint32_t nb, size_t *len)
@@ -237,6 +242,20 @@ static void net_tests(void)
 	T("non-contiguous mask refused", net_parse_mask("255.0.255.0", &mask) < 0 && net_parse_mask("33", &mask) < 0);
 	static const uint8_t rfc1071[] = { 0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7 };
 	T("internet checksum (RFC 1071 example)", net_sum_fold(net_sum(0, rfc1071, 8)) == (uint16_t)~0xddf2);
+	/* The word-at-a-time sum against the byte-pair one of tcpcheck.h, at
+	 * every length and start up to 80 and for a 64 KiB buffer of 0xff. */
+	static uint8_t big[65536];
+	int sums_ok = 1;
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (size_t at = 0; at < 8; at++)
+		for (size_t len = 0; len <= 80; len++)
+			sums_ok &= net_sum_fold(net_sum(7, big + at, len)) == net_sum_fold(tc_add(7, big + at, len));
+	sums_ok &= net_sum_fold(net_sum(0, big, sizeof(big))) == net_sum_fold(tc_add(0, big, sizeof(big)));
+	memset(big, 0xff, sizeof(big));
+	sums_ok &= net_sum_fold(net_sum(0xffff, big, sizeof(big) - 1)) ==
+		   net_sum_fold(tc_add(0xffff, big, sizeof(big) - 1));
+	T("internet checksum: eight bytes at a time, any length and alignment", sums_ok);
 
 	struct net_ends e = { { 2, 0, 0, 0, 0, 1 }, { 2, 0, 0, 0, 0, 2 }, 0x0a000201, 0x0a000202, 1234, 68 };
 	struct net_pkt p;
@@ -403,6 +422,114 @@ static void seg_emit(void *ctx, const uint8_t *f, size_t n)
 	s->n++;
 	if (f[14 + 20 + 13] & 1)
 		s->fin_early = s->n;            /* which one carried FIN */
+}
+
+/* Segments cut by vnet_plain, kept whole for vnet_merge to put together. */
+struct cuts { int n; size_t len[16]; uint8_t f[16][1600]; };
+
+static void cut_emit(void *ctx, const uint8_t *f, size_t n)
+{
+	struct cuts *c = ctx;
+	if (c->n < 16 && n <= sizeof(c->f[0])) {
+		memcpy(c->f[c->n], f, n);
+		c->len[c->n] = n;
+	}
+	c->n++;
+}
+
+/* A TCP segment offload of LEN bytes of data (IPv6 when V6), PSH and
+ * ACK, a timestamp option, into F; its length returned. */
+static size_t gso_frame(uint8_t *f, int v6, size_t len)
+{
+	size_t l4 = v6 ? 54 : 34, n = l4 + 32 + len;
+	memset(f, 0, n);
+	memcpy(f, v6 ? "\x52\0\0\0\0\1\x52\0\0\0\0\2\x86\xdd" : "\x52\0\0\0\0\1\x52\0\0\0\0\2\x08\x00", 14);
+	uint8_t *ip = f + 14, *tcp = f + l4;
+	if (v6) {
+		ip[0] = 0x60;
+		k_put_be16(ip + 4, (uint16_t)(n - l4));
+		ip[6] = 6;
+		ip[7] = 64;
+		ip[8] = 0xfd;
+		ip[23] = 1;
+		ip[24] = 0xfd;
+		ip[39] = 2;
+	} else {
+		ip[0] = 0x45;
+		k_put_be16(ip + 2, (uint16_t)(n - 14));
+		k_put_be16(ip + 4, 777);
+		ip[6] = 0x40;                   /* DF */
+		ip[8] = 64;
+		ip[9] = 6;
+		k_put_be32(ip + 12, 0x0a00020f);
+		k_put_be32(ip + 16, 0x0a000210);
+	}
+	k_put_be16(tcp, 40000);
+	k_put_be16(tcp + 2, 5001);
+	k_put_be32(tcp + 4, 0xfffff000);        /* the sequence wraps inside */
+	k_put_be32(tcp + 8, 4242);
+	tcp[12] = 8 << 4;
+	tcp[13] = 0x18;                         /* PSH, ACK */
+	k_put_be16(tcp + 14, 512);
+	memcpy(tcp + 20, "\x01\x01\x08\x0a\0\0\0\x07\0\0\0\x09", 12);  /* NOP NOP timestamps */
+	for (size_t i = 0; i < len; i++)
+		f[l4 + 32 + i] = (uint8_t)(i * 13 + (i >> 8));
+	return n;
+}
+
+static void test_vnet_merge(void)
+{
+	static uint8_t f[65600], scratch[VNET_FRAME_MAX];
+	static struct cuts c, again;
+	static struct vnet_merge m;
+	struct vnet_hdr h, got;
+
+	for (int v6 = 0; v6 <= 1; v6++) {
+		const char *fam = v6 ? "IPv6" : "IPv4";
+		size_t l4 = v6 ? 54 : 34, n = gso_frame(f, v6, 10000);
+		h = (struct vnet_hdr){ VNET_F_NEEDS_CSUM, v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4, 0, 1400,
+				       (uint16_t)l4, 16, 0 };
+		c.n = 0;
+		vnet_plain(&h, f, n, scratch, 1500, cut_emit, &c);
+		int joined = 1;
+		m.n = 0;
+		for (int i = 0; i < c.n; i++)
+			joined &= vnet_merge_add(&m, c.f[i], c.len[i]) == 1;
+		T2("vnet merge (%s): the 8 segments of a cut offload join one run", fam, c.n == 8 && joined && m.segs == 8);
+		T2("vnet merge (%s): nothing joins after PSH", fam, vnet_merge_add(&m, c.f[1], c.len[1]) == 0);
+		size_t k = vnet_merge_take(&m, &got);
+		T2("vnet merge (%s): one offload of the whole data, checksum left to the port", fam,
+		   k == n && got.gso_type == h.gso_type && got.gso_size == 1400 && got.flags == VNET_F_NEEDS_CSUM &&
+		   got.csum_start == l4 && got.csum_offset == 16 && vnet_check(&got, m.frame, k) == 0 && m.n == 0);
+		T2("vnet merge (%s): same headers, data and PSH as the offload", fam,
+		   !memcmp(m.frame, f, 14) && !memcmp(m.frame + l4, f + l4, 16) && m.frame[l4 + 13] == 0x18 &&
+		   !memcmp(m.frame + l4 + 18, f + l4 + 18, n - l4 - 18));
+		again.n = 0;
+		vnet_plain(&got, m.frame, k, scratch, 1500, cut_emit, &again);
+		int same = again.n == c.n;
+		for (int i = 0; same && i < c.n; i++)
+			same = again.len[i] == c.len[i] && !memcmp(again.f[i], c.f[i], c.len[i]);
+		T2("vnet merge (%s): cut again, the same segments byte for byte", fam, same);
+
+		T2("vnet merge (%s): a gap in the sequence ends the run", fam,
+		   vnet_merge_add(&m, c.f[0], c.len[0]) == 1 && vnet_merge_add(&m, c.f[2], c.len[2]) == 0 &&
+		   vnet_merge_take(&m, &got) == c.len[0] && vnet_is_plain(&got) && !memcmp(m.frame, c.f[0], c.len[0]));
+		c.f[1][c.len[1] - 1] ^= 1;
+		T2("vnet merge (%s): a damaged segment joins nothing", fam, vnet_merge_add(&m, c.f[1], c.len[1]) == -1);
+		c.f[1][c.len[1] - 1] ^= 1;
+		memcpy(scratch, c.f[1], c.len[1]);
+		scratch[l4 + 1] ^= 1;                   /* another source port */
+		T2("vnet merge (%s): another flow's segment does not join", fam,
+		   vnet_merge_add(&m, c.f[0], c.len[0]) == 1 && vnet_merge_add(&m, scratch, c.len[1]) != 1);
+		m.n = 0;
+		memcpy(scratch, c.f[0], c.len[0]);
+		scratch[l4 + 13] = 0x12;                /* SYN, ACK */
+		T2("vnet merge (%s): a SYN joins nothing", fam, vnet_merge_add(&m, scratch, c.len[0]) == -1);
+		T2("vnet merge (%s): an acknowledgement without data joins nothing", fam,
+		   vnet_merge_add(&m, c.f[0], l4 + 32) == -1);
+		T2("vnet merge (%s): a frame shorter than its IP length joins nothing", fam,
+		   vnet_merge_add(&m, c.f[0], c.len[0] - 1) == -1 && m.n == 0);
+	}
 }
 
 static void test_vnet(void)
@@ -881,6 +1008,7 @@ int main(void)
 	dhcp_tests();
 	bsrc_tests();
 	test_vnet();
+	test_vnet_merge();
 	test_escape();
 	test_fdiff();
 	test_http();
