@@ -8,10 +8,11 @@
 # under the cache), so the host's own apt never sees sid and nothing is
 # installed.  The newest linux-source-7.N the archive offers is taken, so
 # the build keeps working when Debian replaces 7.2 by 7.3.  The tree is
-# configured as 'ARCH=um defconfig' plus kernel/config.fragment and built
+# patched with kernel/patches/*.patch in name order (patch -p1), configured
+# as 'ARCH=um defconfig' plus kernel/config.fragment and built
 # (kernel/make-tree.sh).
 # The result is cached in $UMLK_CACHE/linux-KEY, KEY being a hash of the
-# source package's name and version, the fragment and this script: a second
+# source package's name and version, the patches, the fragment and this script: a second
 # build is a copy.  With no network, the newest source already downloaded
 # is used.
 set -eu
@@ -50,7 +51,8 @@ else
 fi
 [ -s "$deb" ] || { echo "kernel/build.sh: download of $pkg $ver failed" >&2; exit 1; }
 
-key=$( (echo "$pkg $ver"; cat "$here/config.fragment" "$here/build.sh" "$here/make-tree.sh") | sha256sum | cut -c1-16)
+patches=$(ls "$here"/patches/*.patch 2>/dev/null | sort)
+key=$( (echo "$pkg $ver"; cat $patches "$here/config.fragment" "$here/build.sh" "$here/make-tree.sh") | sha256sum | cut -c1-16)
 cached=$cache/linux-$key
 
 if [ ! -x "$cached/linux" ]; then
@@ -63,6 +65,16 @@ if [ ! -x "$cached/linux" ]; then
 	tar -C "$work" -xf "$work/pkg/usr/src/$pkg.tar.xz"
 	rm -rf "$work/pkg"
 	tree=$work/$pkg
+	# (A patch is a speed-up: one that no longer applies to a newer
+	# source is left out, saying so, rather than failing the build.)
+	for p in $patches; do
+		if patch -s -p1 --dry-run -d "$tree" < "$p" >/dev/null 2>&1; then
+			echo "kernel: applying $(basename "$p")" >&2
+			patch -s -p1 -d "$tree" < "$p" >&2
+		else
+			echo "kernel: $(basename "$p") does not apply to $pkg $ver: built without it" >&2
+		fi
+	done
 	sh "$here/make-tree.sh" "$tree" "$here/config.fragment" "$cached"
 fi
 mkdir -p "$(dirname "$out")"
