@@ -10,7 +10,8 @@
 # bench's own, on loopback and through bench/tools/linkem.pl as a 20
 # Mbit/s link with 40 ms each way (there the files are 20 MB, SSH_WAN_MB,
 # not 200: each write or read of 200 MB would take 80 s).  PARTS=ssh runs
-# only that part, PARTS=hostfs only the first.
+# only that part, PARTS=hostfs only the first; SSH_LINKS (default "lo wan")
+# and SSH_WORK (default "write read untar") narrow the ssh part.
 # (Debian's virtiofsd cannot be measured with UML: the QEMU-era virtiofsd
 # in bookworm does not answer GET_CONFIG, so the UML front end never
 # learns the filesystem's tag and the probe fails.)
@@ -136,13 +137,13 @@ swork() { work "$1" | sed "s/count=200/count=$2/"; }
 run_ssh_umlk() { $U boot -q --kernel "$top/build/linux" --home "ssh://$1$S/srv" --ssh-command "ssh -F $S/ssh_config" "$img" -- sh -c "D=/home; $(swork "$2" "$3")"; }
 run_ssh_sshfs() { $U boot -q --kernel "$top/build/linux" --home "$S/mnt-$1" "$img" -- sh -c "D=/home; $(swork "$2" "$3")"; }
 printf '%-34s %10s %10s %8s\n' "the guest's home over ssh" "umlk" "sshfs" ratio
-for h in lo wan; do
+for h in ${SSH_LINKS:-lo wan}; do
 	eval "mb=\$mb_$h"
 	for kind in umlk sshfs; do
 		eval "base_$kind=\$(best_of $runs run_ssh_$kind $h none $mb)"
 	done
 	run_ssh_umlk "$h" write "$mb" >/dev/null 2>&1          # the file the reads read
-	for what in write read untar; do
+	for what in ${SSH_WORK:-write read untar}; do
 		for kind in umlk sshfs; do
 			t=$(best_of "$runs" "run_ssh_$kind" "$h" "$what" "$mb")
 			eval "b=\$base_$kind"
