@@ -269,37 +269,13 @@ static void legacy_send(struct sw *s, struct port *pt, const uint8_t *frame, siz
 		enqueue(s, pt, frame, n);       /* behind what already waits */
 }
 
-/* One frame into the tunnel, to the port's remote: dropped and counted
- * when it is over the tunnel's MTU or the socket refuses it (UDP: a
- * frame lost here is one the guests' TCP sends again). */
-static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
-{
-	uint8_t hdr[VXLAN_HLEN];
-	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)f, n } };
-	struct vxlan_addr *to = &s->vxdest[pt->vx];
-	struct msghdr m = { .msg_name = &to->sa, .msg_namelen = to->len, .msg_iov = iov, .msg_iovlen = 2 };
-	enum vxlan_verdict why = VX_TOO_BIG;
-
-	vxlan_header(hdr, s->c->vxlan->vni);
-	if (n <= s->vxmax) {
-		s->vx_sends++;
-		if (sendmsg(s->vxfd, &m, MSG_DONTWAIT) == (ssize_t)(n + sizeof(hdr))) {
-			s->vx_dgrams_out++;
-			pt->out++;
-			pt->bytes_out += n;
-			return;
-		}
-		why = VX_SEND;
-	}
-	s->vxdrop[why]++;
-	pt->drops++;
-	s->dropped++;
-}
-
-/* Frames cut for the tunnel leave in batches: datagrams of one size (but
- * the last) back to back, one send for all, the kernel cutting them apart
- * (UDP_SEGMENT); one at a time when the kernel has no such offload or
- * the path refuses it (an IPsec transport, a smaller route MTU). */
+/* Frames for the tunnel leave in batches: datagrams of one size (but the
+ * last) back to back, one send for all, the kernel cutting them apart
+ * (UDP_SEGMENT); one at a time when there is one, when the kernel has no
+ * such offload or the path refuses it (an IPsec transport, a smaller
+ * route MTU).  A frame over the tunnel's MTU, or one the socket refuses,
+ * is dropped and counted (UDP: a frame lost here is one the guests' TCP
+ * sends again). */
 #define VX_BATCH_BYTES 65507            /* the most one UDP send carries over IPv4 */
 #define VX_BATCH_MAX 64                 /* segments a send (the kernel's UDP_MAX_SEGMENTS) */
 struct vx_batch {
@@ -309,8 +285,45 @@ struct vx_batch {
 	int count, closed;              /* a shorter datagram ends the batch */
 	uint8_t buf[VX_BATCH_BYTES];
 };
+static struct vx_batch vx_out;
 
-/* Each datagram of the batch by itself. */
+static void vx_drop(struct sw *s, struct port *pt, enum vxlan_verdict why)
+{
+	s->vxdrop[why]++;
+	pt->drops++;
+	s->dropped++;
+}
+
+/* The batch as one send with UDP_SEGMENT: 0 sent, -1 not (the offload
+ * refused: off from now on; or the socket full). */
+static int vx_send_gso(struct vx_batch *b)
+{
+	struct sw *s = b->s;
+	struct vxlan_addr *to = &s->vxdest[b->pt->vx];
+	struct iovec v = { b->buf, b->len };
+	union { struct cmsghdr c; uint8_t room[CMSG_SPACE(sizeof(uint16_t))]; } ctl;
+	struct msghdr m = { .msg_name = &to->sa, .msg_namelen = to->len, .msg_iov = &v, .msg_iovlen = 1,
+			    .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.c.cmsg_level = SOL_UDP;
+	ctl.c.cmsg_type = UDP_SEGMENT;
+	ctl.c.cmsg_len = CMSG_LEN(sizeof(uint16_t));
+	uint16_t seg = (uint16_t)b->seg;
+	memcpy(CMSG_DATA(&ctl.c), &seg, sizeof(seg));
+	ssize_t r = sendmsg(s->vxfd, &m, MSG_DONTWAIT);
+	if (r != (ssize_t)b->len) {
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
+			s->vxgso = 0;
+		return -1;
+	}
+	s->vx_sends++;
+	s->vx_dgrams_out += (unsigned)b->count;
+	b->pt->out += (unsigned)b->count;
+	b->pt->bytes_out += b->len - (size_t)b->count * VXLAN_HLEN;
+	return 0;
+}
+
+/* Each datagram of the batch by itself, in one sendmmsg. */
 static void vx_send_each(struct vx_batch *b)
 {
 	struct sw *s = b->s;
@@ -337,61 +350,31 @@ static void vx_send_each(struct vx_batch *b)
 			b->pt->out++;
 			b->pt->bytes_out += v[i].iov_len - VXLAN_HLEN;
 		} else {
-			s->vxdrop[VX_SEND]++;
-			b->pt->drops++;
-			s->dropped++;
+			vx_drop(s, b->pt, VX_SEND);
 		}
 	}
 }
 
 static void vx_flush(struct vx_batch *b)
 {
-	struct sw *s = b->s;
-
 	if (!b->count)
 		return;
-	if (b->count > 1 && s->vxgso) {
-		struct vxlan_addr *to = &s->vxdest[b->pt->vx];
-		struct iovec v = { b->buf, b->len };
-		union { struct cmsghdr c; uint8_t room[CMSG_SPACE(sizeof(uint16_t))]; } ctl;
-		struct msghdr m = { .msg_name = &to->sa, .msg_namelen = to->len, .msg_iov = &v, .msg_iovlen = 1,
-				    .msg_control = &ctl, .msg_controllen = sizeof(ctl) };
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.c.cmsg_level = SOL_UDP;
-		ctl.c.cmsg_type = UDP_SEGMENT;
-		ctl.c.cmsg_len = CMSG_LEN(sizeof(uint16_t));
-		uint16_t seg = (uint16_t)b->seg;
-		memcpy(CMSG_DATA(&ctl.c), &seg, sizeof(seg));
-		ssize_t r = sendmsg(s->vxfd, &m, MSG_DONTWAIT);
-		if (r == (ssize_t)b->len) {
-			s->vx_sends++;
-			s->vx_dgrams_out += (unsigned)b->count;
-			b->pt->out += (unsigned)b->count;
-			b->pt->bytes_out += b->len - (size_t)b->count * VXLAN_HLEN;
-			b->len = 0;
-			b->count = b->closed = 0;
-			return;
-		}
-		/* Full: the datagrams are lost, as one would be.  Refused:
-		 * the offload is not to be had here; one at a time from now. */
-		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS)
-			s->vxgso = 0;
-	}
-	vx_send_each(b);
+	/* (After a send refused, each by itself: a full socket loses them
+	 * there as it would have.) */
+	if (b->count == 1 || !b->s->vxgso || vx_send_gso(b) < 0)
+		vx_send_each(b);
 	b->len = 0;
 	b->count = b->closed = 0;
 }
 
-/* One frame cut for the tunnel, into the batch (vnet_plain's emit). */
+/* One frame into the batch for the port's remote (also vnet_plain's emit). */
 static void vx_emit(void *arg, const uint8_t *f, size_t n)
 {
 	struct vx_batch *b = arg;
 	size_t d = VXLAN_HLEN + n;
 
 	if (n > b->s->vxmax) {
-		b->s->vxdrop[VX_TOO_BIG]++;
-		b->pt->drops++;
-		b->s->dropped++;
+		vx_drop(b->s, b->pt, VX_TOO_BIG);
 		return;
 	}
 	if (b->count && (d > b->seg || b->closed || b->len + d > sizeof(b->buf) || b->count == VX_BATCH_MAX))
@@ -404,6 +387,23 @@ static void vx_emit(void *arg, const uint8_t *f, size_t n)
 	memcpy(b->buf + b->len + VXLAN_HLEN, f, n);
 	b->len += d;
 	b->count++;
+}
+
+/* A batch for the port's remote, empty. */
+static struct vx_batch *vx_batch_for(struct sw *s, struct port *pt)
+{
+	vx_out.s = s;
+	vx_out.pt = pt;
+	return &vx_out;
+}
+
+/* One frame into the tunnel, to the port's remote. */
+static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
+{
+	struct vx_batch *b = vx_batch_for(s, pt);
+
+	vx_emit(b, f, n);
+	vx_flush(b);
 }
 
 static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
@@ -460,15 +460,13 @@ static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t
 	/* Checksum filled in, or the segment cut into frames (for the tunnel,
 	 * frames that fit its MTU, sent in batches). */
 	static uint8_t scratch[VNET_FRAME_MAX];
-	static struct vx_batch batch;
 	struct emit_ctx e = { s, pt };
 	size_t max = pt->vx >= 0 ? (size_t)s->vxmtu + NET_ETH_HLEN : NET_FRAME_MAX;
 	int k;
 	if (pt->vx >= 0) {
-		batch.s = s;
-		batch.pt = pt;
-		k = vnet_plain(h, frame, n, scratch, max, vx_emit, &batch);
-		vx_flush(&batch);
+		struct vx_batch *b = vx_batch_for(s, pt);
+		k = vnet_plain(h, frame, n, scratch, max, vx_emit, b);
+		vx_flush(b);
 	} else {
 		k = vnet_plain(h, frame, n, scratch, max, emit_plain, &e);
 	}
@@ -1055,10 +1053,10 @@ static void ctl_input(struct sw *s, int p)
 static const struct vnet_hdr plain_hdr;
 
 /* Up to BATCH datagrams from FD without blocking: datagram i into BUF +
- * i * BUFSZ, its sender into NAME + i * NAMESZ.  The count (0 or less:
- * none). */
+ * i * BUFSZ, its sender into NAME + i * NAMESZ, its control messages (when
+ * CTL) into CTL + i * CTLSZ.  The count (0 or less: none). */
 static int recv_batch(int fd, struct mmsghdr *m, struct iovec *v, uint8_t *buf, size_t bufsz, uint8_t *name,
-		      size_t namesz)
+		      size_t namesz, uint8_t *ctl, size_t ctlsz)
 {
 	for (int i = 0; i < BATCH; i++) {
 		v[i].iov_base = buf + (size_t)i * bufsz;
@@ -1068,6 +1066,10 @@ static int recv_batch(int fd, struct mmsghdr *m, struct iovec *v, uint8_t *buf, 
 		m[i].msg_hdr.msg_namelen = (socklen_t)namesz;
 		m[i].msg_hdr.msg_iov = &v[i];
 		m[i].msg_hdr.msg_iovlen = 1;
+		if (ctl) {
+			m[i].msg_hdr.msg_control = ctl + (size_t)i * ctlsz;
+			m[i].msg_hdr.msg_controllen = ctlsz;
+		}
 	}
 	return recvmmsg(fd, m, BATCH, MSG_DONTWAIT, NULL);
 }
@@ -1080,7 +1082,7 @@ static void data_input(struct sw *s)
 	struct sockaddr_un from[BATCH];
 
 	for (int round = 0; round < 8; round++) {
-		int n = recv_batch(s->data, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)from, sizeof(from[0]));
+		int n = recv_batch(s->data, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)from, sizeof(from[0]), NULL, 0);
 		if (n <= 0)
 			break;
 		long long now = k_now_ms();
@@ -1184,19 +1186,11 @@ static void vx_input(struct sw *s)
 
 	for (int round = 0; round < 8; round++) {
 		/* (Each sender into its vxlan_addr's sa, the first member; the kernel
-		 * writes only the address's own length.) */
-		for (int i = 0; i < BATCH; i++) {
-			v[i].iov_base = bufs[i];
-			v[i].iov_len = s->vxgro ? VX_READ : VXLAN_HLEN + VXLAN_FRAME_MAX;
-			memset(&m[i].msg_hdr, 0, sizeof(m[i].msg_hdr));
-			m[i].msg_hdr.msg_name = &from[i].sa;
-			m[i].msg_hdr.msg_namelen = sizeof(from[i].sa);
-			m[i].msg_hdr.msg_iov = &v[i];
-			m[i].msg_hdr.msg_iovlen = 1;
-			m[i].msg_hdr.msg_control = &ctl[i];
-			m[i].msg_hdr.msg_controllen = sizeof(ctl[i]);
-		}
-		int n = recvmmsg(s->vxfd, m, BATCH, MSG_DONTWAIT, NULL);
+		 * writes only the address's own length.  A slot holds the largest
+		 * datagram, GRO or not: one longer than a frame is judged
+		 * oversized whole.) */
+		int n = recv_batch(s->vxfd, m, v, bufs[0], sizeof(bufs[0]), (uint8_t *)&from[0].sa, sizeof(from[0]),
+				   (uint8_t *)ctl, sizeof(ctl[0]));
 		if (n <= 0)
 			break;
 		s->vx_reads++;

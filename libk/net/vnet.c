@@ -104,22 +104,25 @@ int vnet_check(const struct vnet_hdr *h, const uint8_t *frame, size_t n)
 	}
 }
 
-/* The TCP checksum of the segment in F (N bytes), pseudo-header included. */
-static uint16_t tcp_csum(const uint8_t *f, const struct tcp_frame *t, size_t n)
+/* The sum of the TCP pseudo-header of the segment in F (N bytes). */
+static uint32_t pseudo_sum(const uint8_t *f, const struct tcp_frame *t, size_t n)
 {
 	uint32_t sum = 0;
-	size_t tcplen = n - t->l4;
 	uint8_t tail[8];
 
 	if (t->v6)
 		sum = net_sum(sum, f + t->l3 + 8, 32);         /* source and destination */
 	else
 		sum = net_sum(sum, f + t->l3 + 12, 8);
-	k_put_be32(tail, (uint32_t)tcplen);
+	k_put_be32(tail, (uint32_t)(n - t->l4));
 	k_put_be32(tail + 4, 6);
-	sum = net_sum(sum, tail, 8);
-	sum = net_sum(sum, f + t->l4, tcplen);
-	return net_sum_fold(sum);
+	return net_sum(sum, tail, 8);
+}
+
+/* The TCP checksum of the segment in F (N bytes), pseudo-header included. */
+static uint16_t tcp_csum(const uint8_t *f, const struct tcp_frame *t, size_t n)
+{
+	return net_sum_fold(net_sum(pseudo_sum(f, t, n), f + t->l4, n - t->l4));
 }
 
 int vnet_plain(const struct vnet_hdr *h, const uint8_t *frame, size_t n, uint8_t *scratch,
@@ -279,22 +282,17 @@ size_t vnet_merge_take(struct vnet_merge *m, struct vnet_hdr *h)
 	m->n = 0;
 	if (m->segs < 2)
 		return n;
-	uint8_t *ip = m->frame + m->l3, *tcp = m->frame + m->l4;
-	uint32_t sum = 0;
-	uint8_t tail[8];
+	uint8_t *ip = m->frame + m->l3;
+	struct tcp_frame t = { m->l3, m->l4, m->hl, m->v6 };
 	if (m->v6) {
 		k_put_be16(ip + 4, (uint16_t)(n - m->l4));
-		sum = net_sum(sum, ip + 8, 32);
 	} else {
 		k_put_be16(ip + 2, (uint16_t)(n - m->l3));
 		k_put_be16(ip + 10, 0);
 		k_put_be16(ip + 10, net_sum_fold(net_sum(0, ip, m->l4 - m->l3)));
-		sum = net_sum(sum, ip + 12, 8);
 	}
 	/* The pseudo-header's sum, not inverted, for the port to finish. */
-	k_put_be32(tail, (uint32_t)(n - m->l4));
-	k_put_be32(tail + 4, 6);
-	k_put_be16(tcp + 16, (uint16_t)~net_sum_fold(net_sum(sum, tail, 8)));
+	k_put_be16(m->frame + m->l4 + 16, (uint16_t)~net_sum_fold(pseudo_sum(m->frame, &t, n)));
 	h->flags = VNET_F_NEEDS_CSUM;
 	h->gso_type = m->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
 	h->gso_size = m->mss;
