@@ -45,7 +45,7 @@ all: $(BUILD)/umlk
 # The kernel build is cached by kernel/build.sh (keyed by source version,
 # fragment and patches), so running it every time costs a copy at most.
 # Its own make runs with -j as many CPUs, not in this make's job server.
-KERNEL_INPUTS = kernel/build.sh kernel/config.fragment kernel/make-tree.sh
+KERNEL_INPUTS = kernel/build.sh kernel/config.fragment kernel/make-tree.sh $(wildcard kernel/patches/*.patch)
 kernel: $(BUILD)/linux
 $(BUILD)/linux: $(KERNEL_INPUTS)
 	MAKEFLAGS= MAKELEVEL= sh kernel/build.sh $@

@@ -13,12 +13,15 @@
 
 #define VIRTIO_ID_FS 26
 
+struct vfs_scratch;
 struct vfs {
 	struct vu_server srv;
 	fuse_serve_fn *serve;
 	void *fs;
 	struct pool *pool;
 	char tag[36];
+	pthread_mutex_t lock;           /* spare */
+	struct vfs_scratch *spare;      /* request buffers kept for reuse */
 };
 
 /* Listen on PATH and serve the filesystem FS (not taken over) with SERVE

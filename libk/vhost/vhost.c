@@ -18,6 +18,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* A request on its way to a thread of the pool. */
+struct vu_job {
+	struct vu_dev *d;
+	int q;
+	void (*serve)(struct vu_dev *d, int q, struct vu_chain *c);
+	struct vu_job *next;            /* on d->spare */
+	struct vu_chain c;
+};
+
 /* ---- the device and its memory */
 
 void vu_init(struct vu_dev *d, const char *name, const struct vu_ops *ops, void *ctx)
@@ -57,6 +66,12 @@ void vu_free(struct vu_dev *d)
 	}
 	close_fd(&d->sock);
 	close_fd(&d->backend_fd);
+	while (d->spare) {
+		struct vu_job *j = d->spare;
+		d->spare = j->next;
+		free(j);
+	}
+	d->nspare = 0;
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->idle);
 }
@@ -418,19 +433,44 @@ size_t vu_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const voi
 
 /* ---- serving queues on a pool of threads */
 
-struct vu_job {
-	struct vu_dev *d;
-	int q;
-	void (*serve)(struct vu_dev *d, int q, struct vu_chain *c);
-	struct vu_chain c;
-};
+/* A job is 32 KiB (its chain's vectors): musl's allocator maps and unmaps
+ * blocks that size at every malloc and free, and each unmapping stops
+ * every CPU the process ran on to flush its TLB.  A random 4 KiB read
+ * paid for that twice, so jobs are kept for reuse: at most as many as
+ * were ever in flight at once, up to SPARE_MAX. */
+#define SPARE_MAX 64
+
+static struct vu_job *job_get(struct vu_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	struct vu_job *j = d->spare;
+	if (j) {
+		d->spare = j->next;
+		d->nspare--;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return j ? j : xmalloc(sizeof(*j));
+}
+
+static void job_put(struct vu_dev *d, struct vu_job *j)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->nspare < SPARE_MAX) {
+		j->next = d->spare;
+		d->spare = j;
+		d->nspare++;
+		j = NULL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(j);
+}
 
 static void run_job(void *arg)
 {
 	struct vu_job *j = arg;
 
 	j->serve(j->d, j->q, &j->c);
-	free(j);
+	job_put(j->d, j);
 }
 
 void vu_pop_to_pool(struct vu_dev *d, int q, struct pool *pool,
@@ -439,12 +479,12 @@ void vu_pop_to_pool(struct vu_dev *d, int q, struct pool *pool,
 	struct vu_job *held = NULL;
 
 	for (;;) {
-		struct vu_job *j = xmalloc(sizeof(*j));
+		struct vu_job *j = job_get(d);
 		j->d = d;
 		j->q = q;
 		j->serve = serve;
 		if (vq_pop(d, q, &j->c) <= 0) {
-			free(j);
+			job_put(d, j);
 			break;
 		}
 		/* The first request waits to see whether another comes with it:

@@ -107,6 +107,7 @@ struct vu_chain {
 };
 
 struct vu_dev;
+struct vu_job;
 struct vu_ops {
 	uint64_t features;              /* device feature bits offered */
 	int nqueues;
@@ -132,6 +133,8 @@ struct vu_dev {
 	struct vu_queue q[VU_MAX_QUEUES];
 	unsigned long errors;           /* problems logged so far */
 	long long last_log_ms;
+	struct vu_job *spare;           /* jobs kept for reuse (d->lock) */
+	unsigned nspare;
 };
 
 void vu_init(struct vu_dev *d, const char *name, const struct vu_ops *ops, void *ctx);
