@@ -146,10 +146,55 @@ void si_attr(struct sftp_in *i, struct sftp_attr *a)
 	}
 }
 
+/* Packets of 64 KiB and more (a read's data: OpenSSH sends up to 255
+ * KiB) are kept for reuse, up to BIG_KEEP of them: musl maps and unmaps a
+ * block that size at every malloc and free, faulting its pages in again
+ * and flushing every CPU's TLB each time. */
+#define BIG (64u << 10)
+#define BIG_KEEP 16
+
+static pthread_mutex_t big_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint8_t *big[BIG_KEEP];
+static size_t big_cap[BIG_KEEP];
+static unsigned nbig;
+
+/* A buffer of at least LEN bytes; its size in *CAP. */
+static uint8_t *packet_buf(size_t len, size_t *cap)
+{
+	if (len >= BIG) {
+		pthread_mutex_lock(&big_lock);
+		for (unsigned i = 0; i < nbig; i++)
+			if (big_cap[i] >= len) {
+				uint8_t *b = big[i];
+				*cap = big_cap[i];
+				nbig--;
+				big[i] = big[nbig];
+				big_cap[i] = big_cap[nbig];
+				pthread_mutex_unlock(&big_lock);
+				return b;
+			}
+		pthread_mutex_unlock(&big_lock);
+		len = (len + BIG - 1) / BIG * BIG;      /* fewer sizes, more reuse */
+	}
+	*cap = len;
+	return xmalloc(len);
+}
+
 void sftp_reply_free(struct sftp_reply *r)
 {
-	free(r->buf);
+	uint8_t *b = r->buf;
+
 	r->buf = NULL;
+	if (b && r->cap >= BIG) {
+		pthread_mutex_lock(&big_lock);
+		if (nbig < BIG_KEEP) {
+			big[nbig] = b;
+			big_cap[nbig++] = r->cap;
+			b = NULL;
+		}
+		pthread_mutex_unlock(&big_lock);
+	}
+	free(b);
 }
 
 /* ---- the target */
@@ -375,8 +420,10 @@ static int read_full(struct conn *c, uint8_t *p, size_t n, uint64_t deadline, ch
 	return 0;
 }
 
-/* One packet from C: its type and body (malloc'd, after the length). */
-static uint8_t *read_packet(struct conn *c, uint32_t *len, uint64_t deadline, char *why, size_t cap)
+/* One packet from C: its type and body (after the length), in a buffer
+ * of *BCAP bytes (sftp_reply_free). */
+static uint8_t *read_packet(struct conn *c, uint32_t *len, size_t *bcap, uint64_t deadline, char *why,
+			    size_t cap)
 {
 	uint8_t h[4];
 
@@ -387,9 +434,10 @@ static uint8_t *read_packet(struct conn *c, uint32_t *len, uint64_t deadline, ch
 		snprintf(why, cap, "a packet of %u bytes (at most %u taken)", *len, PACKET_MAX);
 		return NULL;
 	}
-	uint8_t *b = xmalloc(*len);
+	uint8_t *b = packet_buf(*len, bcap);
 	if (read_full(c, b, *len, deadline, why, cap) < 0) {
-		free(b);
+		struct sftp_reply r = { .buf = b, .cap = *bcap };
+		sftp_reply_free(&r);
 		return NULL;
 	}
 	return b;
@@ -401,9 +449,10 @@ static void *reader(void *arg)
 	struct sftp *s = c->s;
 	char why[256];
 	uint32_t len;
+	size_t bcap;
 	uint8_t *b;
 
-	while ((b = read_packet(c, &len, 0, why, sizeof(why)))) {
+	while ((b = read_packet(c, &len, &bcap, 0, why, sizeof(why)))) {
 		if (len < 5 || b[0] == SFTP_VERSION || b[0] < SFTP_STATUS) {
 			snprintf(why, sizeof(why), "the server sent a packet of type %u where a reply belongs", b[0]);
 			free(b);
@@ -422,6 +471,7 @@ static void *reader(void *arg)
 		}
 		k->r.type = b[0];
 		k->r.buf = b;
+		k->r.cap = bcap;
 		k->r.in = (struct sftp_in){ b + 5, len - 5, 0 };
 		k->done = 1;
 		pthread_cond_broadcast(&s->cond);
@@ -603,11 +653,12 @@ static struct conn *greet(struct sftp *s, struct conn *c, int interactive, char 
 	pid_t pid = c->pid;
 	struct sftp_out o;
 	uint32_t len;
+	size_t bcap;
 	uint8_t *b = NULL;
 	so_init(&o);
 	so_u32(&o, 3);
 	if (send_packet(s, c, SFTP_INIT, 0, &o, NULL, 0, 0) == 0)
-		b = read_packet(c, &len, interactive ? 0 : k_now_ns() + (uint64_t)HELLO_SECS(s) * 1000000000ULL, why, cap);
+		b = read_packet(c, &len, &bcap, interactive ? 0 : k_now_ns() + (uint64_t)HELLO_SECS(s) * 1000000000ULL, why, cap);
 	else
 		snprintf(why, cap, "%s", ssh_said(c) ? ssh_said(c) : "ssh did not take the request");
 	if (b && (len < 5 || b[0] != SFTP_VERSION || k_be32(b + 1) != 3)) {

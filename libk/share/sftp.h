@@ -137,6 +137,7 @@ void si_attr(struct sftp_in *i, struct sftp_attr *a);
 struct sftp_reply {
 	uint8_t type;
 	uint8_t *buf;                   /* owned: sftp_reply_free */
+	size_t cap;                     /* its size */
 	struct sftp_in in;              /* the payload, after the id */
 };
 void sftp_reply_free(struct sftp_reply *r);
