@@ -7,7 +7,9 @@
 # No recommends (so no Mesa with its LLVM: XFce draws without GL), no
 # display manager: under 'umlk xnest-launch' the session runs on the
 # Xnest window; on a real or emulated screen the autologin on tty1 starts
-# X (rootfs/xfce/etc/profile.d/zz-desktop.sh).
+# X (rootfs/xfce/etc/profile.d/zz-desktop.sh).  The session's clients
+# (xfwm4, xfsettingsd, the panel, Thunar's daemon, xfdesktop) start in one
+# group, not five (rootfs/xfce/etc/xdg/xfce4/xfconf/.../xfce4-session.xml).
 #
 # Usage: rootfs/xfce.sh OUTDIR    (writes OUTDIR/xfce.iso)
 #
