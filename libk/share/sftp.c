@@ -180,21 +180,25 @@ static uint8_t *packet_buf(size_t len, size_t *cap)
 	return xmalloc(len);
 }
 
-void sftp_reply_free(struct sftp_reply *r)
+/* B, of CAP bytes (packet_buf), kept for reuse or freed. */
+static void packet_free(uint8_t *b, size_t cap)
 {
-	uint8_t *b = r->buf;
-
-	r->buf = NULL;
-	if (b && r->cap >= BIG) {
+	if (b && cap >= BIG) {
 		pthread_mutex_lock(&big_lock);
 		if (nbig < BIG_KEEP) {
 			big[nbig] = b;
-			big_cap[nbig++] = r->cap;
+			big_cap[nbig++] = cap;
 			b = NULL;
 		}
 		pthread_mutex_unlock(&big_lock);
 	}
 	free(b);
+}
+
+void sftp_reply_free(struct sftp_reply *r)
+{
+	packet_free(r->buf, r->cap);
+	r->buf = NULL;
 }
 
 /* ---- the target */
@@ -436,8 +440,7 @@ static uint8_t *read_packet(struct conn *c, uint32_t *len, size_t *bcap, uint64_
 	}
 	uint8_t *b = packet_buf(*len, bcap);
 	if (read_full(c, b, *len, deadline, why, cap) < 0) {
-		struct sftp_reply r = { .buf = b, .cap = *bcap };
-		sftp_reply_free(&r);
+		packet_free(b, *bcap);
 		return NULL;
 	}
 	return b;
