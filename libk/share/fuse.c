@@ -322,6 +322,25 @@ static struct inode *lookup(struct fshare *s, int dirfd, const char *name, struc
 	return n;
 }
 
+/* The guest's kernel leaves it to the server (HANDLE_KILLPRIV_V2) to
+ * clear the set-user-ID and set-group-ID bits when a file is written,
+ * truncated or given away, and says when (a writer without CAP_FSETID,
+ * any chown): the host's kernel would do it only for an unprivileged
+ * umlk.  As Linux does: set-group-ID only with group execute; files only.
+ * FD is any descriptor of the file, O_PATH included.  0 or an errno. */
+static int kill_suidgid(struct fshare *s, int fd)
+{
+	struct stat st;
+	char pp[32];
+
+	if (fstat(fd, &st) < 0)
+		return errno;
+	mode_t m = st.st_mode & 07777, k = S_ISUID | ((m & S_IXGRP) ? S_ISGID : 0);
+	if (!S_ISREG(st.st_mode) || !(m & k))
+		return 0;
+	return fchmodat(s->proc, procpath(pp, fd), m & ~k, 0) < 0 ? errno : 0;
+}
+
 /* Look NAME up in PARENT and answer with its entry. */
 static size_t entry_of(struct fuse_req *r, struct inode *parent, const char *name)
 {
@@ -338,8 +357,11 @@ static size_t op_init(struct fuse_req *r)
 {
 	/* Data kept from one open to the next is dropped when a file's
 	 * time or size is seen to change (AUTO_INVAL_DATA). */
+	/* HANDLE_KILLPRIV_V2 (kill_suidgid()): without it the guest's
+	 * kernel asks for a file's attributes before every chown. */
 	uint32_t want = F_ASYNC_READ | F_ATOMIC_O_TRUNC | F_BIG_WRITES | F_PARALLEL_DIROPS | F_MAX_PAGES |
-			F_DO_READDIRPLUS | F_READDIRPLUS_AUTO | (S(r)->keep_cache ? F_AUTO_INVAL_DATA : 0);
+			F_DO_READDIRPLUS | F_READDIRPLUS_AUTO | F_HANDLE_KILLPRIV_V2 |
+			(S(r)->keep_cache ? F_AUTO_INVAL_DATA : 0);
 	return fw_init(r, want, FUSE_MAX_WRITE);
 }
 
@@ -381,6 +403,8 @@ static size_t op_setattr(struct fuse_req *r, struct inode *n)
 		if (rc)
 			return fw_reply(r, rc);
 	}
+	if ((valid & FA_KILL_SUIDGID) && !(valid & FA_MODE) && reg && (e = kill_suidgid(S(r), n->fd)))
+		return fw_reply(r, e);
 	if (valid & (FA_ATIME | FA_MTIME)) {
 		struct timespec ts[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } };
 		if (valid & FA_ATIME)
@@ -426,6 +450,10 @@ static size_t op_open(struct fuse_req *r, struct inode *n, int dir)
 	int fd = openat(S(r)->proc, procpath(pp, n->fd), of | O_CLOEXEC);
 	if (fd < 0)
 		return fw_reply(r, errno);
+	if (!dir && (of & O_TRUNC) && (k_le32(r->arg + 4) & FOPEN_IN_KILL_SUIDGID) && (e = kill_suidgid(S(r), fd))) {
+		close(fd);
+		return fw_reply(r, e);
+	}
 	uint8_t *p = fw_room(r, 16);
 	if (!p) {
 		close(fd);
@@ -453,6 +481,11 @@ static size_t op_create(struct fuse_req *r, struct inode *parent)
 	int fd = openat(parent->fd, name, of | O_CREAT | O_NOFOLLOW | O_CLOEXEC, (mode_t)(mode & 07777));
 	if (fd < 0)
 		return fw_reply(r, errno);
+	int e = (of & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) ? kill_suidgid(S(r), fd) : 0;
+	if (e) {
+		close(fd);
+		return fw_reply(r, e);
+	}
 	int pfd = openat(S(r)->proc, procpath(pp, fd), O_PATH | O_CLOEXEC);
 	if (pfd < 0 || fstat(pfd, &st) < 0) {
 		int e = errno;
@@ -581,6 +614,11 @@ static size_t op_rw(struct fuse_req *r, int write)
 		if (size > (r->data ? r->datalen : r->arglen - 40) || size > FUSE_MAX_WRITE) {
 			put_handle(S(r), fh);
 			return fw_reply(r, EINVAL);
+		}
+		int ke = (k_le32(r->arg + 20) & FWRITE_KILL_SUIDGID) ? kill_suidgid(S(r), fd) : 0;
+		if (ke) {
+			put_handle(S(r), fh);
+			return fw_reply(r, ke);
 		}
 		ssize_t n = r->data ? pwritev(fd, r->data, (int)r->ndata, (off_t)off)
 				    : pwrite(fd, r->arg + 40, size, (off_t)off);

@@ -37,8 +37,11 @@ enum {
 #define F_READDIRPLUS_AUTO (1u << 14)
 #define F_PARALLEL_DIROPS (1u << 18)
 #define F_MAX_PAGES (1u << 22)
+#define F_HANDLE_KILLPRIV_V2 (1u << 28)
 
 #define FOPEN_KEEP_CACHE (1u << 1)       /* OPEN's open_flags */
+#define FOPEN_IN_KILL_SUIDGID (1u << 0)  /* OPEN's and CREATE's open_flags in the request */
+#define FWRITE_KILL_SUIDGID (1u << 2)    /* WRITE's write_flags */
 
 /* SETATTR valid bits */
 #define FA_MODE (1u << 0)
@@ -50,6 +53,7 @@ enum {
 #define FA_FH (1u << 6)
 #define FA_ATIME_NOW (1u << 7)
 #define FA_MTIME_NOW (1u << 8)
+#define FA_KILL_SUIDGID (1u << 11)
 
 struct iovec;
 
