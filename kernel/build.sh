@@ -67,17 +67,21 @@ if [ ! -x "$cached/linux" ]; then
 	tree=$work/$pkg
 	# (A patch is a speed-up: one that no longer applies to a newer
 	# source is left out, saying so, rather than failing the build.)
+	applied=
 	for p in $patches; do
 		if patch -s -p1 --dry-run -d "$tree" < "$p" >/dev/null 2>&1; then
 			echo "kernel: applying $(basename "$p")" >&2
 			patch -s -p1 -d "$tree" < "$p" >&2
+			applied="$applied $(basename "$p")"
 		else
 			echo "kernel: $(basename "$p") does not apply to $pkg $ver: built without it" >&2
 		fi
 	done
-	sh "$here/make-tree.sh" "$tree" "$here/config.fragment" "$cached"
+	UMLK_PATCHES_APPLIED=$applied sh "$here/make-tree.sh" "$tree" "$here/config.fragment" "$cached"
 fi
 mkdir -p "$(dirname "$out")"
 cp "$cached/linux" "$out.tmp"
 mv "$out.tmp" "$out"
 cp "$cached/release" "$(dirname "$out")/linux.release"
+# (which of kernel/patches/ it has: tests of a patch's effect skip without it)
+cp "$cached/patches" "$(dirname "$out")/linux.patches"

@@ -7,7 +7,9 @@
 # TREE is configured as 'ARCH=um defconfig' plus FRAGMENT, every CONFIG_
 # line of which must have taken effect (else it stops, naming them), then
 # built; CACHED/ gets linux (stripped), linux.debug (symbols, for
-# backtraces), config and release, made in CACHED.tmp and renamed.
+# backtraces), config, release and patches (the names in
+# UMLK_PATCHES_APPLIED, one a line: what kernel/build.sh applied), made
+# in CACHED.tmp and renamed.
 set -eu
 tree=$1 fragment=$2 cached=$3
 
@@ -39,5 +41,6 @@ cp "$tree/linux" "$cached.tmp/linux.debug"
 strip -o "$cached.tmp/linux" "$tree/linux"
 cp "$tree/.config" "$cached.tmp/config"
 make -s -C "$tree" ARCH=um kernelrelease > "$cached.tmp/release"
+for p in ${UMLK_PATCHES_APPLIED:-}; do echo "$p"; done > "$cached.tmp/patches"
 rm -rf "$cached"
 mv "$cached.tmp" "$cached"
