@@ -149,7 +149,8 @@ void vu_free(struct vu_dev *d);         /* unmaps memory, closes descriptors */
 int vu_message(struct vu_dev *d, uint32_t req, uint32_t flags, const uint8_t *payload,
 	       uint32_t size, int *fds, int nfds, uint8_t *reply, size_t *replylen);
 /* Read one message from the socket and answer it.  1 handled, 0 the
- * front end closed the connection, -1 a broken one (k_seterr). */
+ * front end closed or reset the connection (a kernel gone), -1 a broken
+ * one (k_seterr). */
 int vu_serve_one(struct vu_dev *d);
 
 /* The guest-physical range [GPA, GPA+LEN) as a host pointer, or NULL when

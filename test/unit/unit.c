@@ -18,14 +18,17 @@
 #include "remote/http.h"
 #include "remote/index.h"
 #include "share/sftp.h"
+#include "vhost/vhost.h"
 #include "tcpcheck.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static int failed;
@@ -861,6 +864,49 @@ static void test_sftp_url(void)
 	T("sftp: attributes claiming 4G extensions end at the reply's end", in.bad);
 }
 
+/* A front end that goes away: at its end of file, and when it resets the
+ * connection (closed with our reply unread, as a kernel that exits does),
+ * vu_serve_one() says "gone" (0) and sets no error, so umlk prints nothing
+ * at a guest's power-off; a message cut short is still an error. */
+static void test_vu_gone(void)
+{
+	static const struct vu_ops ops = { .features = 0, .nqueues = 1 };
+	uint8_t msg[VU_HDR] = { 0 };
+	struct vu_dev d;
+	int sv[2];
+
+	signal(SIGPIPE, SIG_IGN);               /* as umlk runs its servers */
+	k_put_le32(msg, VU_GET_FEATURES);
+	k_put_le32(msg + 4, 1);                 /* version 1 */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		T("socketpair", 0);
+		return;
+	}
+	vu_init(&d, "t", &ops, NULL);
+	d.sock = sv[0];
+	T("vu: a request answered", write(sv[1], msg, sizeof(msg)) == (ssize_t)sizeof(msg) && vu_serve_one(&d) == 1);
+	/* a second request, then the front end closes with both replies unread */
+	k_seterr("none");
+	T("vu: queued", write(sv[1], msg, sizeof(msg)) == (ssize_t)sizeof(msg));
+	close(sv[1]);
+	int r1 = vu_serve_one(&d);
+	int r2 = r1 == 1 ? vu_serve_one(&d) : r1;
+	T2("vu: a front end that reset the connection is gone, quietly (%d)", r2, r2 == 0 && !strcmp(k_errmsg(), "none"));
+	close(sv[0]);
+	d.sock = -1;
+	vu_free(&d);
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	vu_init(&d, "t", &ops, NULL);
+	d.sock = sv[0];
+	T("vu: a message cut short", write(sv[1], msg, 5) == 5 && close(sv[1]) == 0 && vu_serve_one(&d) < 0 &&
+	  strstr(k_errmsg(), "cut short"));
+	close(sv[0]);
+	d.sock = -1;
+	vu_free(&d);
+}
+
 int main(void)
 {
 	uint8_t b[8];
@@ -1014,5 +1060,6 @@ int main(void)
 	test_http();
 	test_vxlan();
 	test_sftp_url();
+	test_vu_gone();
 	return failed != 0;
 }
