@@ -356,9 +356,10 @@ static size_t entry_of(struct fuse_req *r, struct inode *parent, const char *nam
 static size_t op_init(struct fuse_req *r)
 {
 	/* Data kept from one open to the next is dropped when a file's
-	 * time or size is seen to change (AUTO_INVAL_DATA). */
-	/* HANDLE_KILLPRIV_V2 (kill_suidgid()): without it the guest's
-	 * kernel asks for a file's attributes before every chown. */
+	 * time or size is seen to change (AUTO_INVAL_DATA).  Set-user-ID
+	 * bits are ours to clear (HANDLE_KILLPRIV_V2, kill_suidgid()):
+	 * without it the guest's kernel asks for a file's attributes before
+	 * every chown. */
 	uint32_t want = F_ASYNC_READ | F_ATOMIC_O_TRUNC | F_BIG_WRITES | F_PARALLEL_DIROPS | F_MAX_PAGES |
 			F_DO_READDIRPLUS | F_READDIRPLUS_AUTO | F_HANDLE_KILLPRIV_V2 |
 			(S(r)->keep_cache ? F_AUTO_INVAL_DATA : 0);
