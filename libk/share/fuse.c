@@ -348,7 +348,7 @@ static size_t entry_of(struct fuse_req *r, struct inode *parent, const char *nam
 	int e;
 	struct inode *n = lookup(S(r), parent->fd, name, &st, &e);
 
-	return n ? fw_reply_entry(r, n->id, &st) : fw_reply(r, e);
+	return n ? fw_reply_entry(r, n->id, &st) : r->op == OP_LOOKUP ? fw_reply_missing(r, e) : fw_reply(r, e);
 }
 
 /* ---- operations */

@@ -87,6 +87,14 @@ void fw_put_attr(uint8_t *p, uint64_t id, const struct stat *st);
 void fw_put_entry(const struct fuse_req *r, uint8_t *p, uint64_t id, const struct stat *st);
 size_t fw_reply_entry(struct fuse_req *r, uint64_t id, const struct stat *st);
 size_t fw_reply_attr(struct fuse_req *r, uint64_t id, const struct stat *st);
+/* A LOOKUP that found nothing (E: its errno): for ENOENT, where names may
+ * be kept, an entry of node 0 that lets the guest keep "no such name"
+ * for a second, however long names live (a loop waiting for a file the
+ * host makes sees it soon): enough for the create that follows a
+ * lookup, which the guest kernel's patch 0003 then sends to the server
+ * without asking again (the server refuses if something is there).
+ * Else E. */
+size_t fw_reply_missing(struct fuse_req *r, int e);
 /* A name at OFF of the arguments: one NUL-terminated path component that
  * is not "." or "..".  NULL when it is not; *END is past its NUL. */
 const char *fw_name_at(const struct fuse_req *r, size_t off, size_t *end);
