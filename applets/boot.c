@@ -68,7 +68,7 @@ static const struct kopt opts[] = {
 	{ 256, "--ssh-command", "'CMD'", "run CMD instead of 'ssh' for --home ssh://, split at\nblanks (e.g. --ssh-command 'ssh -F my_config')" },
 	{ 257, "--ssh-timeout", "SECONDS", "how long a request to --home ssh:// may take before the\nlink counts as lost (default 20)" },
 	{ 'S', "--home-size", "SIZE", "the size of a new home image (default 1G)" },
-	{ 'Q', "--home-cache", "MODE", "what the guest may keep of --home DIR or ssh://: 'auto' names\nand attributes for a second, file data while the file\nstays the same (a change on the host shows within a\nsecond; the default); 'always' for a day, for a\ndirectory only the guest changes while it runs;\n'none' asks the host at every access" },
+	{ 'Q', "--home-cache", "MODE", "what the guest may keep of --home DIR or ssh://: 'auto' names\nand attributes for a second (ssh://: 20 s, as sshfs), file\ndata while the file stays the same (a change on the host\nshows within that time; the default); 'always' for a day,\nfor a directory only the guest changes while it runs;\n'none' asks the host at every access" },
 	{ 'F', "--disk-full-wait", "SECONDS", "when the disk holding --cow or --home is full, the guest\nwaits this long for room (a line says so; it goes on when\nthere is room), then it is stopped and umlk exits 75;\n'inf' waits for ever, 0 stops it at once (default 60 with\na command, for ever without).  Other write errors are\nthe guest's I/O errors, and umlk exits 74" },
 	{ 'n', "--hostname", "NAME", "the guest's hostname (default: the one DHCP offers, else\nthe image's /etc/hostname)" },
 	{ 'N', "--net", "SOCKET", "connect eth0 (virtio-net) to the umlk umlswitch at\nSOCKET; the guest configures it by DHCP" },

@@ -266,6 +266,7 @@ struct call {
 	uint32_t id;
 	unsigned gen;
 	int done, err;
+	int forgotten;                  /* nobody waits: freed when its answer comes or its connection goes */
 	struct sftp_reply r;
 	struct call *next;
 };
@@ -351,11 +352,18 @@ static void lose_locked(struct sftp *s, struct conn *c, const char *why)
 		c->next = s->lost;
 		s->lost = c;
 	}
-	for (struct call *k = s->calls; k; k = k->next) {
+	for (struct call **p = &s->calls; *p;) {
+		struct call *k = *p;
+		if (k->gen == c->gen && !k->done && k->forgotten) {
+			*p = k->next;
+			free(k);
+			continue;
+		}
 		if (k->gen == c->gen && !k->done) {
 			k->done = 1;
 			k->err = EIO;
 		}
+		p = &k->next;
 	}
 	shutdown(c->fd, SHUT_RDWR);
 	if (c->pid > 0)
@@ -471,6 +479,19 @@ static void *reader(void *arg)
 			snprintf(why, sizeof(why), "the server answered request %u, which was not asked", id);
 			free(b);
 			break;
+		}
+		if (k->forgotten) {
+			for (struct call **p = &s->calls; *p; p = &(*p)->next) {
+				if (*p == k) {
+					*p = k->next;
+					break;
+				}
+			}
+			pthread_mutex_unlock(&s->lock);
+			struct sftp_reply gone = { .buf = b, .cap = bcap };
+			sftp_reply_free(&gone);
+			free(k);
+			continue;
 		}
 		k->r.type = b[0];
 		k->r.buf = b;
@@ -810,6 +831,35 @@ int sftp_wait(struct sftp *s, struct sftp_call *sc, struct sftp_reply *r)
 	return e;
 }
 
+void sftp_forget(struct sftp *s, struct sftp_call *sc)
+{
+	struct call *k = (struct call *)sc;
+	if (!k)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (!k->done) {
+		k->forgotten = 1;
+		k = NULL;
+	} else {
+		for (struct call **p = &s->calls; *p; p = &(*p)->next) {
+			if (*p == k) {
+				*p = k->next;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (k) {
+		sftp_reply_free(&k->r);
+		free(k);
+	}
+}
+
+unsigned sftp_call_gen(const struct sftp_call *c)
+{
+	return ((const struct call *)c)->gen;
+}
+
 int sftp_call(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen, struct sftp_reply *r)
 {
 	int e;
@@ -845,65 +895,95 @@ static int status_code(const struct sftp_reply *r)
 	return r->type == SFTP_STATUS && !in.bad ? (int)code : -1;
 }
 
-int sftp_expect_ok(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen)
+int sftp_reply_ok(struct sftp_reply *r)
+{
+	return status_code(r) == SFTP_FAILURE ? -1 : sftp_status_errno(r);
+}
+
+int sftp_reply_handle(struct sftp_reply *r, uint8_t *h, size_t *hlen)
+{
+	if (r->type != SFTP_HANDLE) {
+		int e = sftp_reply_ok(r);
+		return e ? e : EIO;
+	}
+	struct sftp_in in = r->in;
+	size_t n;
+	const uint8_t *p = si_bytes(&in, &n);
+	if (!p || n == 0 || n > 256)
+		return EIO;
+	memcpy(h, p, n);
+	*hlen = n;
+	return 0;
+}
+
+int sftp_reply_attr(struct sftp_reply *r, struct sftp_attr *a)
+{
+	if (r->type != SFTP_ATTRS) {
+		int e = sftp_reply_ok(r);
+		return e ? e : EIO;
+	}
+	struct sftp_in in = r->in;
+	si_attr(&in, a);
+	return in.bad ? EIO : 0;
+}
+
+/* Wait for C (NULL: not sent, E then being why) and read its reply with
+ * PARSE, the reply freed after. */
+int sftp_wait_ok(struct sftp *s, struct sftp_call *c, int e)
 {
 	struct sftp_reply r;
-	int e = sftp_call(s, type, o, gen, &r);
-	if (e)
-		return e;
-	e = status_code(&r) == SFTP_FAILURE ? -1 : sftp_status_errno(&r);
+	if (!c || (e = sftp_wait(s, c, &r)))
+		return e ? e : EIO;
+	e = sftp_reply_ok(&r);
 	sftp_reply_free(&r);
-	return e;                       /* -1: the server's FAILURE, for the caller to name */
+	return e;
+}
+
+int sftp_wait_handle(struct sftp *s, struct sftp_call *c, int e, uint8_t *h, size_t *hlen, unsigned *gen)
+{
+	struct sftp_reply r;
+	if (!c)
+		return e ? e : EIO;
+	unsigned g = sftp_call_gen(c);
+	if ((e = sftp_wait(s, c, &r)))
+		return e;
+	e = sftp_reply_handle(&r, h, hlen);
+	if (!e)
+		*gen = g;               /* the connection it is good on */
+	sftp_reply_free(&r);
+	return e;
+}
+
+int sftp_wait_attr(struct sftp *s, struct sftp_call *c, int e, struct sftp_attr *a)
+{
+	struct sftp_reply r;
+	if (!c || (e = sftp_wait(s, c, &r)))
+		return e ? e : EIO;
+	e = sftp_reply_attr(&r, a);
+	sftp_reply_free(&r);
+	return e;
+}
+
+int sftp_expect_ok(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen)
+{
+	int e;
+	struct sftp_call *c = sftp_send(s, type, o, NULL, 0, 0, gen, &e);
+	return sftp_wait_ok(s, c, e);
 }
 
 int sftp_expect_handle(struct sftp *s, uint8_t type, const struct sftp_out *o, uint8_t *h, size_t *hlen,
 		       unsigned *gen)
 {
-	struct sftp_reply r;
 	int e;
 	struct sftp_call *c = sftp_send(s, type, o, NULL, 0, 0, 0, &e);
-	if (!c)
-		return e;
-	unsigned g = ((struct call *)c)->gen;
-	if ((e = sftp_wait(s, c, &r)))
-		return e;
-	if (r.type == SFTP_HANDLE) {
-		struct sftp_in in = r.in;
-		size_t n;
-		const uint8_t *p = si_bytes(&in, &n);
-		if (!p || n == 0 || n > 256) {
-			e = EIO;
-		} else {
-			memcpy(h, p, n);
-			*hlen = n;
-			*gen = g;               /* the connection it is good on */
-		}
-	} else {
-		e = status_code(&r) == SFTP_FAILURE ? -1 : sftp_status_errno(&r);
-		if (!e)
-			e = EIO;
-	}
-	sftp_reply_free(&r);
-	return e;
+	return sftp_wait_handle(s, c, e, h, hlen, gen);
 }
 
 int sftp_expect_attr(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen, struct sftp_attr *a)
 {
-	struct sftp_reply r;
-	int e = sftp_call(s, type, o, gen, &r);
-	if (e)
-		return e;
-	if (r.type == SFTP_ATTRS) {
-		struct sftp_in in = r.in;
-		si_attr(&in, a);
-		e = in.bad ? EIO : 0;
-	} else {
-		e = status_code(&r) == SFTP_FAILURE ? -1 : sftp_status_errno(&r);
-		if (!e)
-			e = EIO;
-	}
-	sftp_reply_free(&r);
-	return e;
+	int e;
+	struct sftp_call *c = sftp_send(s, type, o, NULL, 0, 0, gen, &e);
+	return sftp_wait_attr(s, c, e, a);
 }
 
 /* ---- the session */

@@ -154,6 +154,12 @@ struct sftp_call *sftp_send(struct sftp *s, uint8_t type, const struct sftp_out 
 /* Wait for C's reply (C is freed): 0 with *R filled, or an errno (EIO
  * when the connection was lost or the deadline passed). */
 int sftp_wait(struct sftp *s, struct sftp_call *c, struct sftp_reply *r);
+/* Nobody will wait for C: its answer, whatever it is, is thrown away
+ * when it comes (a CLOSE whose answer changes nothing).  No deadline
+ * applies to it. */
+void sftp_forget(struct sftp *s, struct sftp_call *c);
+/* The connection C was sent on (a handle it opens is good there). */
+unsigned sftp_call_gen(const struct sftp_call *c);
 /* sftp_send, then sftp_wait. */
 int sftp_call(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen, struct sftp_reply *r);
 
@@ -166,5 +172,18 @@ int sftp_expect_ok(struct sftp *s, uint8_t type, const struct sftp_out *o, unsig
 int sftp_expect_handle(struct sftp *s, uint8_t type, const struct sftp_out *o, uint8_t *h, size_t *hlen,
 		       unsigned *gen);
 int sftp_expect_attr(struct sftp *s, uint8_t type, const struct sftp_out *o, unsigned gen, struct sftp_attr *a);
+/* The same shapes read from a reply R (not freed).  Where a reply's
+ * STATUS is FAILURE these return -1, for the caller to name. */
+int sftp_reply_ok(struct sftp_reply *r);
+int sftp_reply_handle(struct sftp_reply *r, uint8_t *h, size_t *hlen);
+int sftp_reply_attr(struct sftp_reply *r, struct sftp_attr *a);
+/* And awaited: the reply of C, sent earlier with sftp_send (NULL when it
+ * could not be sent, E then its errno), waited for and freed.  Requests
+ * are answered in the order they were sent (OpenSSH's sftp-server does
+ * one at a time), so a request sent right after another, without waiting,
+ * sees what the first one did: one round trip for both. */
+int sftp_wait_ok(struct sftp *s, struct sftp_call *c, int e);
+int sftp_wait_handle(struct sftp *s, struct sftp_call *c, int e, uint8_t *h, size_t *hlen, unsigned *gen);
+int sftp_wait_attr(struct sftp *s, struct sftp_call *c, int e, struct sftp_attr *a);
 
 #endif

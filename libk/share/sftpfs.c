@@ -46,6 +46,22 @@ struct shandle {
 	struct dent *ents;              /* a directory: its listing, taken at OPENDIR */
 	size_t nents;
 	struct ahead *ra;               /* a file read in order: what is read ahead of the guest */
+	struct wpend *wp;               /* a file written: writes sent, their answers not yet read */
+};
+
+/* Writes are not waited for one by one: a WRITE is answered to the guest
+ * once it is sent, and its answer is read later, when W_PENDING more are
+ * out, at the guest's close (FLUSH), at fsync and at RELEASE.  An error
+ * in one is kept and given to the guest at the first of these, or at its
+ * next write (which is then not sent): as a local disk's writeback,
+ * never lost silently.  The server answers in order, so every request
+ * sent after a write (a read, a stat, a rename) sees it. */
+#define W_PENDING 64
+struct wpend {
+	pthread_mutex_t lock;
+	struct sftp_call *q[W_PENDING];
+	unsigned head, count;
+	int err;                        /* the first error not yet given to the guest */
 };
 
 /* Read-ahead: while the guest reads a file in order, the next pieces are
@@ -281,6 +297,32 @@ static int path_arg(struct sftpfs *f, const char *path, struct sftp_out *o)
 	return 0;
 }
 
+/* Send an LSTAT of PATH, its answer read later with sftp_wait_attr. */
+static struct sftp_call *send_lstat(struct sftpfs *f, const char *path, int *e)
+{
+	struct sftp_out o;
+	if ((*e = path_arg(f, path, &o)))
+		return NULL;
+	return sftp_send(f->c, SFTP_LSTAT, &o, NULL, 0, 0, 0, e);
+}
+
+/* A request of TYPE with O sent, and PATH's LSTAT right after it: one
+ * round trip for both.  The request's errno (-1 for the server's FAILURE)
+ * is returned; the LSTAT's, EIO for a FAILURE, in *LE, its attributes in
+ * A. */
+static int then_lstat(struct sftpfs *f, uint8_t type, const struct sftp_out *o, unsigned gen, const char *path,
+		      struct sftp_attr *a, int *le)
+{
+	int e;
+	struct sftp_call *c = sftp_send(f->c, type, o, NULL, 0, 0, gen, &e);
+	struct sftp_call *lc = send_lstat(f, path, le);
+	e = sftp_wait_ok(f->c, c, e);
+	*le = sftp_wait_attr(f->c, lc, *le, a);
+	if (*le < 0)
+		*le = EIO;
+	return e;
+}
+
 static int lstat_path(struct sftpfs *f, const char *path, struct sftp_attr *a)
 {
 	struct sftp_out o;
@@ -291,25 +333,101 @@ static int lstat_path(struct sftpfs *f, const char *path, struct sftp_attr *a)
 	return e < 0 ? EIO : e;
 }
 
-/* A server's FAILURE for making PATH: EEXIST if something is there. */
-static int made_err(struct sftpfs *f, const char *path, int e)
+/* The guest's kernel leaves clearing set-user-ID and set-group-ID bits
+ * to us (HANDLE_KILLPRIV_V2), as a local disk clears them: on a write or
+ * truncation by a user without CAP_FSETID and on a chown (the kernel
+ * flags those requests).  A is PATH's attributes if known (NULL: asked).
+ * Set-group-ID only with group execute.  0, or an errno. */
+static int kill_suidgid(struct sftpfs *f, const char *path, const struct sftp_attr *a)
 {
-	struct sftp_attr a;
-	if (e >= 0)
+	struct sftp_attr cur;
+	struct sftp_out o;
+	int e;
+	if (!a) {
+		if ((e = lstat_path(f, path, &cur)))
+			return e;
+		a = &cur;
+	}
+	uint32_t m = a->perm & 07777, k = S_ISUID | ((m & S_IXGRP) ? S_ISGID : 0);
+	if ((a->perm & S_IFMT) != S_IFREG || !(m & k))
+		return 0;
+	if ((e = path_arg(f, path, &o)))
 		return e;
-	return lstat_path(f, path, &a) == 0 ? EEXIST : EIO;
+	so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = m & ~k });
+	e = sftp_expect_ok(f->c, SFTP_SETSTAT, &o, 0);
+	return e < 0 ? EPERM : e;
+}
+
+/* kill_suidgid() for the node ID, from a request on a handle (outside
+ * the names lock: taken here for the path). */
+static int kill_node(struct sftpfs *f, uint64_t id)
+{
+	struct snode *n = get(f, id);
+	if (!n)
+		return ESTALE;
+	pthread_rwlock_rdlock(&f->names);
+	int e = n->stale ? ESTALE : kill_suidgid(f, n->path, NULL);
+	pthread_rwlock_unlock(&f->names);
+	put(f, n);
+	return e;
 }
 
 /* ---- handles */
 
 /* Close the server's handle H (HLEN bytes, good on connection GEN);
- * its answer changes nothing for the guest. */
+ * its answer changes nothing for the guest, so nothing waits for it
+ * (what is sent after it is answered after it). */
 static void close_remote(struct sftpfs *f, const uint8_t *h, size_t hlen, unsigned gen)
 {
 	struct sftp_out o;
+	int e;
 	so_init(&o);
 	so_bytes(&o, h, hlen);
-	sftp_expect_ok(f->c, SFTP_CLOSE, &o, gen);
+	sftp_forget(f->c, sftp_send(f->c, SFTP_CLOSE, &o, NULL, 0, 0, gen, &e));
+}
+
+/* The oldest write of W answered (W's lock held, W has some): its error
+ * kept if it is the first. */
+static void wp_pop(struct sftpfs *f, struct wpend *w)
+{
+	struct sftp_call *c = w->q[w->head];
+	w->head = (w->head + 1) % W_PENDING;
+	w->count--;
+	int e = sftp_wait_ok(f->c, c, 0);
+	if (e && !w->err)
+		w->err = e < 0 ? EIO : e;
+}
+
+/* Every write of H answered: the first error not yet given, now given
+ * (0 if none). */
+static int wp_drain(struct sftpfs *f, struct shandle *h)
+{
+	pthread_mutex_lock(&f->lock);
+	struct wpend *w = h->wp;        /* made under this lock, kept while H is held */
+	pthread_mutex_unlock(&f->lock);
+	if (!w)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	while (w->count)
+		wp_pop(f, w);
+	int e = w->err;
+	w->err = 0;
+	pthread_mutex_unlock(&w->lock);
+	return e;
+}
+
+/* W gone: answers still out are not waited for. */
+static void wp_free(struct sftpfs *f, struct wpend *w)
+{
+	if (!w)
+		return;
+	while (w->count) {
+		sftp_forget(f->c, w->q[w->head]);
+		w->head = (w->head + 1) % W_PENDING;
+		w->count--;
+	}
+	pthread_mutex_destroy(&w->lock);
+	free(w);
 }
 
 static uint64_t add_handle(struct sftpfs *f, const struct shandle *from)
@@ -359,6 +477,8 @@ static void handle_free(struct sftpfs *f, struct shandle *h)
 		free(h->ra);
 		h->ra = NULL;
 	}
+	wp_free(f, h->wp);
+	h->wp = NULL;
 	for (size_t i = 0; i < h->nents; i++)
 		free(h->ents[i].name);
 	free(h->ents);
@@ -381,6 +501,7 @@ static void put_handle(struct sftpfs *f, struct shandle *h)
 		h->ents = NULL;
 		h->nents = 0;
 		h->ra = NULL;
+		h->wp = NULL;
 		handle_free(f, h);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -394,6 +515,19 @@ static int release_handle(struct sftpfs *f, uint64_t fh, int isdir)
 	struct shandle *h = get_handle(f, fh, isdir);
 	if (!h)
 		return EBADF;
+	/* Writes the guest did not close or fsync after (a shared mapping
+	 * written back after close): an error there has nobody left to
+	 * tell but the user. */
+	int e = isdir ? 0 : wp_drain(f, h);
+	if (e) {
+		struct snode *n = get(f, h->node);
+		pthread_rwlock_rdlock(&f->names);
+		k_warn("home: a write to %s%s failed after the guest closed it: %s", n ? "/" : "a file",
+		       n ? n->path : "", strerror(e));
+		pthread_rwlock_unlock(&f->names);
+		if (n)
+			put(f, n);
+	}
 	pthread_mutex_lock(&f->lock);
 	h->used = 2;
 	pthread_mutex_unlock(&f->lock);
@@ -413,12 +547,22 @@ static size_t reply_node(struct fuse_req *r, const char *path, const struct sftp
 	return fw_reply_entry(r, n->id, &st);
 }
 
+/* The answer to a request that made PATH (E, its errno: -1 for the
+ * server's FAILURE) and to the LSTAT sent after it (LE; A): the new
+ * entry, or EEXIST for a FAILURE where something is. */
+static size_t made(struct fuse_req *r, int e, const char *path, const struct sftp_attr *a, int le)
+{
+	if (e)
+		return fw_reply(r, e > 0 ? e : le == 0 ? EEXIST : EIO);
+	return le ? fw_reply(r, le) : reply_node(r, path, a);
+}
+
 /* Look PATH up and answer with its entry. */
 static size_t entry_of(struct fuse_req *r, const char *path)
 {
 	struct sftp_attr a;
 	int e = lstat_path(F(r), path, &a);
-	return e ? fw_reply(r, e) : reply_node(r, path, &a);
+	return e ? fw_reply_missing(r, e) : reply_node(r, path, &a);
 }
 
 /* ---- operations */
@@ -464,13 +608,15 @@ static size_t op_setattr(struct fuse_req *r, struct snode *n)
 		set.atime = !(valid & FA_ATIME) ? cur.atime : valid & FA_ATIME_NOW ? now : (uint32_t)k_le64(a + 32);
 		set.mtime = !(valid & FA_MTIME) ? cur.mtime : valid & FA_MTIME_NOW ? now : (uint32_t)k_le64(a + 40);
 	}
+	/* The change and the LSTAT that answers the guest go together. */
 	struct sftp_out o;
+	int le;
 	struct shandle *h = (valid & FA_FH) && type == S_IFREG ? get_handle(f, fh, 0) : NULL;
 	if (h) {
 		so_init(&o);
 		so_bytes(&o, h->h, h->hlen);
 		so_attr(&o, &set);
-		e = sftp_expect_ok(f->c, SFTP_FSETSTAT, &o, h->gen);
+		e = then_lstat(f, SFTP_FSETSTAT, &o, h->gen, n->path, &cur, &le);
 		put_handle(f, h);
 	} else if (type == S_IFLNK) {
 		/* Never through the link: only lsetstat changes a link itself. */
@@ -483,17 +629,27 @@ static size_t op_setattr(struct fuse_req *r, struct snode *n)
 		so_str(&o, "lsetstat@openssh.com");
 		so_str(&o, full);
 		so_attr(&o, &set);
-		e = sftp_expect_ok(f->c, SFTP_EXTENDED, &o, 0);
+		e = then_lstat(f, SFTP_EXTENDED, &o, 0, n->path, &cur, &le);
 	} else {
 		if ((e = path_arg(f, n->path, &o)))
 			return fw_reply(r, e);
 		so_attr(&o, &set);
-		e = sftp_expect_ok(f->c, SFTP_SETSTAT, &o, 0);
+		e = then_lstat(f, SFTP_SETSTAT, &o, 0, n->path, &cur, &le);
 	}
 	if (e)
 		return fw_reply(r, e < 0 ? EPERM : e);
-	if ((e = lstat_path(f, n->path, &cur)))
-		return fw_reply(r, e);
+	if (le)
+		return fw_reply(r, le);
+	/* A chown or truncation that must clear the bits: mostly the
+	 * server's kernel has (a chown clears set-user-ID on Linux), and
+	 * the LSTAT behind the change says so; else one more round trip. */
+	if ((valid & FA_KILL_SUIDGID) && !(valid & FA_MODE)) {
+		uint32_t m = cur.perm & 07777;
+		if ((cur.perm & S_IFMT) == S_IFREG && (m & (S_ISUID | ((m & S_IXGRP) ? S_ISGID : 0)))) {
+			if ((e = kill_suidgid(f, n->path, &cur)) || (e = lstat_path(f, n->path, &cur)))
+				return fw_reply(r, e);
+		}
+	}
 	struct stat st;
 	attr_to_stat(&cur, &st);
 	return fw_reply_attr(r, n->id, &st);
@@ -538,6 +694,11 @@ static size_t op_open(struct fuse_req *r, struct snode *n)
 		written(f, n->id);
 	if ((e = sftp_expect_handle(f->c, SFTP_OPEN, &o, h.h, &h.hlen, &h.gen)))
 		return fw_reply(r, e < 0 ? EIO : e);
+	if ((k_le32(r->arg) & O_TRUNC) && (k_le32(r->arg + 4) & FOPEN_IN_KILL_SUIDGID) &&
+	    (e = kill_suidgid(f, n->path, NULL))) {
+		close_remote(f, h.h, h.hlen, h.gen);
+		return fw_reply(r, e);
+	}
 	h.node = n->id;
 	uint8_t *p = fw_room(r, 16);
 	return reply_open(r, p, &h, 0);
@@ -562,11 +723,25 @@ static size_t op_create(struct fuse_req *r, struct snode *parent)
 		return fw_reply(r, e);
 	so_u32(&o, open_flags(flags) | SFTP_O_CREAT | (flags & O_EXCL ? SFTP_O_EXCL : 0));
 	so_attr(&o, &a);
-	if ((e = sftp_expect_handle(f->c, SFTP_OPEN, &o, h.h, &h.hlen, &h.gen)))
-		return fw_reply(r, made_err(f, path, e));
-	if ((e = lstat_path(f, path, &a)) == 0 && (a.perm & S_IFMT) != S_IFREG)
+	/* The OPEN and the LSTAT that answers the guest (or says why the
+	 * OPEN failed) go together: one round trip. */
+	int le;
+	struct sftp_call *c = sftp_send(f->c, SFTP_OPEN, &o, NULL, 0, 0, 0, &e);
+	struct sftp_call *lc = send_lstat(f, path, &le);
+	e = sftp_wait_handle(f->c, c, e, h.h, &h.hlen, &h.gen);
+	le = sftp_wait_attr(f->c, lc, le, &a);
+	if (e)
+		return fw_reply(r, e > 0 ? e : le == 0 ? EEXIST : EIO);
+	if (le == 0 && (a.perm & S_IFMT) != S_IFREG)
 		e = EEXIST;                     /* something else was made there meanwhile */
+	else if (le)
+		e = le < 0 ? EIO : le;
 	if (e) {
+		close_remote(f, h.h, h.hlen, h.gen);
+		return fw_reply(r, e);
+	}
+	if ((flags & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) &&
+	    ((e = kill_suidgid(f, path, &a)) || (e = lstat_path(f, path, &a)))) {
 		close_remote(f, h.h, h.hlen, h.gen);
 		return fw_reply(r, e);
 	}
@@ -717,14 +892,14 @@ static int read_answer(struct sftp_reply *rep, uint32_t len, const uint8_t **dat
 	return e ? e : EIO;
 }
 
-/* Read or write [OFF, OFF + SIZE) of H straight through, in pieces the
- * server takes, all sent before any answer is awaited; the data from or
- * to V at SKIP.  *DONE: the bytes moved (a read stops at the file's end,
- * *EOF set).  An errno, or 0. */
-static int rw_pieces(struct sftpfs *f, struct shandle *h, int write, uint64_t off, uint32_t size,
-		     const struct iovec *v, unsigned nv, size_t skip, size_t *done, int *eof)
+/* Read [OFF, OFF + SIZE) of H straight through, in pieces the server
+ * takes, all asked for before any answer is awaited; the data to V at
+ * SKIP.  *DONE: the bytes read (stopping at the file's end, *EOF set).
+ * An errno, or 0. */
+static int read_pieces(struct sftpfs *f, struct shandle *h, uint64_t off, uint32_t size, const struct iovec *v,
+		       unsigned nv, size_t skip, size_t *done, int *eof)
 {
-	uint32_t piece = write ? sftp_max_write(f->c) : sftp_max_read(f->c);
+	uint32_t piece = sftp_max_read(f->c);
 	struct sftp_call *calls[RW_PIECES];
 	uint32_t lens[RW_PIECES];
 	unsigned n = 0;
@@ -738,14 +913,7 @@ static int rw_pieces(struct sftpfs *f, struct shandle *h, int write, uint64_t of
 		so_bytes(&o, h->h, h->hlen);
 		so_u64(&o, off + at);
 		so_u32(&o, lens[n]);
-		if (write) {
-			struct iovec *part = xmalloc(sizeof(*part) * (nv + 1));
-			unsigned np = k_iov_slice(v, nv, skip + at, lens[n], part);
-			calls[n] = sftp_send(f->c, SFTP_WRITE, &o, part, np, lens[n], h->gen, &e);
-			free(part);
-		} else {
-			calls[n] = sftp_send(f->c, SFTP_READ, &o, NULL, 0, 0, h->gen, &e);
-		}
+		calls[n] = sftp_send(f->c, SFTP_READ, &o, NULL, 0, 0, h->gen, &e);
 		if (!calls[n])
 			break;
 	}
@@ -758,25 +926,17 @@ static int rw_pieces(struct sftpfs *f, struct shandle *h, int write, uint64_t of
 				e = ce;
 			continue;
 		}
-		if (write) {
-			ce = sftp_status_errno(&rep);
-			if (!e && ce)
-				e = ce;
-			if (!e)
-				*done += lens[i];
-		} else {
-			const uint8_t *d;
-			size_t dl = 0;
-			ce = read_answer(&rep, lens[i], &d, &dl);
-			if (ce == ENODATA)
-				*eof = 1;
-			else if (ce && !e)
-				e = ce;
-			else if (!ce && !e && !*eof) {
-				k_iov_put(v, nv, skip + *done, d, dl);
-				*done += dl;
-				*eof = dl < lens[i];
-			}
+		const uint8_t *d;
+		size_t dl = 0;
+		ce = read_answer(&rep, lens[i], &d, &dl);
+		if (ce == ENODATA)
+			*eof = 1;
+		else if (ce && !e)
+			e = ce;
+		else if (!ce && !e && !*eof) {
+			k_iov_put(v, nv, skip + *done, d, dl);
+			*done += dl;
+			*eof = dl < lens[i];
 		}
 		sftp_reply_free(&rep);
 	}
@@ -882,7 +1042,7 @@ static long read_ahead(struct sftpfs *f, struct shandle *h, uint64_t off, uint32
 	}
 	if (!eof && done < size) {
 		size_t more = 0;
-		e = rw_pieces(f, h, 0, off + done, (uint32_t)(size - done), v, nv, done, &more, &eof);
+		e = read_pieces(f, h, off + done, (uint32_t)(size - done), v, nv, done, &more, &eof);
 		done += more;
 	}
 	if (eof)
@@ -934,6 +1094,54 @@ static void written(struct sftpfs *f, uint64_t node)
 	}
 }
 
+/* H's writes in flight, made on first use. */
+static struct wpend *wp_of(struct sftpfs *f, struct shandle *h)
+{
+	pthread_mutex_lock(&f->lock);
+	if (!h->wp) {
+		h->wp = xcalloc(1, sizeof(*h->wp));
+		pthread_mutex_init(&h->wp->lock, NULL);
+	}
+	struct wpend *w = h->wp;
+	pthread_mutex_unlock(&f->lock);
+	return w;
+}
+
+/* Write [OFF, OFF + SIZE) of H from V, in pieces the server takes, sent
+ * and not waited for (see struct wpend).  0, or an errno: an earlier
+ * write's (this one then not sent), or why this one could not be sent. */
+static int write_behind(struct sftpfs *f, struct shandle *h, uint64_t off, uint32_t size, const struct iovec *v,
+			unsigned nv)
+{
+	struct wpend *w = wp_of(f, h);
+	uint32_t piece = sftp_max_write(f->c);
+	int e = 0;
+
+	pthread_mutex_lock(&w->lock);
+	for (uint32_t at = 0, len; at < size && !e; at += len) {
+		if (w->count == W_PENDING)
+			wp_pop(f, w);
+		if ((e = w->err)) {
+			w->err = 0;
+			break;
+		}
+		len = size - at < piece ? size - at : piece;
+		struct sftp_out o;
+		so_init(&o);
+		so_bytes(&o, h->h, h->hlen);
+		so_u64(&o, off + at);
+		so_u32(&o, len);
+		struct iovec *part = xmalloc(sizeof(*part) * (nv + 1));
+		unsigned np = k_iov_slice(v, nv, at, len, part);
+		struct sftp_call *c = sftp_send(f->c, SFTP_WRITE, &o, part, np, len, h->gen, &e);
+		free(part);
+		if (c)
+			w->q[(w->head + w->count++) % W_PENDING] = c;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return e;
+}
+
 static size_t op_rw(struct fuse_req *r, int write)
 {
 	struct sftpfs *f = F(r);
@@ -970,10 +1178,15 @@ static size_t op_rw(struct fuse_req *r, int write)
 	if (!h)
 		return fw_reply(r, EBADF);
 	size_t done = 0;
-	int e = 0, eof = 0;
+	int e = 0;
 	if (write) {
 		written(f, h->node);
-		e = rw_pieces(f, h, 1, off, size, v, nv, 0, &done, &eof);
+		if (!(e = write_behind(f, h, off, size, v, nv)))
+			done = size;
+		/* A user without CAP_FSETID wrote a set-user-ID file: the bits
+		 * go once the write is in (the server's answers keep order). */
+		if (!e && (k_le32(r->arg + 20) & FWRITE_KILL_SUIDGID))
+			e = kill_node(f, h->node);
 	} else {
 		long got = read_ahead(f, h, off, size, v, nv);
 		if (got < 0)
@@ -1045,7 +1258,8 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 	size_t end, end2;
 	const char *name, *name2;
 	struct sftp_out o;
-	int e;
+	struct sftp_attr a;
+	int e, le;
 
 	switch (r->op) {
 	case OP_SYMLINK:
@@ -1059,9 +1273,8 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		/* OpenSSH's order: the link's text, then where it goes. */
 		so_str(&o, (const char *)r->arg + end);
 		so_str(&o, full);
-		if ((e = sftp_expect_ok(f->c, SFTP_SYMLINK, &o, 0)))
-			return fw_reply(r, made_err(f, path, e));
-		return entry_of(r, path);
+		e = then_lstat(f, SFTP_SYMLINK, &o, 0, path, &a, &le);
+		return made(r, e, path, &a, le);
 	case OP_RENAME:
 	case OP_RENAME2: {
 		size_t at = r->op == OP_RENAME ? 8 : 16;
@@ -1094,7 +1307,6 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		so_str(&o, full2);
 		e = sftp_expect_ok(f->c, flags ? SFTP_RENAME : SFTP_EXTENDED, &o, 0);
 		if (e < 0) {
-			struct sftp_attr a;
 			e = lstat_path(f, path2, &a) == 0 ? (flags ? EEXIST : (a.perm & S_IFMT) == S_IFDIR ? ENOTEMPTY : EIO)
 							  : EIO;
 		}
@@ -1121,9 +1333,8 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		so_str(&o, "hardlink@openssh.com");
 		so_str(&o, full);
 		so_str(&o, full2);
-		if ((e = sftp_expect_ok(f->c, SFTP_EXTENDED, &o, 0)))
-			return fw_reply(r, made_err(f, path, e));
-		return entry_of(r, path);
+		e = then_lstat(f, SFTP_EXTENDED, &o, 0, path, &a, &le);
+		return made(r, e, path, &a, le);
 	}
 	}
 	return fw_reply(r, ENOSYS);
@@ -1201,10 +1412,15 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 		unsigned gen;
 		so_u32(&o, SFTP_O_WRITE | SFTP_O_CREAT | SFTP_O_EXCL);
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = mode & 07777 });
-		if ((e = sftp_expect_handle(f->c, SFTP_OPEN, &o, h, &hl, &gen)))
-			return fw_reply(r, made_err(f, path, e));
+		int le;
+		struct sftp_call *c = sftp_send(f->c, SFTP_OPEN, &o, NULL, 0, 0, 0, &e);
+		struct sftp_call *lc = send_lstat(f, path, &le);
+		e = sftp_wait_handle(f->c, c, e, h, &hl, &gen);
+		le = sftp_wait_attr(f->c, lc, le, &a);
+		if (e)
+			return fw_reply(r, e > 0 ? e : le == 0 ? EEXIST : EIO);
 		close_remote(f, h, hl, gen);
-		return entry_of(r, path);
+		return le ? fw_reply(r, le < 0 ? EIO : le) : reply_node(r, path, &a);
 	}
 	case OP_MKDIR:
 		if (r->arglen < 8 || !(name = fw_name_at(r, 8, NULL)))
@@ -1212,9 +1428,9 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 		if ((e = rel_path(n, name, path, sizeof(path))) || (e = path_arg(f, path, &o)))
 			return fw_reply(r, e);
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = k_le32(r->arg) & 07777 });
-		if ((e = sftp_expect_ok(f->c, SFTP_MKDIR, &o, 0)))
-			return fw_reply(r, made_err(f, path, e));
-		return entry_of(r, path);
+		int le;
+		e = then_lstat(f, SFTP_MKDIR, &o, 0, path, &a, &le);
+		return made(r, e, path, &a, le);
 	case OP_UNLINK:
 	case OP_RMDIR:
 		if (!(name = fw_name_at(r, 0, NULL)))
@@ -1261,8 +1477,12 @@ size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iov
 	case OP_INIT: {
 		/* (Not the kernel's writeback cache: measured, it sends
 		 * smaller writes, and the 200 MB write took twice as long.) */
+		/* Set-user-ID bits are ours to clear (kill_suidgid()):
+		 * without it the guest's kernel asks for a file's attributes
+		 * before every chown, a round trip. */
 		uint32_t want = F_ASYNC_READ | F_ATOMIC_O_TRUNC | F_BIG_WRITES | F_PARALLEL_DIROPS | F_MAX_PAGES |
-				F_DO_READDIRPLUS | F_READDIRPLUS_AUTO | (f->keep_cache ? F_AUTO_INVAL_DATA : 0);
+				F_DO_READDIRPLUS | F_READDIRPLUS_AUTO | F_HANDLE_KILLPRIV_V2 |
+				(f->keep_cache ? F_AUTO_INVAL_DATA : 0);
 		return fw_init(&r, want, FUSE_MAX_WRITE);
 	}
 	case OP_DESTROY:
@@ -1284,10 +1504,18 @@ size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iov
 		if (r.arglen < 8)
 			return fw_reply(&r, EINVAL);
 		return fw_reply(&r, release_handle(f, k_le64(r.arg), r.op == OP_RELEASEDIR));
-	case OP_FLUSH:
-		/* Every write was answered by the server before the guest
-		 * was: nothing waits at close. */
-		return fw_reply(&r, ENOSYS);
+	case OP_FLUSH: {
+		/* The guest's close: its writes' answers awaited, an error
+		 * in one given to close(). */
+		if (r.arglen < 8)
+			return fw_reply(&r, EINVAL);
+		struct shandle *h = get_handle(f, k_le64(r.arg), 0);
+		if (!h)
+			return fw_reply(&r, EBADF);
+		int e = wp_drain(f, h);
+		put_handle(f, h);
+		return fw_reply(&r, e);
+	}
 	case OP_FSYNC:
 	case OP_FSYNCDIR: {
 		if (r.arglen < 16)
@@ -1297,7 +1525,12 @@ size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iov
 		struct shandle *h = get_handle(f, k_le64(r.arg), 0);
 		if (!h)
 			return fw_reply(&r, EBADF);
-		int e = ENOSYS;
+		int e = wp_drain(f, h);
+		if (e) {
+			put_handle(f, h);
+			return fw_reply(&r, e);
+		}
+		e = ENOSYS;
 		if (sftp_extensions(f->c) & SFTP_X_FSYNC) {
 			struct sftp_out o;
 			so_init(&o);
@@ -1342,7 +1575,7 @@ struct sftpfs *sftpfs_open(struct sftp *c, enum fshare_cache cache)
 	struct sftpfs *f = xcalloc(1, sizeof(*f));
 
 	f->c = c;
-	f->valid_secs = cache == FSHARE_CACHE_ALWAYS ? 86400 : cache == FSHARE_CACHE_AUTO ? 1 : 0;
+	f->valid_secs = cache == FSHARE_CACHE_ALWAYS ? 86400 : cache == FSHARE_CACHE_AUTO ? SFTPFS_AUTO_SECS : 0;
 	f->keep_cache = cache != FSHARE_CACHE_NONE;
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_rwlock_init(&f->names, NULL);

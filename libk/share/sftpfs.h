@@ -12,14 +12,27 @@
  * until no request using an older path is in flight: a node whose name
  * went away is stale (ESTALE), never a different file.
  *
- * Nothing is acknowledged to the guest that the server has not: a WRITE
- * is answered when the server has answered each of its pieces.  Reads
- * and writes larger than the server's limits go as several requests at
- * once, and a file the guest reads in order is read ahead of it (eight
- * pieces of the server's read size; dropped at a write to the file or a
- * jump elsewhere; not with --home-cache none).  A lost connection fails
- * what is in flight with EIO (sftp.h); files open then fail with EIO
- * until closed.
+ * Nothing is acknowledged to the guest that the server has not, but for
+ * writes: a WRITE is answered once it is sent, and its answer read later
+ * (up to 64 pieces in flight per file, then the oldest is awaited); an
+ * error in one fails the guest's next write, its close (FLUSH) or its
+ * fsync, as a local disk's writeback does.  The server answers in order,
+ * so every request sent after a write sees it.  Where the guest's answer
+ * needs the server's attributes after a change (a create, mkdir, symlink,
+ * link, chmod, chown, utimes), the LSTAT goes right behind the change:
+ * one round trip for both.  A CLOSE is not waited for.  Reads larger than
+ * the server's limits go as several requests at once, and a file the
+ * guest reads in order is read ahead of it (eight pieces of the server's
+ * read size; dropped at a write to the file or a jump elsewhere; not with
+ * --home-cache none).  A lost connection fails what is in flight with
+ * EIO (sftp.h); files open then fail with EIO until closed.
+ *
+ * Lifetimes (--home-cache): 'auto' lets the guest keep names and
+ * attributes for SFTPFS_AUTO_SECS, sshfs's own default, not a second as
+ * for a local --home DIR: every name of a path is a round trip when it
+ * has run out, and over a link of 80 ms a walk down four directories
+ * would cost a third of a second at each file.  A change made on the
+ * server by others shows in the guest within that time.
  *
  * Not done: extended attributes, locks (the guest's kernel keeps them),
  * device nodes, FIFOs and sockets (SFTP has no way to make them), hard
@@ -32,6 +45,8 @@
 #include "share/sftp.h"
 
 struct sftpfs;
+
+#define SFTPFS_AUTO_SECS 20
 
 /* Serve the root of the session C (taken over), the guest keeping what
  * CACHE allows (as for --home DIR: share/fuse.h). */

@@ -193,9 +193,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		k_put_le32(w + 16, 1000);
 		req(f, OP_WRITE, 2, w, sizeof(w));
 		req(f, OP_FSYNC, 2, a, 16);
+		k_put_le32(w + 20, 4);                          /* FWRITE_KILL_SUIDGID */
+		req(f, OP_WRITE, 2, w, sizeof(w));
+		req(f, OP_FLUSH, 2, a, 24);                     /* the writes' answers */
 		memset(a, 0, sizeof(a));
 		k_put_le32(a, 1 | 8 | 16 | 32);                 /* mode, size, times */
 		k_put_le32(a + 68, 0644);
+		req(f, OP_SETATTR, 2, a, 88);
+		memset(a, 0, sizeof(a));
+		k_put_le32(a, 2 | 4 | (1u << 11));              /* uid, gid, kill set-user-ID */
 		req(f, OP_SETATTR, 2, a, 88);
 		req(f, OP_STATFS, 1, NULL, 0);
 		memset(a, 0, sizeof(a));
