@@ -28,13 +28,15 @@
 struct fshare;
 
 /* How long the guest may trust what it was told (--home-cache):
- *  AUTO    names and attributes for a second; a file's cached data is
- *          kept from one open to the next while its size and time stay
- *          the same.  A change made on the host shows within a second.
+ *  AUTO    names and attributes for a second (an ssh:// home: 20 s,
+ *          SFTPFS_AUTO_SECS); a file's cached data is kept from one
+ *          open to the next while its size and time stay the same.  A
+ *          change made on the host shows within that time.
  *  ALWAYS  names and attributes for a day, data kept: right for a share
  *          only the guest writes while it runs (a change made on the host
  *          meanwhile may show late, or only after the guest drops it).
- *  NONE    nothing kept: every access asks, every open rereads. */
+ *  NONE    nothing kept: every access asks, every open rereads.
+ * A missing name is kept a second in AUTO and ALWAYS (fw_reply_missing). */
 enum fshare_cache { FSHARE_CACHE_AUTO, FSHARE_CACHE_ALWAYS, FSHARE_CACHE_NONE };
 
 /* Serve DIR.  NULL with k_seterr() when it cannot be opened. */

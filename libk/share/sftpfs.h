@@ -14,7 +14,7 @@
  *
  * Nothing is acknowledged to the guest that the server has not, but for
  * writes: a WRITE is answered once it is sent, and its answer read later
- * (up to 64 pieces in flight per file, then the oldest is awaited); an
+ * (up to 8 pieces in flight per file, then the oldest is awaited); an
  * error in one fails the guest's next write, its close (FLUSH) or its
  * fsync, as a local disk's writeback does.  The server answers in order,
  * so every request sent after a write sees it.  Where the guest's answer
