@@ -335,10 +335,10 @@ static int kill_suidgid(struct fshare *s, int fd)
 
 	if (fstat(fd, &st) < 0)
 		return errno;
-	mode_t m = st.st_mode & 07777, k = S_ISUID | ((m & S_IXGRP) ? S_ISGID : 0);
-	if (!S_ISREG(st.st_mode) || !(m & k))
+	mode_t k = fw_suidgid_bits(st.st_mode);
+	if (!k)
 		return 0;
-	return fchmodat(s->proc, procpath(pp, fd), m & ~k, 0) < 0 ? errno : 0;
+	return fchmodat(s->proc, procpath(pp, fd), st.st_mode & 07777 & ~k, 0) < 0 ? errno : 0;
 }
 
 /* Look NAME up in PARENT and answer with its entry. */

@@ -103,6 +103,13 @@ size_t fw_reply_missing(struct fuse_req *r, int e)
 	return fw_reply(r, 0);
 }
 
+uint32_t fw_suidgid_bits(uint32_t mode)
+{
+	if ((mode & S_IFMT) != S_IFREG)
+		return 0;
+	return mode & (S_ISUID | ((mode & S_IXGRP) ? S_ISGID : 0));
+}
+
 size_t fw_reply_attr(struct fuse_req *r, uint64_t id, const struct stat *st)
 {
 	uint8_t *p = fw_room(r, 16 + ATTR_OUT);

@@ -95,6 +95,11 @@ size_t fw_reply_attr(struct fuse_req *r, uint64_t id, const struct stat *st);
  * without asking again (the server refuses if something is there).
  * Else E. */
 size_t fw_reply_missing(struct fuse_req *r, int e);
+/* The set-user-ID and set-group-ID bits a write, truncation or chown by
+ * a user without CAP_FSETID clears from a file of MODE (st_mode, type
+ * bits too), as Linux does: set-group-ID only with group execute, and
+ * none but for a regular file.  0 when nothing is to go. */
+uint32_t fw_suidgid_bits(uint32_t mode);
 /* A name at OFF of the arguments: one NUL-terminated path component that
  * is not "." or "..".  NULL when it is not; *END is past its NUL. */
 const char *fw_name_at(const struct fuse_req *r, size_t off, size_t *end);

@@ -340,6 +340,17 @@ static const char *ssh_said(struct conn *c)
 	return c->last[0] ? c->last : NULL;
 }
 
+/* K out of S's list of calls (S's lock held). */
+static void unlink_locked(struct sftp *s, struct call *k)
+{
+	for (struct call **p = &s->calls; *p; p = &(*p)->next) {
+		if (*p == k) {
+			*p = k->next;
+			return;
+		}
+	}
+}
+
 /* Lose C: every request on it fails with EIO at once, and ssh is ended
  * (its reader thread reaps it).  WHY is said once, unless closing. */
 static void lose_locked(struct sftp *s, struct conn *c, const char *why)
@@ -481,12 +492,7 @@ static void *reader(void *arg)
 			break;
 		}
 		if (k->forgotten) {
-			for (struct call **p = &s->calls; *p; p = &(*p)->next) {
-				if (*p == k) {
-					*p = k->next;
-					break;
-				}
-			}
+			unlink_locked(s, k);
 			pthread_mutex_unlock(&s->lock);
 			struct sftp_reply gone = { .buf = b, .cap = bcap };
 			sftp_reply_free(&gone);
@@ -815,12 +821,7 @@ int sftp_wait(struct sftp *s, struct sftp_call *sc, struct sftp_reply *r)
 			k->err = EIO;
 		}
 	}
-	for (struct call **p = &s->calls; *p; p = &(*p)->next) {
-		if (*p == k) {
-			*p = k->next;
-			break;
-		}
-	}
+	unlink_locked(s, k);
 	pthread_mutex_unlock(&s->lock);
 	int e = k->err;
 	if (e)
@@ -841,12 +842,7 @@ void sftp_forget(struct sftp *s, struct sftp_call *sc)
 		k->forgotten = 1;
 		k = NULL;
 	} else {
-		for (struct call **p = &s->calls; *p; p = &(*p)->next) {
-			if (*p == k) {
-				*p = k->next;
-				break;
-			}
-		}
+		unlink_locked(s, k);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (k) {
@@ -927,8 +923,6 @@ int sftp_reply_attr(struct sftp_reply *r, struct sftp_attr *a)
 	return in.bad ? EIO : 0;
 }
 
-/* Wait for C (NULL: not sent, E then being why) and read its reply with
- * PARSE, the reply freed after. */
 int sftp_wait_ok(struct sftp *s, struct sftp_call *c, int e)
 {
 	struct sftp_reply r;

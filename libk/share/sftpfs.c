@@ -326,6 +326,20 @@ static int then_lstat(struct sftpfs *f, uint8_t type, const struct sftp_out *o, 
 	return e;
 }
 
+/* The same for an OPEN with O, whose handle goes to H, *HLEN and *GEN. */
+static int open_then_lstat(struct sftpfs *f, const struct sftp_out *o, uint8_t *h, size_t *hlen, unsigned *gen,
+			   const char *path, struct sftp_attr *a, int *le)
+{
+	int e;
+	struct sftp_call *c = sftp_send(f->c, SFTP_OPEN, o, NULL, 0, 0, 0, &e);
+	struct sftp_call *lc = send_lstat(f, path, le);
+	e = sftp_wait_handle(f->c, c, e, h, hlen, gen);
+	*le = sftp_wait_attr(f->c, lc, *le, a);
+	if (*le < 0)
+		*le = EIO;
+	return e;
+}
+
 static int lstat_path(struct sftpfs *f, const char *path, struct sftp_attr *a)
 {
 	struct sftp_out o;
@@ -351,12 +365,12 @@ static int kill_suidgid(struct sftpfs *f, const char *path, const struct sftp_at
 			return e;
 		a = &cur;
 	}
-	uint32_t m = a->perm & 07777, k = S_ISUID | ((m & S_IXGRP) ? S_ISGID : 0);
-	if ((a->perm & S_IFMT) != S_IFREG || !(m & k))
+	uint32_t k = fw_suidgid_bits(a->perm);
+	if (!k)
 		return 0;
 	if ((e = path_arg(f, path, &o)))
 		return e;
-	so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = m & ~k });
+	so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = a->perm & 07777 & ~k });
 	e = sftp_expect_ok(f->c, SFTP_SETSTAT, &o, 0);
 	return e < 0 ? EPERM : e;
 }
@@ -646,13 +660,9 @@ static size_t op_setattr(struct fuse_req *r, struct snode *n)
 	/* A chown or truncation that must clear the bits: mostly the
 	 * server's kernel has (a chown clears set-user-ID on Linux), and
 	 * the LSTAT behind the change says so; else one more round trip. */
-	if ((valid & FA_KILL_SUIDGID) && !(valid & FA_MODE)) {
-		uint32_t m = cur.perm & 07777;
-		if ((cur.perm & S_IFMT) == S_IFREG && (m & (S_ISUID | ((m & S_IXGRP) ? S_ISGID : 0)))) {
-			if ((e = kill_suidgid(f, n->path, &cur)) || (e = lstat_path(f, n->path, &cur)))
-				return fw_reply(r, e);
-		}
-	}
+	if ((valid & FA_KILL_SUIDGID) && !(valid & FA_MODE) && fw_suidgid_bits(cur.perm) &&
+	    ((e = kill_suidgid(f, n->path, &cur)) || (e = lstat_path(f, n->path, &cur))))
+		return fw_reply(r, e);
 	struct stat st;
 	attr_to_stat(&cur, &st);
 	return fw_reply_attr(r, n->id, &st);
@@ -729,21 +739,14 @@ static size_t op_create(struct fuse_req *r, struct snode *parent)
 	/* The OPEN and the LSTAT that answers the guest (or says why the
 	 * OPEN failed) go together: one round trip. */
 	int le;
-	struct sftp_call *c = sftp_send(f->c, SFTP_OPEN, &o, NULL, 0, 0, 0, &e);
-	struct sftp_call *lc = send_lstat(f, path, &le);
-	e = sftp_wait_handle(f->c, c, e, h.h, &h.hlen, &h.gen);
-	le = sftp_wait_attr(f->c, lc, le, &a);
-	if (e)
-		return fw_reply(r, e > 0 ? e : le == 0 ? EEXIST : EIO);
-	if (le == 0 && (a.perm & S_IFMT) != S_IFREG)
-		e = EEXIST;                     /* something else was made there meanwhile */
-	else if (le)
-		e = le < 0 ? EIO : le;
+	if ((e = open_then_lstat(f, &o, h.h, &h.hlen, &h.gen, path, &a, &le)))
+		return made(r, e, path, &a, le);
+	e = le ? le : (a.perm & S_IFMT) != S_IFREG ? EEXIST : 0;      /* something else made there meanwhile */
 	if (e) {
 		close_remote(f, h.h, h.hlen, h.gen);
 		return fw_reply(r, e);
 	}
-	if ((flags & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) &&
+	if ((flags & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) && fw_suidgid_bits(a.perm) &&
 	    ((e = kill_suidgid(f, path, &a)) || (e = lstat_path(f, path, &a)))) {
 		close_remote(f, h.h, h.hlen, h.gen);
 		return fw_reply(r, e);
@@ -1416,14 +1419,9 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 		so_u32(&o, SFTP_O_WRITE | SFTP_O_CREAT | SFTP_O_EXCL);
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = mode & 07777 });
 		int le;
-		struct sftp_call *c = sftp_send(f->c, SFTP_OPEN, &o, NULL, 0, 0, 0, &e);
-		struct sftp_call *lc = send_lstat(f, path, &le);
-		e = sftp_wait_handle(f->c, c, e, h, &hl, &gen);
-		le = sftp_wait_attr(f->c, lc, le, &a);
-		if (e)
-			return fw_reply(r, e > 0 ? e : le == 0 ? EEXIST : EIO);
-		close_remote(f, h, hl, gen);
-		return le ? fw_reply(r, le < 0 ? EIO : le) : reply_node(r, path, &a);
+		if (!(e = open_then_lstat(f, &o, h, &hl, &gen, path, &a, &le)))
+			close_remote(f, h, hl, gen);
+		return made(r, e, path, &a, le);
 	}
 	case OP_MKDIR:
 		if (r->arglen < 8 || !(name = fw_name_at(r, 8, NULL)))
