@@ -74,7 +74,8 @@ struct fuse_req {
 
 /* Parse the request IN into R (replies to OUT): 0, or -1 when there is
  * not even a header to answer (nothing to reply); 1 when the header's
- * length is wrong (answer fw_reply(R, EINVAL)). */
+ * length is wrong (answer fw_reply(R, EINVAL)).  FORGET and BATCH_FORGET,
+ * which are never answered, are parsed with no room for an answer. */
 int fw_parse(struct fuse_req *r, void *ctx, const uint8_t *in, size_t inlen, const struct iovec *data,
 	     unsigned ndata, size_t datalen, uint8_t *out, size_t outcap);
 /* Finish the reply with ERR (an errno, 0 for success): its length. */
