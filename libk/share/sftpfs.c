@@ -1,6 +1,7 @@
 #include "share/sftpfs.h"
 #include "core/bytes.h"
 #include "core/err.h"
+#include "core/sys.h"
 #include "core/xio.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@ struct snode {
 	unsigned refs;                  /* requests using it now */
 	int stale;                      /* its name went away: ESTALE */
 	uint64_t wgen;                  /* counts writes to it through umlk (read-ahead drops what it has) */
+	uint64_t known_until;           /* a directory: until then (k_now_ns()) every name in it is a node here */
 	struct snode *by_id, *by_path;
 };
 
@@ -150,14 +152,42 @@ static void make_stale(struct sftpfs *f, struct snode *n)
 	n->stale = 1;
 }
 
+/* The directory holding PATH (lock held): NULL if umlk has no node for
+ * it. */
+static struct snode *parent_of(struct sftpfs *f, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		return *path ? f->root : NULL;  /* (NULL when closing) */
+	char dir[PATH_CAP];
+	size_t l = (size_t)(slash - path);
+	if (l >= sizeof(dir))
+		return NULL;
+	memcpy(dir, path, l);
+	dir[l] = 0;
+	return by_path(f, dir);
+}
+
+/* Whether PATH's name may be in its directory without umlk having a node
+ * for it again (lock held): a node the guest forgot, or a change whose
+ * outcome on the server is not known. */
+static void unknown_name(struct sftpfs *f, const char *path)
+{
+	struct snode *d = parent_of(f, path);
+	if (d)
+		d->known_until = 0;
+}
+
 static void node_free(struct sftpfs *f, struct snode *n)
 {
 	struct snode **pp = &f->ids[id_slot(n->id)];
 	while (*pp != n)
 		pp = &(*pp)->by_id;
 	*pp = n->by_id;
-	if (!n->stale)
+	if (!n->stale) {
+		unknown_name(f, n->path);
 		path_unhash(f, n);
+	}
 	free(n->path);
 	free(n);
 }
@@ -250,6 +280,41 @@ static void removed(struct sftpfs *f, const char *path)
 	pthread_mutex_lock(&f->lock);
 	make_stale(f, by_path(f, path));
 	pthread_mutex_unlock(&f->lock);
+}
+
+static void name_unsure(struct sftpfs *f, const char *path)
+{
+	pthread_mutex_lock(&f->lock);
+	unknown_name(f, path);
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* A directory the guest just made is empty: until the names' lifetime
+ * (capped at SFTPFS_AUTO_SECS) has passed, every name in it is one umlk
+ * made and has a node for, and a name without one is missing without
+ * asking the server.  Untarring over a slow link, that is the round trip
+ * of each new file's first lookup (busybox tar's unlink of the name before
+ * it creates it).  A node the guest forgets, or a change in the directory
+ * whose outcome is not known, ends it (unknown_name()). */
+static void made_empty(struct sftpfs *f, const char *path)
+{
+	uint64_t secs = f->valid_secs < SFTPFS_AUTO_SECS ? f->valid_secs : SFTPFS_AUTO_SECS;
+	if (!secs)
+		return;
+	pthread_mutex_lock(&f->lock);
+	struct snode *n = by_path(f, path);
+	if (n && n->type == S_IFDIR)
+		n->known_until = k_now_ns() + secs * 1000000000ULL;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* Whether PATH in the directory D is known to be missing (made_empty()). */
+static int known_missing(struct sftpfs *f, struct snode *d, const char *path)
+{
+	pthread_mutex_lock(&f->lock);
+	int missing = d->known_until && k_now_ns() < d->known_until && !by_path(f, path);
+	pthread_mutex_unlock(&f->lock);
+	return missing;
 }
 
 /* ---- paths */
@@ -569,6 +634,8 @@ static size_t reply_node(struct fuse_req *r, const char *path, const struct sftp
  * entry, or EEXIST for a FAILURE where something is. */
 static size_t made(struct fuse_req *r, int e, const char *path, const struct sftp_attr *a, int le)
 {
+	if (e || le)
+		name_unsure(F(r), path);
 	if (e)
 		return fw_reply(r, e > 0 ? e : le == 0 ? EEXIST : EIO);
 	return le ? fw_reply(r, le) : reply_node(r, path, a);
@@ -742,12 +809,11 @@ static size_t op_create(struct fuse_req *r, struct snode *parent)
 	if ((e = open_then_lstat(f, &o, h.h, &h.hlen, &h.gen, path, &a, &le)))
 		return made(r, e, path, &a, le);
 	e = le ? le : (a.perm & S_IFMT) != S_IFREG ? EEXIST : 0;      /* something else made there meanwhile */
+	if (!e && (flags & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) && fw_suidgid_bits(a.perm) &&
+	    !(e = kill_suidgid(f, path, &a)))
+		e = lstat_path(f, path, &a);
 	if (e) {
-		close_remote(f, h.h, h.hlen, h.gen);
-		return fw_reply(r, e);
-	}
-	if ((flags & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) && fw_suidgid_bits(a.perm) &&
-	    ((e = kill_suidgid(f, path, &a)) || (e = lstat_path(f, path, &a)))) {
+		name_unsure(f, path);
 		close_remote(f, h.h, h.hlen, h.gen);
 		return fw_reply(r, e);
 	}
@@ -1312,6 +1378,10 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		so_str(&o, full);
 		so_str(&o, full2);
 		e = sftp_expect_ok(f->c, flags ? SFTP_RENAME : SFTP_EXTENDED, &o, 0);
+		if (e) {
+			name_unsure(f, path);
+			name_unsure(f, path2);
+		}
 		if (e < 0) {
 			e = lstat_path(f, path2, &a) == 0 ? (flags ? EEXIST : (a.perm & S_IFMT) == S_IFDIR ? ENOTEMPTY : EIO)
 							  : EIO;
@@ -1364,6 +1434,8 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 			return fw_reply(r, ENOTDIR);
 		if ((e = rel_path(n, name, path, sizeof(path))))
 			return fw_reply(r, e);
+		if (known_missing(f, n, path))
+			return fw_reply_missing(r, ENOENT);
 		return entry_of(r, path);
 	case OP_GETATTR: {
 		struct shandle *h = r->arglen >= 16 && (k_le32(r->arg) & GETATTR_FH) ? get_handle(f, k_le64(r->arg + 8), 0)
@@ -1431,7 +1503,10 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = k_le32(r->arg) & 07777 });
 		int le;
 		e = then_lstat(f, SFTP_MKDIR, &o, 0, path, &a, &le);
-		return made(r, e, path, &a, le);
+		size_t res = made(r, e, path, &a, le);
+		if (!e && !le)
+			made_empty(f, path);
+		return res;
 	case OP_UNLINK:
 	case OP_RMDIR:
 		if (!(name = fw_name_at(r, 0, NULL)))
@@ -1589,6 +1664,7 @@ void sftpfs_close(struct sftpfs *f)
 {
 	if (!f)
 		return;
+	f->root = NULL;                 /* freed below, with the rest, in any order */
 	for (size_t i = 0; i < HASH; i++)
 		while (f->ids[i])
 			node_free(f, f->ids[i]);

@@ -32,7 +32,12 @@
  * for a local --home DIR: every name of a path is a round trip when it
  * has run out, and over a link of 80 ms a walk down four directories
  * would cost a third of a second at each file.  A change made on the
- * server by others shows in the guest within that time.
+ * server by others shows in the guest within that time.  A directory the
+ * guest makes is known to be empty: for that lifetime a name in it that
+ * umlk made nothing for is missing without asking the server (the first
+ * lookup of every file an untar makes), until the guest's kernel forgets
+ * one of its names or a change there ends in doubt (not with
+ * --home-cache none).
  *
  * Not done: extended attributes, locks (the guest's kernel keeps them),
  * device nodes, FIFOs and sockets (SFTP has no way to make them), hard
