@@ -29,6 +29,13 @@ struct snode {
 	int stale;                      /* its name went away: ESTALE */
 	uint64_t wgen;                  /* counts writes to it through umlk (read-ahead drops what it has) */
 	uint64_t known_until;           /* a directory: until then (k_now_ns()) every name in it is a node here */
+	struct sftp_attr dattr;         /* a directory: its attributes after the guest's last change in it, */
+	uint64_t dattr_until;           /*   kept until then (0: not kept) */
+	uint64_t dgen;                  /*   the changes in it begun */
+	unsigned dbusy;                 /*   and under way */
+	int parked;                     /* forgotten by the guest, kept for what is known of it (park()) */
+	uint64_t parked_at;
+	struct snode *park_next;
 	struct snode *by_id, *by_path;
 };
 
@@ -104,6 +111,7 @@ struct sftpfs {
 	size_t nh, caph;
 	uint64_t valid_secs;
 	int keep_cache;                 /* also: read ahead */
+	struct snode *park_head, *park_tail;    /* parked nodes, oldest first */
 };
 
 /* ---- nodes */
@@ -204,6 +212,45 @@ static struct snode *get(struct sftpfs *f, uint64_t id)
 	return n;
 }
 
+/* Whether what umlk knows of N, or of the directory holding it, needs N
+ * kept (lock held): a directory known to be empty when made
+ * (made_empty()) counts on a node for every name in it. */
+static int knowing(struct sftpfs *f, const struct snode *n, uint64_t now)
+{
+	const struct snode *d = parent_of(f, n->path);
+	return now < n->known_until || (d && now < d->known_until);
+}
+
+/* The guest's kernel forgets nodes it still has names for: a directory
+ * after every chmod of it (its dentry is dropped to check access again),
+ * any file its caches let go.  One that what umlk knows needs is parked
+ * instead of freed, and freed once a names' lifetime (SFTPFS_AUTO_SECS)
+ * has passed unless the guest took it up again (lock held). */
+static void park(struct sftpfs *f, struct snode *n, uint64_t now)
+{
+	n->parked = 1;
+	n->parked_at = now;
+	n->park_next = NULL;
+	if (f->park_tail)
+		f->park_tail->park_next = n;
+	else
+		f->park_head = n;
+	f->park_tail = n;
+}
+
+static void unpark_old(struct sftpfs *f, uint64_t now)
+{
+	struct snode *n;
+	while ((n = f->park_head) && now - n->parked_at > SFTPFS_AUTO_SECS * 1000000000ULL) {
+		f->park_head = n->park_next;
+		if (!f->park_head)
+			f->park_tail = NULL;
+		n->parked = 0;
+		if (!n->refs && !n->nlookup)
+			node_free(f, n);
+	}
+}
+
 static void put_locked(struct sftpfs *f, struct snode *n, uint64_t nlookup)
 {
 	if (!n)
@@ -212,8 +259,14 @@ static void put_locked(struct sftpfs *f, struct snode *n, uint64_t nlookup)
 		n->nlookup = nlookup > n->nlookup ? 0 : n->nlookup - nlookup;
 	if (n->refs)
 		n->refs--;
-	if (!n->refs && !n->nlookup && n != f->root)
+	if (n->refs || n->nlookup || n == f->root || n->parked)
+		return;
+	uint64_t now = k_now_ns();
+	if (!n->stale && f->root && knowing(f, n, now))
+		park(f, n, now);
+	else
 		node_free(f, n);
+	unpark_old(f, now);
 }
 
 static void put(struct sftpfs *f, struct snode *n)
@@ -317,6 +370,67 @@ static int known_missing(struct sftpfs *f, struct snode *d, const char *path)
 	return missing;
 }
 
+/* A change to the names in the directory D (a create, mkdir, removal,
+ * rename, link): the kernel of the guest forgets D's attributes after one
+ * and asks again (busybox tar stats every file's directory), so where the
+ * change's own LSTAT can carry D's after it, umlk keeps them for the
+ * names' lifetime (at most SFTPFS_AUTO_SECS) and answers from them.  Kept
+ * only when no other change in D was under way from the change's start
+ * to its end: the LSTAT then saw every change the guest made there. */
+struct dchange {
+	struct snode *d;
+	uint64_t gen;
+	int solo;
+	int have;                       /* A holds D's attributes after the change */
+	struct sftp_attr a;
+};
+
+static void dir_begin(struct sftpfs *f, struct snode *d, struct dchange *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->d = d;
+	pthread_mutex_lock(&f->lock);
+	c->solo = d->dbusy == 0;
+	d->dbusy++;
+	c->gen = ++d->dgen;
+	d->dattr_until = 0;
+	pthread_mutex_unlock(&f->lock);
+}
+
+static void dir_end(struct sftpfs *f, struct dchange *c)
+{
+	uint64_t secs = f->valid_secs < SFTPFS_AUTO_SECS ? f->valid_secs : SFTPFS_AUTO_SECS;
+	struct snode *d = c->d;
+	pthread_mutex_lock(&f->lock);
+	d->dbusy--;
+	if (c->have && c->solo && d->dgen == c->gen && secs && (c->a.perm & S_IFMT) == S_IFDIR) {
+		d->dattr = c->a;
+		d->dattr_until = k_now_ns() + secs * 1000000000ULL;
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* D's attributes changed otherwise (a chmod, utimes; a rename into it):
+ * what was kept of them goes, and a change under way keeps none. */
+static void dir_forget(struct sftpfs *f, struct snode *d)
+{
+	pthread_mutex_lock(&f->lock);
+	d->dgen++;
+	d->dattr_until = 0;
+	pthread_mutex_unlock(&f->lock);
+}
+
+/* D's attributes, if kept (dir_end()): 1, else 0. */
+static int dir_kept(struct sftpfs *f, struct snode *d, struct sftp_attr *a)
+{
+	pthread_mutex_lock(&f->lock);
+	int kept = d->dattr_until && k_now_ns() < d->dattr_until;
+	if (kept)
+		*a = d->dattr;
+	pthread_mutex_unlock(&f->lock);
+	return kept;
+}
+
 /* ---- paths */
 
 /* The path of N (below the root), and NAME below it if not NULL, in BUF:
@@ -374,34 +488,53 @@ static struct sftp_call *send_lstat(struct sftpfs *f, const char *path, int *e)
 	return sftp_send(f->c, SFTP_LSTAT, &o, NULL, 0, 0, 0, e);
 }
 
+/* The LSTAT of the directory a change is made in, sent behind it when
+ * what it gives may be kept (DC: NULL, or a change begun alone). */
+static struct sftp_call *send_dir_lstat(struct sftpfs *f, const struct dchange *dc)
+{
+	int e;
+	return dc && dc->solo && f->valid_secs ? send_lstat(f, dc->d->path, &e) : NULL;
+}
+
+static void wait_dir_lstat(struct sftpfs *f, struct sftp_call *dl, struct dchange *dc, int ok)
+{
+	if (dl)
+		dc->have = sftp_wait_attr(f->c, dl, 0, &dc->a) == 0 && ok;
+}
+
 /* A request of TYPE with O sent, and PATH's LSTAT right after it: one
- * round trip for both.  The request's errno (-1 for the server's FAILURE)
+ * round trip for both (and for the LSTAT of DC's directory, when DC is
+ * given: dir_begin()).  The request's errno (-1 for the server's FAILURE)
  * is returned; the LSTAT's, EIO for a FAILURE, in *LE, its attributes in
  * A. */
 static int then_lstat(struct sftpfs *f, uint8_t type, const struct sftp_out *o, unsigned gen, const char *path,
-		      struct sftp_attr *a, int *le)
+		      struct sftp_attr *a, int *le, struct dchange *dc)
 {
 	int e;
 	struct sftp_call *c = sftp_send(f->c, type, o, NULL, 0, 0, gen, &e);
 	struct sftp_call *lc = send_lstat(f, path, le);
+	struct sftp_call *dl = send_dir_lstat(f, dc);
 	e = sftp_wait_ok(f->c, c, e);
 	*le = sftp_wait_attr(f->c, lc, *le, a);
 	if (*le < 0)
 		*le = EIO;
+	wait_dir_lstat(f, dl, dc, !e && !*le);
 	return e;
 }
 
 /* The same for an OPEN with O, whose handle goes to H, *HLEN and *GEN. */
 static int open_then_lstat(struct sftpfs *f, const struct sftp_out *o, uint8_t *h, size_t *hlen, unsigned *gen,
-			   const char *path, struct sftp_attr *a, int *le)
+			   const char *path, struct sftp_attr *a, int *le, struct dchange *dc)
 {
 	int e;
 	struct sftp_call *c = sftp_send(f->c, SFTP_OPEN, o, NULL, 0, 0, 0, &e);
 	struct sftp_call *lc = send_lstat(f, path, le);
+	struct sftp_call *dl = send_dir_lstat(f, dc);
 	e = sftp_wait_handle(f->c, c, e, h, hlen, gen);
 	*le = sftp_wait_attr(f->c, lc, *le, a);
 	if (*le < 0)
 		*le = EIO;
+	wait_dir_lstat(f, dl, dc, !e && !*le);
 	return e;
 }
 
@@ -692,6 +825,8 @@ static size_t op_setattr(struct fuse_req *r, struct snode *n)
 		set.atime = !(valid & FA_ATIME) ? cur.atime : valid & FA_ATIME_NOW ? now : (uint32_t)k_le64(a + 32);
 		set.mtime = !(valid & FA_MTIME) ? cur.mtime : valid & FA_MTIME_NOW ? now : (uint32_t)k_le64(a + 40);
 	}
+	if (type == S_IFDIR)
+		dir_forget(f, n);
 	/* The change and the LSTAT that answers the guest go together. */
 	struct sftp_out o;
 	int le;
@@ -700,7 +835,7 @@ static size_t op_setattr(struct fuse_req *r, struct snode *n)
 		so_init(&o);
 		so_bytes(&o, h->h, h->hlen);
 		so_attr(&o, &set);
-		e = then_lstat(f, SFTP_FSETSTAT, &o, h->gen, n->path, &cur, &le);
+		e = then_lstat(f, SFTP_FSETSTAT, &o, h->gen, n->path, &cur, &le, NULL);
 		put_handle(f, h);
 	} else if (type == S_IFLNK) {
 		/* Never through the link: only lsetstat changes a link itself. */
@@ -713,12 +848,12 @@ static size_t op_setattr(struct fuse_req *r, struct snode *n)
 		so_str(&o, "lsetstat@openssh.com");
 		so_str(&o, full);
 		so_attr(&o, &set);
-		e = then_lstat(f, SFTP_EXTENDED, &o, 0, n->path, &cur, &le);
+		e = then_lstat(f, SFTP_EXTENDED, &o, 0, n->path, &cur, &le, NULL);
 	} else {
 		if ((e = path_arg(f, n->path, &o)))
 			return fw_reply(r, e);
 		so_attr(&o, &set);
-		e = then_lstat(f, SFTP_SETSTAT, &o, 0, n->path, &cur, &le);
+		e = then_lstat(f, SFTP_SETSTAT, &o, 0, n->path, &cur, &le, NULL);
 	}
 	if (e)
 		return fw_reply(r, e < 0 ? EPERM : e);
@@ -784,7 +919,7 @@ static size_t op_open(struct fuse_req *r, struct snode *n)
 	return reply_open(r, p, &h, 0);
 }
 
-static size_t op_create(struct fuse_req *r, struct snode *parent)
+static size_t op_create(struct fuse_req *r, struct snode *parent, struct dchange *dc)
 {
 	struct sftpfs *f = F(r);
 	size_t end;
@@ -806,7 +941,7 @@ static size_t op_create(struct fuse_req *r, struct snode *parent)
 	/* The OPEN and the LSTAT that answers the guest (or says why the
 	 * OPEN failed) go together: one round trip. */
 	int le;
-	if ((e = open_then_lstat(f, &o, h.h, &h.hlen, &h.gen, path, &a, &le)))
+	if ((e = open_then_lstat(f, &o, h.h, &h.hlen, &h.gen, path, &a, &le, dc)))
 		return made(r, e, path, &a, le);
 	e = le ? le : (a.perm & S_IFMT) != S_IFREG ? EEXIST : 0;      /* something else made there meanwhile */
 	if (!e && (flags & O_TRUNC) && (k_le32(r->arg + 12) & FOPEN_IN_KILL_SUIDGID) && fw_suidgid_bits(a.perm) &&
@@ -1323,7 +1458,7 @@ static size_t op_statfs(struct fuse_req *r)
 
 /* Operations that change names: under the names lock's write side when
  * they may put a link where a directory was. */
-static size_t op_names(struct fuse_req *r, struct snode *n)
+static size_t op_names(struct fuse_req *r, struct snode *n, struct dchange *dc)
 {
 	struct sftpfs *f = F(r);
 	char path[PATH_CAP], path2[PATH_CAP], full[PATH_CAP + 1024], full2[PATH_CAP + 1024];
@@ -1345,7 +1480,7 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		/* OpenSSH's order: the link's text, then where it goes. */
 		so_str(&o, (const char *)r->arg + end);
 		so_str(&o, full);
-		e = then_lstat(f, SFTP_SYMLINK, &o, 0, path, &a, &le);
+		e = then_lstat(f, SFTP_SYMLINK, &o, 0, path, &a, &le, dc);
 		return made(r, e, path, &a, le);
 	case OP_RENAME:
 	case OP_RENAME2: {
@@ -1359,6 +1494,8 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		if (!to)
 			return fw_reply(r, ENOENT);
 		e = to->stale ? ESTALE : to->type != S_IFDIR ? ENOTDIR : 0;
+		if (!e && to != n)
+			dir_forget(f, to);      /* (renames are alone: nothing else under way) */
 		if (!e && !(e = rel_path(n, name, path, sizeof(path))) && !(e = rel_path(to, name2, path2, sizeof(path2))) &&
 		    !(e = full_path(f, path, full, sizeof(full))))
 			e = full_path(f, path2, full2, sizeof(full2));
@@ -1409,7 +1546,7 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 		so_str(&o, "hardlink@openssh.com");
 		so_str(&o, full);
 		so_str(&o, full2);
-		e = then_lstat(f, SFTP_EXTENDED, &o, 0, path, &a, &le);
+		e = then_lstat(f, SFTP_EXTENDED, &o, 0, path, &a, &le, dc);
 		return made(r, e, path, &a, le);
 	}
 	}
@@ -1417,7 +1554,7 @@ static size_t op_names(struct fuse_req *r, struct snode *n)
 }
 
 /* Operations on the request's node. */
-static size_t on_node(struct fuse_req *r, struct snode *n)
+static size_t on_node(struct fuse_req *r, struct snode *n, struct dchange *dc)
 {
 	struct sftpfs *f = F(r);
 	char path[PATH_CAP];
@@ -1447,8 +1584,10 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 			put_handle(f, h);
 			if (e < 0)
 				e = EIO;
+		} else if (n->stale) {
+			e = ESTALE;
 		} else {
-			e = n->stale ? ESTALE : lstat_path(f, n->path, &a);
+			e = n->type == S_IFDIR && dir_kept(f, n, &a) ? 0 : lstat_path(f, n->path, &a);
 		}
 		if (e)
 			return fw_reply(r, e);
@@ -1491,7 +1630,7 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 		so_u32(&o, SFTP_O_WRITE | SFTP_O_CREAT | SFTP_O_EXCL);
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = mode & 07777 });
 		int le;
-		if (!(e = open_then_lstat(f, &o, h, &hl, &gen, path, &a, &le)))
+		if (!(e = open_then_lstat(f, &o, h, &hl, &gen, path, &a, &le, dc)))
 			close_remote(f, h, hl, gen);
 		return made(r, e, path, &a, le);
 	}
@@ -1502,7 +1641,7 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 			return fw_reply(r, e);
 		so_attr(&o, &(struct sftp_attr){ .flags = SFTP_A_PERM, .perm = k_le32(r->arg) & 07777 });
 		int le;
-		e = then_lstat(f, SFTP_MKDIR, &o, 0, path, &a, &le);
+		e = then_lstat(f, SFTP_MKDIR, &o, 0, path, &a, &le, dc);
 		size_t res = made(r, e, path, &a, le);
 		if (!e && !le)
 			made_empty(f, path);
@@ -1529,11 +1668,18 @@ static size_t on_node(struct fuse_req *r, struct snode *n)
 	case OP_OPENDIR:
 		return op_opendir(r, n);
 	case OP_CREATE:
-		return op_create(r, n);
+		return op_create(r, n, dc);
 	case OP_STATFS:
 		return op_statfs(r);
 	}
 	return fw_reply(r, ENOSYS);
+}
+
+/* Whether OP changes the names in its node, a directory. */
+static int changes_names(uint32_t op)
+{
+	return op == OP_SYMLINK || op == OP_RENAME || op == OP_RENAME2 || op == OP_LINK || op == OP_MKNOD ||
+	       op == OP_MKDIR || op == OP_UNLINK || op == OP_RMDIR || op == OP_CREATE;
 }
 
 size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iovec *data, unsigned ndata,
@@ -1637,10 +1783,17 @@ size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iov
 	 * through its handle: GETATTR with one is answered.) */
 	if (n->stale && !(r.op == OP_GETATTR && r.arglen >= 16 && (k_le32(r.arg) & GETATTR_FH)))
 		res = fw_reply(&r, ESTALE);
-	else if (writer)
-		res = n->type == S_IFDIR ? op_names(&r, n) : fw_reply(&r, ENOTDIR);
-	else
-		res = on_node(&r, n);
+	else if (n->type != S_IFDIR && changes_names(r.op))
+		res = fw_reply(&r, ENOTDIR);
+	else {
+		struct dchange dc;
+		int change = changes_names(r.op);
+		if (change)
+			dir_begin(f, n, &dc);
+		res = writer ? op_names(&r, n, change ? &dc : NULL) : on_node(&r, n, change ? &dc : NULL);
+		if (change)
+			dir_end(f, &dc);
+	}
 	pthread_rwlock_unlock(&f->names);
 	put(f, n);
 	return res;

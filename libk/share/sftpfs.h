@@ -35,9 +35,13 @@
  * server by others shows in the guest within that time.  A directory the
  * guest makes is known to be empty: for that lifetime a name in it that
  * umlk made nothing for is missing without asking the server (the first
- * lookup of every file an untar makes), until the guest's kernel forgets
- * one of its names or a change there ends in doubt (not with
- * --home-cache none).
+ * lookup of every file an untar makes), until a change there ends in
+ * doubt (not with --home-cache none); a node the guest's kernel forgets
+ * meanwhile (it drops a directory's after every chmod) is kept for it.
+ * A create or mkdir sends the directory's LSTAT behind it, and what it
+ * gives answers the guest's next stat of the directory (busybox tar
+ * stats each file's directory, and the kernel forgets a directory's
+ * attributes after every change in it).
  *
  * Not done: extended attributes, locks (the guest's kernel keeps them),
  * device nodes, FIFOs and sockets (SFTP has no way to make them), hard
