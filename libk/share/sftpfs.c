@@ -176,9 +176,9 @@ static struct snode *parent_of(struct sftpfs *f, const char *path)
 	return by_path(f, dir);
 }
 
-/* Whether PATH's name may be in its directory without umlk having a node
- * for it again (lock held): a node the guest forgot, or a change whose
- * outcome on the server is not known. */
+/* PATH's name may now be in its directory with no node here for it (the
+ * node was freed, or a change's outcome on the server is not known): what
+ * was known of the directory's names holds no more (lock held). */
 static void unknown_name(struct sftpfs *f, const char *path)
 {
 	struct snode *d = parent_of(f, path);
@@ -335,6 +335,13 @@ static void removed(struct sftpfs *f, const char *path)
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* How long what umlk learns of a directory it changed is kept: the
+ * names' lifetime, at most SFTPFS_AUTO_SECS; 0 with --home-cache none. */
+static uint64_t kept_ns(const struct sftpfs *f)
+{
+	return (f->valid_secs < SFTPFS_AUTO_SECS ? f->valid_secs : SFTPFS_AUTO_SECS) * 1000000000ULL;
+}
+
 static void name_unsure(struct sftpfs *f, const char *path)
 {
 	pthread_mutex_lock(&f->lock);
@@ -351,13 +358,13 @@ static void name_unsure(struct sftpfs *f, const char *path)
  * whose outcome is not known, ends it (unknown_name()). */
 static void made_empty(struct sftpfs *f, const char *path)
 {
-	uint64_t secs = f->valid_secs < SFTPFS_AUTO_SECS ? f->valid_secs : SFTPFS_AUTO_SECS;
-	if (!secs)
+	uint64_t ns = kept_ns(f);
+	if (!ns)
 		return;
 	pthread_mutex_lock(&f->lock);
 	struct snode *n = by_path(f, path);
 	if (n && n->type == S_IFDIR)
-		n->known_until = k_now_ns() + secs * 1000000000ULL;
+		n->known_until = k_now_ns() + ns;
 	pthread_mutex_unlock(&f->lock);
 }
 
@@ -399,13 +406,13 @@ static void dir_begin(struct sftpfs *f, struct snode *d, struct dchange *c)
 
 static void dir_end(struct sftpfs *f, struct dchange *c)
 {
-	uint64_t secs = f->valid_secs < SFTPFS_AUTO_SECS ? f->valid_secs : SFTPFS_AUTO_SECS;
+	uint64_t ns = kept_ns(f);
 	struct snode *d = c->d;
 	pthread_mutex_lock(&f->lock);
 	d->dbusy--;
-	if (c->have && c->solo && d->dgen == c->gen && secs && (c->a.perm & S_IFMT) == S_IFDIR) {
+	if (c->have && c->solo && d->dgen == c->gen && ns && (c->a.perm & S_IFMT) == S_IFDIR) {
 		d->dattr = c->a;
-		d->dattr_until = k_now_ns() + secs * 1000000000ULL;
+		d->dattr_until = k_now_ns() + ns;
 	}
 	pthread_mutex_unlock(&f->lock);
 }
