@@ -24,7 +24,7 @@ int fw_parse(struct fuse_req *r, void *ctx, const uint8_t *in, size_t inlen, con
 	/* FORGET is answered with nothing, and the guest gives no room
 	 * for an answer: refusing it for want of room would keep every
 	 * node (and --home DIR's descriptor for it) the guest ever saw. */
-	int silent = r->op == OP_FORGET || r->op == OP_BATCH_FORGET;
+	int silent = fw_unanswered(r->op);
 	if (outcap < FUSE_HDR_OUT && !silent)
 		return -1;
 	uint32_t len = k_le32(in);

@@ -72,6 +72,13 @@ struct fuse_req {
 	uint64_t valid_secs;            /* how long the guest may trust names and attributes */
 };
 
+/* Whether a request of OP is never answered (FORGET, BATCH_FORGET): the
+ * guest gives it no room for an answer. */
+static inline int fw_unanswered(uint32_t op)
+{
+	return op == OP_FORGET || op == OP_BATCH_FORGET;
+}
+
 /* Parse the request IN into R (replies to OUT): 0, or -1 when there is
  * not even a header to answer (nothing to reply); 1 when the header's
  * length is wrong (answer fw_reply(R, EINVAL)).  FORGET and BATCH_FORGET,

@@ -500,7 +500,7 @@ static struct sftp_call *send_lstat(struct sftpfs *f, const char *path, int *e)
 static struct sftp_call *send_dir_lstat(struct sftpfs *f, const struct dchange *dc)
 {
 	int e;
-	return dc && dc->solo && f->valid_secs ? send_lstat(f, dc->d->path, &e) : NULL;
+	return dc && dc->solo && kept_ns(f) ? send_lstat(f, dc->d->path, &e) : NULL;
 }
 
 static void wait_dir_lstat(struct sftpfs *f, struct sftp_call *dl, struct dchange *dc, int ok)
@@ -1781,6 +1781,7 @@ size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iov
 	if (!n)
 		return fw_reply(&r, ESTALE);
 	int writer = r.op == OP_SYMLINK || r.op == OP_RENAME || r.op == OP_RENAME2 || r.op == OP_LINK;
+	int change = changes_names(r.op);       /* (every writer among them) */
 	size_t res;
 	if (writer)
 		pthread_rwlock_wrlock(&f->names);
@@ -1790,11 +1791,10 @@ size_t sftpfs_serve(void *ctx, const uint8_t *in, size_t inlen, const struct iov
 	 * through its handle: GETATTR with one is answered.) */
 	if (n->stale && !(r.op == OP_GETATTR && r.arglen >= 16 && (k_le32(r.arg) & GETATTR_FH)))
 		res = fw_reply(&r, ESTALE);
-	else if (n->type != S_IFDIR && changes_names(r.op))
+	else if (n->type != S_IFDIR && change)
 		res = fw_reply(&r, ENOTDIR);
 	else {
 		struct dchange dc;
-		int change = changes_names(r.op);
 		if (change)
 			dir_begin(f, n, &dc);
 		res = writer ? op_names(&r, n, change ? &dc : NULL) : on_node(&r, n, change ? &dc : NULL);

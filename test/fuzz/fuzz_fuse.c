@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			n = size - at;
 		/* FORGET comes with no room for an answer, as from the guest. */
 		uint32_t op = n >= 8 ? k_le32(data + at + 4) : 0;
-		fshare_request(fs, data + at, n, out, op == OP_FORGET || op == OP_BATCH_FORGET ? 0 : sizeof(out));
+		fshare_request(fs, data + at, n, out, fw_unanswered(op) ? 0 : sizeof(out));
 		at += n;
 	}
 	oracle();

@@ -149,7 +149,7 @@ static void req(struct sftpfs *f, uint32_t op, uint64_t node, const void *args, 
 	if (n)
 		memcpy(in + 40, args, n);
 	/* (FORGET with no room for an answer, as the guest sends it.) */
-	sftpfs_serve(f, in, 40 + n, NULL, 0, 0, out, op == OP_FORGET || op == OP_BATCH_FORGET ? 0 : sizeof(out));
+	sftpfs_serve(f, in, 40 + n, NULL, 0, 0, out, fw_unanswered(op) ? 0 : sizeof(out));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
