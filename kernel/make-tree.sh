@@ -20,11 +20,11 @@ make -s -C "$tree" ARCH=um olddefconfig >/dev/null
 missing=$(grep -E '^CONFIG_' "$fragment" | while IFS= read -r line; do
 	opt=${line%%=*} val=${line#*=}
 	if [ "$val" = n ]; then
-		grep -q "^$opt=" "$tree/.config" && echo "$line"
-	else
-		grep -qx "$line" "$tree/.config" || echo "$line"
+		if grep -q "^$opt=" "$tree/.config"; then echo "$line"; fi
+	elif ! grep -qx "$line" "$tree/.config"; then
+		echo "$line"
 	fi
-done; true)
+done)
 if [ -n "$missing" ]; then
 	echo "kernel: these fragment lines did not take effect:" >&2
 	echo "$missing" >&2
