@@ -450,7 +450,7 @@ static void xkernel_args(struct boot *b)
 		xkarg(b, "loglevel=3");   /* errors too stay off the user's terminal */
 	}
 	xkarg(b, "con=null");
-	xkarg(b, "ssl=null");
+	xkarg(b, "ssl=null");   /* (a --kernel with serial lines: none opens a host pty) */
 	xconsole_args(b);
 	if (b->im.live.params[0]) {
 		b->params = xstrdup(b->im.live.params);
