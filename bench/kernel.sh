@@ -11,7 +11,7 @@
 #   dpkg -i                 build a small package with dpkg-deb, install it
 #
 # The last two are the boot running them less 'boot -- true' measured
-# alongside (best of RUNS each).  Goals: the default at least 4x
+# alongside (best of RUNS rounds, the variants in turn).  Goals: the default at least 4x
 # --isolated on fork+exec; the jail costing at most 5% on every row; the
 # isolated 7.x no slower than 6.12.  (bench/live.sh: to a login prompt.)
 set -eu
@@ -26,20 +26,51 @@ dpkg='mkdir -p /tmp/p/DEBIAN /tmp/p/usr/share/umlk-bench && seq 1 2000 > /tmp/p/
 printf "Package: umlk-bench\nVersion: 1\nArchitecture: all\nMaintainer: umlk <umlk@localhost>\nDescription: bench\n" > /tmp/p/DEBIAN/control &&
 dpkg-deb -b /tmp/p /tmp/p.deb >/dev/null && dpkg -i /tmp/p.deb >/dev/null'
 
-# $1: label, then the boot options.  Prints "label true forks dpkg".
-measure() {
-	label=$1
-	shift
-	t=$(best_of "$runs" "$umlk" boot -q "$@" "$iso" -- true)
-	f=$(best_of "$runs" "$umlk" boot -q "$@" "$iso" -- sh -c "$forks")
-	d=$(best_of "$runs" "$umlk" boot -q "$@" "$iso" -- sh -c "$dpkg")
-	awk -v l="$label" -v t="$t" -v f="$f" -v d="$d" \
-		'BEGIN { printf "%s %.2f %.2f %.2f\n", l, t, f - t, d - t }'
+# The variants: name and boot options.
+opts() {
+	case $1 in
+	old) echo "--isolated --no-jail --kernel $w/linux-6.12" ;;     # (as umlk ran it then)
+	iso) echo "--isolated" ;;
+	def) echo "" ;;
+	nj) echo "--no-jail --trusted" ;;
+	esac
 }
-old=$(measure 6.12 --isolated --no-jail --kernel "$w/linux-6.12")      # (as umlk ran it then)
-iso_=$(measure isolated --isolated)
-def=$(measure default)
-nj=$(measure no-jail --no-jail --trusted)
+# once VARIANT ITEM COMMAND...: the seconds one boot of VARIANT running
+# COMMAND takes, kept in VARIANT_ITEM when it is the best so far.
+once() {
+	v=$1 item=$2
+	shift 2
+	sync
+	t0=$(now_ns)
+	# shellcheck disable=SC2046
+	"$umlk" boot -q $(opts "$v") "$iso" -- "$@" >/dev/null 2>&1 ||
+		{ echo "bench: command failed: $umlk boot $(opts "$v") $iso -- $*" >&2; exit 1; }
+	t=$(( $(now_ns) - t0 ))
+	eval "b=\${${v}_$item:-}"
+	if [ -z "$b" ] || [ "$t" -lt "$b" ]; then eval "${v}_$item=$t"; fi
+}
+# The variants in turn, RUNS rounds, so that a slow moment of this shared
+# machine falls on all of them alike (the jail's cost is a few percent:
+# measured in separate batches it drowned in the noise); best of RUNS.
+i=0
+while [ $i -lt "$runs" ]; do
+	for v in old iso def nj; do
+		once "$v" t true
+		once "$v" f sh -c "$forks"
+		once "$v" d sh -c "$dpkg"
+	done
+	i=$((i + 1))
+done
+# "label true forks dpkg" in seconds: the last two less the boot.
+measure() {
+	eval "t=\$${1}_t f=\$${1}_f d=\$${1}_d"
+	awk -v l="$1" -v t="$t" -v f="$f" -v d="$d" \
+		'BEGIN { printf "%s %.3f %.3f %.3f\n", l, t / 1e9, (f - t) / 1e9, (d - t) / 1e9 }'
+}
+old=$(measure old)
+iso_=$(measure iso)
+def=$(measure def)
+nj=$(measure nj)
 set -- $old; o_t=$2 o_f=$3 o_d=$4
 set -- $iso_; i_t=$2 i_f=$3 i_d=$4
 set -- $def; d_t=$2 d_f=$3 d_d=$4
@@ -48,9 +79,9 @@ set -- $nj; j_t=$2 j_f=$3 j_d=$4
 # the jail costs (the default against no jail).
 row() {
 	printf "  %-26s %8s %10s %10s %10s %11s%%\n" "$1" "$2" "$3" "$4" "$5" \
-		"$(awk -v c="$4" -v d="$5" 'BEGIN { v = d > 0 ? 100 * (c - d) / d : 0; printf "%+.0f", v }')"
+		"$(awk -v c="$4" -v d="$5" 'BEGIN { v = d > 0 ? 100 * (c - d) / d : 0; printf "%+.1f", v }')"
 }
-echo "Process-heavy work in a Debian guest, host clock, best of $runs (seconds):"
+echo "Process-heavy work in a Debian guest, host clock, best of $runs rounds, the variants in turn (seconds):"
 printf "  %-26s %8s %10s %10s %10s %12s\n" "" "6.12" "isolated" "default" "no jail" "jail's cost"
 row "boot -- true" "$o_t" "$i_t" "$d_t" "$j_t"
 row "fork+exec, 400 in 2 loops" "$o_f" "$i_f" "$d_f" "$j_f"
