@@ -8,7 +8,8 @@
 # its jail) and the same without the jail (--no-jail --trusted: what the
 # jail costs); and the live ISO under QEMU's TCG emulator
 # (qemu-system-x86, no KVM) booting its own kernel and initrd with the
-# same parameters, its console on a serial line.  One run each.  Goals:
+# same parameters, its console on a serial line.  One run each (RUNS=N:
+# best of N rounds, the three modes in turn).  Goals:
 # trixie at most 5 s in the default mode; the jail at most 5%.
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -17,7 +18,11 @@ K=$kernel
 iso=$top/build/rootfs/live.iso
 [ -f "$iso" ] || { echo "live: skipped ($iso missing: make rootfs)"; exit 0; }
 command -v tmux >/dev/null || { echo "live: skipped (no tmux)"; exit 0; }
-at_exit 'tmux -S "$w/t" kill-server 2>/dev/null; [ -s "$w/q.pid" ] && kill "$(cat "$w/q.pid")" 2>/dev/null'
+# Each login has a tmux server of its own: one killed just before may
+# still hold its socket, and a new session there fails ("server exited
+# unexpectedly").
+tmux_stop() { for ts in "$w"/t.*; do [ -S "$ts" ] && tmux -S "$ts" kill-server 2>/dev/null; rm -f "$ts"; done; }
+at_exit 'tmux_stop; [ -s "$w/q.pid" ] && kill "$(cat "$w/q.pid")" 2>/dev/null'
 
 export XDG_RUNTIME_DIR="$w/run"
 mkdir -m 700 "$w/run"
@@ -27,42 +32,55 @@ mkdir -m 700 "$w/run"
 login() {
 	img=$1 prompt=$2 shell=$3
 	shift 3
-	tmux -S "$w/t" kill-server 2>/dev/null || true
+	tmux_stop
 	t0=$(now_ns)
-	tmux -S "$w/t" new-session -d -s g -x 150 -y 40 "$U boot -q --kernel $K $* $img; sleep 30"
+	ts=$w/t.$t0
+	tmux -S "$ts" new-session -d -s g -x 150 -y 40 "$U boot -q --kernel $K $* $img; sleep 30"
 	i=0
-	until tmux -S "$w/t" capture-pane -t g -p | grep -q "$prompt"; do
+	until tmux -S "$ts" capture-pane -t g -p | grep -q "$prompt"; do
 		[ $i -ge 3000 ] && { echo "timeout"; return 0; }
 		sleep 0.1
 		i=$((i + 1))
 	done
 	t1=$(now_ns)
 	if [ -z "$shell" ]; then        # a login prompt: root, no password
-		tmux -S "$w/t" send-keys -t g root Enter
+		tmux -S "$ts" send-keys -t g root Enter
 		shell=':~#'
 	fi
 	i=0
-	until tmux -S "$w/t" capture-pane -t g -p | grep -q "$shell"; do
+	until tmux -S "$ts" capture-pane -t g -p | grep -q "$shell"; do
 		[ $i -ge 600 ] && break
 		sleep 0.1
 		i=$((i + 1))
 	done
-	tmux -S "$w/t" send-keys -t g "$( [ "$shell" = 'user@debian-live' ] && echo sudo) poweroff" Enter
+	tmux -S "$ts" send-keys -t g "$( [ "$shell" = 'user@debian-live' ] && echo sudo) poweroff" Enter
 	sleep 3
-	awk -v t=$((t1 - t0)) 'BEGIN { printf "%.1f\n", t / 1e9 }'
+	awk -v t=$((t1 - t0)) 'BEGIN { printf "%.2f\n", t / 1e9 }'
 }
-# row NAME IMAGE PROMPT SHELL: one line of the table.
+# min A B: the smaller (A may be empty; "timeout" is the larger).
+min() {
+	if [ -z "$1" ] || [ "$1" = timeout ]; then echo "$2"
+	elif [ "$2" = timeout ] || awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; then echo "$1"
+	else echo "$2"; fi
+}
+live_runs=${RUNS:-1}
+# row NAME IMAGE PROMPT SHELL: one line of the table, best of RUNS rounds
+# (1 unless RUNS says otherwise: each is a minute or more).
 row() {
 	[ -f "$2" ] || { printf "  %-34s (skipped: %s missing, make rootfs)\n" "$1" "$2"; return 0; }
-	a=$(login "$2" "$3" "$4" --isolated)
-	b=$(login "$2" "$3" "$4")
-	c=$(login "$2" "$3" "$4" --no-jail --trusted)
+	a= b= c= r=0
+	while [ $r -lt "$live_runs" ]; do       # the three in turn, best of each
+		a=$(min "$a" "$(login "$2" "$3" "$4" --isolated)")
+		b=$(min "$b" "$(login "$2" "$3" "$4")")
+		c=$(min "$c" "$(login "$2" "$3" "$4" --no-jail --trusted)")
+		r=$((r + 1))
+	done
 	printf "  %-34s %9s %9s %9s %12s\n" "$1" "$a" "$b" "$c" \
-		"$(awk -v b="$b" -v c="$c" 'BEGIN { v = c > 0 ? 100 * (b - c) / c : 0; printf "%+.0f%%", v }')"
+		"$(awk -v b="$b" -v c="$c" 'BEGIN { v = c > 0 ? 100 * (b - c) / c : 0; printf "%+.1f%%", v }')"
 	table "$1 to login: default vs --isolated" "$b s" "$a s" "$(ratio "$a" "$b")x" ""
 	table "$1 to login: jail vs --no-jail" "$b s" "$c s" "$(ratio "$c" "$b")x" ">= 0.95x"
 }
-echo "Live systems to their login prompt on the terminal, host clock (seconds):"
+echo "Live systems to their login prompt on the terminal, host clock (seconds, best of $live_runs):"
 printf "  %-34s %9s %9s %9s %12s\n" "" "isolated" "default" "no jail" "jail's cost"
 row "live-build ISO (systemd 252)" "$iso" 'debian-live login:' 'user@debian-live'
 liso=$b lisolated=$a

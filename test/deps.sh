@@ -25,7 +25,7 @@ apt-get install -y -qq --no-install-recommends \
 	isc-dhcp-client debootstrap dpkg live-build \
 	xnest xvfb xserver-xephyr x11-apps x11-utils xauth imagemagick \
 	kea-admin dnsmasq-base \
-	qemu-system-common qemu-utils qemu-block-extra \
+	qemu-system-common qemu-utils qemu-block-extra qemu-system-x86 \
 	nginx-light curl openssh-client openssh-server openssh-sftp-server sshfs >/dev/null
 # Installing nginx or openssh-server starts it (on port 80, 22) where an
 # init system runs; the tests run their own, as the user, on a free port.
