@@ -28,19 +28,7 @@
 
 /* seccomp and classic BPF */
 #define K_SECCOMP_SET_MODE_FILTER 1
-#define K_SECCOMP_RET_ALLOW 0x7fff0000u
-#define K_SECCOMP_RET_LOG 0x7ffc0000u
-#define K_SECCOMP_RET_ERRNO 0x00050000u
-#define K_AUDIT_ARCH_X86_64 0xc000003eu
-#define K_X32_BIT 0x40000000u
-struct k_sock_filter { uint16_t code; uint8_t jt, jf; uint32_t k; };
-struct k_sock_fprog { unsigned short len; struct k_sock_filter *filter; };
-#define BPF_LD_W_ABS 0x20
-#define BPF_JEQ_K 0x15
-#define BPF_JGE_K 0x35
-#define BPF_RET_K 0x06
-#define SD_NR 0                 /* offsetof(struct seccomp_data, nr) */
-#define SD_ARCH 4
+struct k_sock_fprog { unsigned short len; struct jail_insn *filter; };
 
 /* Landlock */
 #define LL_CREATE_RULESET_VERSION 1u
@@ -425,24 +413,80 @@ static void xlandlock(const struct jail *j, int kfd)
 	close(rs);
 }
 
-static void xseccomp(void)
+int jail_allowed(long nr)
+{
+	for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+		if (allowed[i] == nr)
+			return 1;
+	return 0;
+}
+
+/* The allowed numbers as a binary search: a node tests one number and
+ * skips its lower half with a long jump (classic BPF's conditional
+ * jumps reach 255 instructions); a leaf of up to JAIL_LEAF numbers
+ * compares each and ends in its own two returns. */
+enum { JAIL_LEAF = 4 };
+
+static int tree_size(int n)
+{
+	return n <= JAIL_LEAF ? n + 2 : 2 + tree_size(n / 2) + tree_size(n - n / 2);
+}
+
+static int emit_tree(struct jail_insn *f, int at, const int *a, int n, uint32_t deny)
+{
+	if (n <= JAIL_LEAF) {
+		for (int i = 0; i < n; i++)     /* a match jumps to the leaf's ALLOW */
+			f[at++] = (struct jail_insn){ JAIL_BPF_JEQ_K, (uint8_t)(n - i), 0, (uint32_t)a[i] };
+		f[at++] = (struct jail_insn){ JAIL_BPF_RET_K, 0, 0, deny };
+		f[at++] = (struct jail_insn){ JAIL_BPF_RET_K, 0, 0, JAIL_RET_ALLOW };
+		return at;
+	}
+	int h = n / 2;
+	f[at++] = (struct jail_insn){ JAIL_BPF_JGE_K, 0, 1, (uint32_t)a[h] };  /* upper half: the jump */
+	f[at++] = (struct jail_insn){ JAIL_BPF_JA, 0, 0, (uint32_t)tree_size(h) };
+	at = emit_tree(f, at, a, h, deny);
+	return emit_tree(f, at, a + h, n - h, deny);
+}
+
+static int cmp_int(const void *x, const void *y)
+{
+	int a = *(const int *)x, b = *(const int *)y;
+	return (a > b) - (a < b);
+}
+
+int jail_filter(struct jail_insn *f, int cap, uint32_t deny)
 {
 	enum { N = sizeof(allowed) / sizeof(allowed[0]) };
-	struct k_sock_filter f[N + 8];
-	int n = 0;
-	const char *mode = getenv("UMLK_JAIL_SECCOMP");
-	uint32_t deny = mode && !strcmp(mode, "log") ? K_SECCOMP_RET_LOG : K_SECCOMP_RET_ERRNO | EPERM;
+	int a[N], n = 0;
 
-	/* x86-64 system calls only (no i386, no x32), then the list. */
-	f[n++] = (struct k_sock_filter){ BPF_LD_W_ABS, 0, 0, SD_ARCH };
-	f[n++] = (struct k_sock_filter){ BPF_JEQ_K, 1, 0, K_AUDIT_ARCH_X86_64 };
-	f[n++] = (struct k_sock_filter){ BPF_RET_K, 0, 0, K_SECCOMP_RET_ERRNO | EPERM };
-	f[n++] = (struct k_sock_filter){ BPF_LD_W_ABS, 0, 0, SD_NR };
-	f[n++] = (struct k_sock_filter){ BPF_JGE_K, (uint8_t)(N + 1), 0, K_X32_BIT };
-	for (int i = 0; i < N; i++)             /* a match jumps to the ALLOW after the list */
-		f[n++] = (struct k_sock_filter){ BPF_JEQ_K, (uint8_t)(N - i), 0, (uint32_t)allowed[i] };
-	f[n++] = (struct k_sock_filter){ BPF_RET_K, 0, 0, deny };
-	f[n++] = (struct k_sock_filter){ BPF_RET_K, 0, 0, K_SECCOMP_RET_ALLOW };
+	memcpy(a, allowed, sizeof(a));
+	qsort(a, N, sizeof(a[0]), cmp_int);
+	for (int i = 0; i < N; i++)
+		if (!n || a[n - 1] != a[i])
+			a[n++] = a[i];
+	if (6 + tree_size(n) > cap)
+		return -1;
+	int at = 0;
+	/* x86-64 system calls only: no i386, no x32 (the same calls under
+	 * other numbers), then the list. */
+	f[at++] = (struct jail_insn){ JAIL_BPF_LD_W_ABS, 0, 0, JAIL_SD_ARCH };
+	f[at++] = (struct jail_insn){ JAIL_BPF_JEQ_K, 1, 0, JAIL_AUDIT_ARCH_X86_64 };
+	f[at++] = (struct jail_insn){ JAIL_BPF_RET_K, 0, 0, JAIL_RET_ERRNO | EPERM };
+	f[at++] = (struct jail_insn){ JAIL_BPF_LD_W_ABS, 0, 0, JAIL_SD_NR };
+	f[at++] = (struct jail_insn){ JAIL_BPF_JGE_K, 0, 1, JAIL_X32_BIT };
+	f[at++] = (struct jail_insn){ JAIL_BPF_RET_K, 0, 0, deny };
+	return emit_tree(f, at, a, n, deny);
+}
+
+static void xseccomp(void)
+{
+	struct jail_insn f[JAIL_FILTER_MAX];
+	const char *mode = getenv("UMLK_JAIL_SECCOMP");
+	uint32_t deny = mode && !strcmp(mode, "log") ? JAIL_RET_LOG : JAIL_RET_ERRNO | EPERM;
+	int n = jail_filter(f, JAIL_FILTER_MAX, deny);
+
+	if (n < 0)
+		xfail("seccomp: the filter does not fit");
 	struct k_sock_fprog prog = { (unsigned short)n, f };
 	if (syscall(SYS_seccomp, K_SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
 		xfail("seccomp");

@@ -56,6 +56,31 @@ struct jail {
 	int nkeep;
 };
 
+/* The seccomp filter, classic BPF (struct sock_filter; musl's headers
+ * carry none): the architecture, then a binary search of the allowed
+ * numbers, so a system call costs about eight comparisons instead of up
+ * to one per allowed call.  The filter runs at every system call of the
+ * guest's processes (UML's stubs, which inherit it), on top of UML's. */
+struct jail_insn { uint16_t code; uint8_t jt, jf; uint32_t k; };
+#define JAIL_BPF_LD_W_ABS 0x20
+#define JAIL_BPF_JA 0x05
+#define JAIL_BPF_JEQ_K 0x15
+#define JAIL_BPF_JGE_K 0x35
+#define JAIL_BPF_RET_K 0x06
+#define JAIL_SD_NR 0            /* offsetof(struct seccomp_data, nr) */
+#define JAIL_SD_ARCH 4
+#define JAIL_AUDIT_ARCH_X86_64 0xc000003eu
+#define JAIL_X32_BIT 0x40000000u
+#define JAIL_RET_ALLOW 0x7fff0000u
+#define JAIL_RET_LOG 0x7ffc0000u
+#define JAIL_RET_ERRNO 0x00050000u
+#define JAIL_FILTER_MAX 1024
+/* Write the filter into F (CAP instructions), DENY being what a call
+ * not allowed gets: the count, or -1 when it does not fit. */
+int jail_filter(struct jail_insn *f, int cap, uint32_t deny);
+/* NR (an x86-64 system call number) is in the allowed list. */
+int jail_allowed(long nr);
+
 /* Find what this host gives (a forked child tries the namespaces). */
 void jail_probe(struct jail *j);
 /* The namespaces and the filter are there: the fast mode may be the default. */

@@ -7,6 +7,7 @@
 #include "core/sys.h"
 #include "core/xio.h"
 #include "guest/boot.h"
+#include "guest/jail.h"
 #include "image/cloop.h"
 #include "image/cow.h"
 #include "image/fdiff.h"
@@ -907,6 +908,57 @@ static void test_vu_gone(void)
 	vu_free(&d);
 }
 
+/* Run the jail's classic BPF filter F (N instructions) on one system
+ * call, as the host's kernel would: its result, or 1 when the program
+ * reads outside the call's data, jumps out of itself or ends without a
+ * return (the kernel refuses such a filter). */
+static uint32_t bpf_run(const struct jail_insn *f, int n, uint32_t arch, uint32_t nr, int *steps)
+{
+	uint32_t acc = 0;
+	*steps = 0;
+	for (long pc = 0; pc >= 0 && pc < n; pc++) {
+		const struct jail_insn *i = &f[pc];
+		++*steps;
+		switch (i->code) {
+		case JAIL_BPF_LD_W_ABS:
+			if (i->k != JAIL_SD_NR && i->k != JAIL_SD_ARCH)
+				return 1;
+			acc = i->k == JAIL_SD_NR ? nr : arch;
+			break;
+		case JAIL_BPF_JA: pc += i->k; break;
+		case JAIL_BPF_JEQ_K: pc += acc == i->k ? i->jt : i->jf; break;
+		case JAIL_BPF_JGE_K: pc += acc >= i->k ? i->jt : i->jf; break;
+		case JAIL_BPF_RET_K: return i->k;
+		default: return 1;
+		}
+	}
+	return 1;
+}
+
+/* The jail's filter gives every x86-64 call its verdict from the list,
+ * refuses i386 and x32 calls, and stays short on the way. */
+static void test_jail_filter(void)
+{
+	struct jail_insn f[JAIL_FILTER_MAX];
+	const uint32_t deny = JAIL_RET_ERRNO | 1;
+	int n = jail_filter(f, JAIL_FILTER_MAX, deny), steps, most = 0, wrong = 0, allowed = 0;
+
+	T("jail filter: it fits", n > 0 && n <= JAIL_FILTER_MAX);
+	T("jail filter: too little room is said", jail_filter(f, 20, deny) < 0);
+	n = jail_filter(f, JAIL_FILTER_MAX, deny);
+	for (uint32_t nr = 0; nr < 1024; nr++) {
+		uint32_t want = jail_allowed(nr) ? JAIL_RET_ALLOW : deny;
+		allowed += want == JAIL_RET_ALLOW;
+		wrong += bpf_run(f, n, JAIL_AUDIT_ARCH_X86_64, nr, &steps) != want;
+		most = steps > most ? steps : most;
+		wrong += bpf_run(f, n, JAIL_AUDIT_ARCH_X86_64, JAIL_X32_BIT | nr, &steps) != deny;
+		wrong += bpf_run(f, n, 0x40000003u /* i386 */, nr, &steps) != (JAIL_RET_ERRNO | EPERM);
+	}
+	wrong += bpf_run(f, n, JAIL_AUDIT_ARCH_X86_64, 0xffffffffu, &steps) != deny;
+	T2("jail filter: every call number's verdict is the list's (%d allowed)", allowed, !wrong && allowed > 100);
+	T2("jail filter: at most 24 instructions a call (%d)", most, most <= 24);
+}
+
 int main(void)
 {
 	uint8_t b[8];
@@ -1061,5 +1113,6 @@ int main(void)
 	test_vxlan();
 	test_sftp_url();
 	test_vu_gone();
+	test_jail_filter();
 	return failed != 0;
 }
