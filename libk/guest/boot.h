@@ -19,6 +19,11 @@
 
 #define BOOT_APPEND_MAX 32      /* words in --append */
 
+/* --host-cpu: auto (a guest of one CPU stays on the host CPU umlk starts
+ * it from), none (the host moves it), or that CPU + 1. */
+#define BOOT_HOST_CPU_AUTO 0
+#define BOOT_HOST_CPU_NONE (-1)
+
 struct boot_opts {
 	const char *image;
 	const char *cow;        /* keep changes here; NULL: a temporary COW */
@@ -49,6 +54,7 @@ struct boot_opts {
 	int no_jail;            /* no jail for the kernel (debugging) */
 	int disk_full_wait;     /* seconds a write may wait for room, or BOOT_WAIT_*; 0: the default */
 	int cpus;               /* guest CPUs (the fast mode only); 0: the host's, at most 4 */
+	int host_cpu;           /* the host CPU the kernel is kept on, + 1; or BOOT_HOST_CPU_* */
 	const char *append;     /* kernel parameters added last, or NULL */
 	int verbose;
 	char **cmd;             /* NULL: interactive, the guest's own init */

@@ -546,6 +546,13 @@ _Noreturn static void xjail_init(const struct jail *j, int kfd, char **argv, int
 
 void xjail_exec(const struct jail *j, int kfd, char **argv)
 {
+	if (j->pin_cpu > 0) {           /* (inherited by every thread and process the kernel starts) */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(j->pin_cpu - 1, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0)
+			xfail("keeping the kernel on one host CPU");
+	}
 	if (!j->enabled) {
 		personality(PER_LINUX | ADDR_NO_RANDOMIZE);
 		kernel_exec(kfd, argv);

@@ -52,6 +52,7 @@ struct jail {
 	const char *binds[JAIL_BINDS_MAX];      /* more paths bound at their own place */
 	int nbinds;
 	uint64_t tmp_bytes;             /* the tmpfs /tmp: the kernel's memory, and room */
+	int pin_cpu;                    /* the host CPU + 1 the kernel and its processes stay on; 0: any */
 	int keep[JAIL_KEEP_MAX];        /* descriptors the kernel keeps */
 	int nkeep;
 };
