@@ -328,14 +328,18 @@ static void xno_caps(void)
 		xfail("dropping capabilities");
 }
 
-/* Every descriptor but KFD and those the kernel keeps. */
-static void close_others(const struct jail *j, int kfd)
+/* Every descriptor but KFD, EXTRA (either may be -1) and those the kernel
+ * keeps. */
+static void close_others(const struct jail *j, int kfd, int extra)
 {
-	int keep[JAIL_KEEP_MAX + 1], n = 0;
+	int keep[JAIL_KEEP_MAX + 2], n = 0;
 
 	for (int i = 0; i < j->nkeep; i++)
 		keep[n++] = j->keep[i];
-	keep[n++] = kfd;
+	if (kfd >= 0)
+		keep[n++] = kfd;
+	if (extra >= 0 && extra != kfd)
+		keep[n++] = extra;
 	for (int i = 1; i < n; i++)             /* sorted */
 		for (int k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
 			int t = keep[k];
@@ -350,6 +354,14 @@ static void close_others(const struct jail *j, int kfd)
 		if (i < n)
 			from = keep[i] + 1;
 	}
+}
+
+/* Every descriptor but FD. */
+static void close_all_but(int fd)
+{
+	if (fd > 0)
+		syscall(SYS_close_range, 0u, (unsigned)fd - 1, 0);
+	syscall(SYS_close_range, (unsigned)fd + 1, ~0u, 0);
 }
 
 static void xlandlock(const struct jail *j, int kfd)
@@ -505,7 +517,7 @@ _Noreturn static void xkernel(const struct jail *j, int kfd, char **argv)
 	/* UML turns address randomisation off and re-executes itself when
 	 * it finds it on: off already, so it need not find itself. */
 	personality(PER_LINUX | ADDR_NO_RANDOMIZE);
-	close_others(j, kfd);
+	close_others(j, kfd, -1);
 	xno_caps();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		xfail("no_new_privs");
@@ -522,6 +534,10 @@ _Noreturn static void xkernel(const struct jail *j, int kfd, char **argv)
 _Noreturn static void xjail_init(const struct jail *j, int kfd, char **argv, int report)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Nothing of umlk's but what the kernel needs: a COW file or a home
+	 * umlk has locked stays locked as long as any process holds it, and a
+	 * process SIGKILLed at the end can take a while to go. */
+	close_others(j, kfd, report);
 	xmake_root(j);
 	pid_t k = fork();
 	if (k < 0)
@@ -530,7 +546,7 @@ _Noreturn static void xjail_init(const struct jail *j, int kfd, char **argv, int
 		close(report);
 		xkernel(j, kfd, argv);
 	}
-	close(kfd);
+	close_all_but(report);
 	for (;;) {
 		int st;
 		pid_t w = wait(&st);
@@ -579,9 +595,9 @@ void xjail_exec(const struct jail *j, int kfd, char **argv)
 		xkernel(j, kfd, argv);
 	}
 	/* This process stays outside, for umlk to wait on: it ends as the
-	 * kernel did. */
+	 * kernel did, and holds nothing of umlk's meanwhile. */
 	close(p[1]);
-	close(kfd);
+	close_all_but(p[0]);
 	int st = 0, w;
 	while ((w = waitpid(init, &st, 0)) < 0 && errno == EINTR)
 		;
