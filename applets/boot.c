@@ -79,7 +79,7 @@ static const struct kopt opts[] = {
 	{ 'L', "--isolated", NULL, "ptrace mode on one CPU: the guest's own users cannot\ntake its kernel (slower at starting processes).  For\nguests whose users must stay apart from the guest's root" },
 	{ 'G', "--no-jail", NULL, "run the kernel without its jail, as you, with your files,\nnetwork, terminal and processes in its reach (debugging)" },
 	{ 'P', "--cpus", "N", "guest CPUs in the fast mode (default: this host's, at\nmost 4); --isolated has one" },
-	{ 259, "--host-cpu", "N|auto|none", "the host CPU the guest's kernel and processes stay on.\n'auto' (the default): a guest of one CPU stays on the\none umlk starts it from (on a host that is itself a\nvirtual machine, a guest's system calls are several\ntimes faster so); 'none' lets the host move it" },
+	{ 259, "--host-cpu", "N|auto|none", "the host CPU the guest's kernel and processes stay on.\n'auto' (the default): a guest of one CPU stays on one\nhost CPU, the first no other guest of yours holds (on a\nhost that is itself a virtual machine, a guest's system\ncalls are several times faster so); a guest of several\nkeeps each CPU on a host CPU of its own, CPU 0 on that\nfirst free one; 'none' lets the host move a guest of\none CPU" },
 	{ 'A', "--append", "'PARAMS'", "add these kernel parameters, after umlk's own (so\nthey win where both set one)" },
 	{ 'e', "--env", "NAME=VALUE", "set a variable for COMMAND (up to 16 times)" },
 	{ 'X', "--x11-cookie", "HEX", "an MIT-MAGIC-COOKIE-1 for the X display that --env\nDISPLAY=HOST:N names; written to /root/.Xauthority in\nthe guest, and XAUTHORITY set (xnest-launch uses it)" },

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +96,8 @@ struct boot {
 	int status_pipe[2];
 	struct jail jail;
 	int trusted, cpus;              /* the mode: seccomp stubs; guest CPUs */
+	char hostcpus[96];              /* hostcpus=, or "" */
+	int cpu_claim;                  /* the lock of the host CPU its CPU 0 takes, or -1 */
 	/* The console lines, for the kernel: descriptors that are never our
 	 * terminal (a pty of our own, or pipes we empty into it). */
 	struct kernel_run k;
@@ -118,31 +121,85 @@ struct boot {
 	char *params;
 };
 
-/* The host CPU + 1 the kernel is kept on (0: any).  Each system call
- * and page fault of a guest's process is a hand-off between two host
- * processes (its stub or tracee, and the kernel), and the host's
- * scheduler wakes each on an idle CPU of its own: on a host that is
- * itself a virtual machine, waking a sleeping CPU costs tens of
- * microseconds, ten times the hand-off (100,000 system calls in the
- * guest: 9.5 s isolated, 1.0 s kept on one CPU, on this project's
- * machine).  A guest of one CPU has no use for a second host CPU, so by
- * default it stays on the one umlk runs on when it starts it (the
- * host's scheduler spreads umlk's starts over its CPUs); a guest of
- * several CPUs is left to the host. */
-static int xpin_cpu(const struct boot_opts *o, int cpus)
+/* The first host CPU of MAY that no other guest of this user holds for
+ * its CPU 0 (a lock in the run directory, held while this umlk runs), or
+ * -1 when every one is held or none can be. */
+static int claim_host_cpu(struct boot *b, const cpu_set_t *may)
 {
-	if (o->host_cpu == BOOT_HOST_CPU_NONE || (o->host_cpu == BOOT_HOST_CPU_AUTO && cpus > 1))
-		return 0;
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, may))
+			continue;
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/cpu-%d.lock", b->rundir, c);
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			b->cpu_claim = fd;
+			return c;
+		}
+		close(fd);
+	}
+	return -1;
+}
+
+/* The host CPUs the kernel is kept on.  Each system call and page fault
+ * of a guest's process is a hand-off between two host processes (its stub
+ * or tracee, and the kernel's CPU thread), and the host's scheduler wakes
+ * each on an idle CPU of its own: on a host that is itself a virtual
+ * machine, waking a sleeping CPU costs tens of microseconds, ten times
+ * the hand-off (100,000 system calls in the guest: 9.5 s isolated, 1.0 s
+ * kept on one CPU, on this project's machine).  So a guest of one CPU
+ * stays on one host CPU, and a guest of several keeps each CPU on a host
+ * CPU of its own (kernel/patches/0005; hostcpus= says which, 0006).  By
+ * default CPU 0 takes the first host CPU no other guest of the user has
+ * taken for its own CPU 0 (where a guest's interrupts are handled: two
+ * guests talking through the switch on one host CPU halve their network),
+ * or the one umlk runs on when every one is taken. */
+static void xhost_cpus(struct boot *b)
+{
+	const struct boot_opts *o = b->o;
 	cpu_set_t may;
-	if (sched_getaffinity(0, sizeof(may), &may) < 0)
-		return 0;
+
+	b->jail.pin_cpu = 0;
+	if (o->host_cpu == BOOT_HOST_CPU_NONE || sched_getaffinity(0, sizeof(may), &may) < 0)
+		return;
 	if (o->host_cpu > 0) {
 		if (o->host_cpu > CPU_SETSIZE || !CPU_ISSET(o->host_cpu - 1, &may))
 			xusage("--host-cpu %d: not a CPU this process may run on", o->host_cpu - 1);
-		return o->host_cpu;
+		b->jail.pin_cpu = o->host_cpu;
+	} else if (CPU_COUNT(&may) > 1) {
+		int first = claim_host_cpu(b, &may);
+		if (first < 0)
+			first = sched_getcpu();
+		if (first < 0 || first >= CPU_SETSIZE || !CPU_ISSET(first, &may))
+			return;
+		if (b->cpus == 1) {
+			b->jail.pin_cpu = first + 1;
+		} else {
+			/* From the first, the others in order, wrapping round. */
+			size_t len = (size_t)snprintf(b->hostcpus, sizeof(b->hostcpus), "hostcpus=%d", first);
+			for (int i = 1, c = first; i < b->cpus && i < CPU_COUNT(&may); i++) {
+				do
+					c = (c + 1) % CPU_SETSIZE;
+				while (!CPU_ISSET(c, &may));
+				int w = snprintf(b->hostcpus + len, sizeof(b->hostcpus) - len, ",%d", c);
+				if (w < 0 || (size_t)w >= sizeof(b->hostcpus) - len) {
+					b->hostcpus[len] = '\0';
+					break;
+				}
+				len += (size_t)w;
+			}
+		}
 	}
-	int c = sched_getcpu();
-	return c >= 0 && c < CPU_SETSIZE && CPU_ISSET(c, &may) ? c + 1 : 0;
+	if (!o->verbose)
+		return;
+	if (b->jail.pin_cpu)
+		fprintf(stderr, "umlk boot: host CPU: %d only\n", b->jail.pin_cpu - 1);
+	else if (b->hostcpus[0])
+		fprintf(stderr, "umlk boot: host CPUs: %s (CPU 0 on the first)\n", b->hostcpus + 9);
+	else
+		fprintf(stderr, "umlk boot: host CPU: any\n");
 }
 
 static void xmode(struct boot *b)
@@ -171,11 +228,6 @@ static void xmode(struct boot *b)
 	if (b->netsock[0])
 		b->jail.binds[b->jail.nbinds++] = b->netsock;
 	b->jail.tmp_bytes = o->mem + (64ULL << 20);
-	b->jail.pin_cpu = xpin_cpu(o, b->cpus);
-	if (o->verbose && b->jail.pin_cpu)
-		fprintf(stderr, "umlk boot: host CPU: %d only\n", b->jail.pin_cpu - 1);
-	else if (o->verbose)
-		fprintf(stderr, "umlk boot: host CPU: any\n");
 }
 
 /* What the guest's init is told (guest.h: /etc/umlk/boot.conf). */
@@ -469,6 +521,8 @@ static void xkernel_args(struct boot *b)
 	 * complete (xmode). */
 	xkarg(b, b->trusted ? "seccomp=on" : "seccomp=off");
 	xkargf(b, "ncpus=%d", b->cpus);
+	if (b->hostcpus[0])
+		xkarg(b, b->hostcpus);
 	/* With more than one CPU a grace period of RCU waits for the others'
 	 * ticks (HZ is 100: tens of ms), and a guest waits for several
 	 * (mount, umount, poweroff); expedited ones ask the other CPUs at
@@ -607,6 +661,7 @@ int xboot(const struct boot_opts *o)
 		return xboot_info(o);
 	struct boot *b = xcalloc(1, sizeof(*b));
 	b->o = o;
+	b->cpu_claim = -1;
 	int wait = o->disk_full_wait == BOOT_WAIT_NONE ? 0 : o->disk_full_wait ? o->disk_full_wait
 		 : o->cmd || o->job ? BOOT_WAIT_COMMAND_DEFAULT : BOOT_WAIT_FOREVER;
 	hold_policy_init(&b->hold, wait);
@@ -619,6 +674,7 @@ int xboot(const struct boot_opts *o)
 	xmode(b);
 	xkernel_inputs(b);
 	xdisks_serve(b);
+	xhost_cpus(b);
 	xkernel_args(b);
 
 	struct kernel_run *k = &b->k;
@@ -640,6 +696,8 @@ int xboot(const struct boot_opts *o)
 	for (int i = 0; i < k->nchild_fds; i++)
 		b->jail.keep[b->jail.nkeep++] = k->child_fds[i];
 	xkernel_run(k);
+	if (b->cpu_claim >= 0)
+		close(b->cpu_claim);
 	hold_policy_stop(&b->hold);     /* a write still waiting fails: no guest is there */
 
 	struct remote_stats rs;

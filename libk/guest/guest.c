@@ -161,11 +161,12 @@ void guest_command_mode(void)
 void guest_become_init(void)
 {
 	k_die_hook = die_hook;
-	/* The host passes ssl=null for kernels that have UML's serial lines;
-	 * a kernel without them hands the word to process 1 as an
-	 * environment variable, which the guest's init and command would
-	 * inherit. */
+	/* The host passes ssl=null for kernels that have UML's serial lines,
+	 * and hostcpus= for kernels with kernel/patches/0006; a kernel
+	 * without them hands the word to process 1 as an environment
+	 * variable, which the guest's init and command would inherit. */
 	unsetenv("ssl");
+	unsetenv("hostcpus");
 }
 
 static void mount_one(const char *src, const char *dir, const char *type, const char *opts)
