@@ -60,6 +60,7 @@ struct rsrc {
 	uint64_t next_seq;      /* where a sequential read would start */
 	uint32_t ahead_win;     /* chunks fetched ahead of the stream now: 0, 1, 2, 4 ... READ_AHEAD */
 	struct pool *ahead;
+	int closing;            /* read-ahead still queued is dropped */
 	uint64_t added;         /* bytes put in the cache since the last trim */
 	struct remote_stats st;
 	int cache_warned;
@@ -437,7 +438,8 @@ struct ahead_job {
 static void ahead_run(void *arg)
 {
 	struct ahead_job *j = arg;
-	make_ready(j->r, j->a, j->b, 0);
+	if (!__atomic_load_n(&j->r->closing, __ATOMIC_RELAXED))
+		make_ready(j->r, j->a, j->b, 0);
 	free(j);
 }
 
@@ -515,8 +517,9 @@ static int read_pinned(struct rsrc *r, uint8_t *o, size_t n, uint64_t off, uint3
 static void remote_close(struct bsrc *s)
 {
 	struct rsrc *r = (struct rsrc *)s;
+	__atomic_store_n(&r->closing, 1, __ATOMIC_RELAXED);
 	if (r->ahead)
-		pool_stop(r->ahead);
+		pool_stop(r->ahead);    /* (the runs being fetched end; the queued ones are dropped) */
 	if (r->verified && r->added)
 		cache_trim(r->dir, r->o.cache_max);     /* what this run added stays under the cap */
 	http_free(r->http);
@@ -705,14 +708,13 @@ fail:
 void remote_prefetch_profile(struct bsrc *s)
 {
 	struct rsrc *r = (struct rsrc *)s;
-	struct progress p;
-	uint64_t total = 0;
 
 	if (!r->x.nprofile || !r->ahead)
 		return;
-	for (uint32_t i = 0; i < r->x.nprofile; i++)
-		total += kidx_chunk_len(&r->x, r->x.profile[i]);
-	/* Runs of consecutive chunks, in the profile's order. */
+	/* Runs of consecutive chunks, in the profile's order, queued for
+	 * the read-ahead threads: the guest boots meanwhile, and a read of a
+	 * chunk not yet fetched fetches it itself (or waits for the thread
+	 * that has it in flight). */
 	for (uint32_t i = 0; i < r->x.nprofile;) {
 		uint32_t a = r->x.profile[i], j = i + 1;
 		while (j < r->x.nprofile && r->x.profile[j] == a + (j - i) && j - i < RUN_MAX)
@@ -720,19 +722,6 @@ void remote_prefetch_profile(struct bsrc *s)
 		ahead(r, a, a + (j - i));
 		i = j;
 	}
-	prog_start(&p, "fetching the boot profile", total);
-	while (!pool_idle(r->ahead)) {
-		uint64_t done = 0;
-		pthread_mutex_lock(&r->lock);
-		for (uint32_t i = 0; i < r->x.nprofile; i++)
-			if (r->state[r->x.profile[i]] == CH_READY)
-				done += kidx_chunk_len(&r->x, r->x.profile[i]);
-		pthread_mutex_unlock(&r->lock);
-		prog_update(&p, done);
-		struct timespec ts = { 0, 50000000 };
-		nanosleep(&ts, NULL);
-	}
-	prog_end(&p);
 }
 
 void remote_get_stats(struct bsrc *s, struct remote_stats *st)

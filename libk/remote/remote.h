@@ -53,8 +53,9 @@ struct remote_stats {
 /* Fetch and check the index, open the cache; NULL with k_seterr() (a
  * wrong pinned hash, an unreachable server and no cached index, ...). */
 struct bsrc *remote_open(const struct remote_opts *o);
-/* Fetch the index's boot profile now, in parallel, showing progress on a
- * terminal; returns when done (what failed is fetched again on demand). */
+/* Start fetching the index's boot profile, in its order, on the read-ahead
+ * threads, and return: the boot goes on meanwhile (what fails is fetched
+ * again on demand; what is still queued at the end is dropped). */
 void remote_prefetch_profile(struct bsrc *s);
 void remote_get_stats(struct bsrc *s, struct remote_stats *st);
 /* The URL in the form that names the image (with its #sha256=). */
