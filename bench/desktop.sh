@@ -165,8 +165,10 @@ if [ "${DESKTOP_QEMU:-1}" != 0 ] && command -v qemu-system-x86_64 >/dev/null && 
 		-kernel "$w/vmlinuz" -initrd "$w/initrd" -cdrom "$iso" \
 		-append "boot=live components hostname=debian-xfce username=user" &
 	echo $! > "$w/q.pid"
-	# The panel is up when the screen has many colours and its top rows
-	# are XFce's light panel (the console is black, the desktop dark blue).
+	# The panel is up when the screen has many colours and its top strip
+	# has the panel's menu text and icons (the console has a few colours;
+	# the desktop's background alone, one: the panel's own colour changes
+	# with the theme's version, light before, dark in bookworm's today).
 	q="timeout (600 s)"
 	while [ $(( $(now_ns) - t0 )) -lt 600000000000 ]; do
 		sleep 2
@@ -177,8 +179,8 @@ if [ "${DESKTOP_QEMU:-1}" != 0 ] && command -v qemu-system-x86_64 >/dev/null && 
 			"$w/qmon" "$w/q.ppm" 2>/dev/null || continue
 		[ -s "$w/q.ppm" ] || continue
 		n=$(colours "$w/q.ppm" 2>/dev/null || echo 0)
-		top=$(convert "$w/q.ppm" -crop "1024x4+0+4" -format '%[fx:mean]' info: 2>/dev/null || echo 0)
-		if [ "$n" -gt 64 ] && awk -v m="$top" 'BEGIN { exit !(m > 0.5) }'; then
+		top=$(convert "$w/q.ppm" -crop "400x16+0+2" +repage -format %k info: 2>/dev/null || echo 0)
+		if [ "$n" -gt 64 ] && [ "$top" -gt 16 ]; then
 			t1=$(now_ns)
 			q=$(secs $((t1 - t0)))
 			convert "$w/q.ppm" "$out/desktop-qemu.png"
