@@ -122,15 +122,20 @@ struct boot {
 };
 
 /* The first host CPU of MAY that no other guest of this user holds for
- * its CPU 0 (a lock in the run directory, held while this umlk runs), or
- * -1 when every one is held or none can be. */
+ * its CPU 0 (a lock in the user's private directory, held while this umlk
+ * runs), or -1 when every one is held or none can be (no private
+ * directory: a run directory of this run's own is no place to meet other
+ * guests, and is removed at the end). */
 static int claim_host_cpu(struct boot *b, const cpu_set_t *may)
 {
+	char dir[PATH_MAX - 32];
+	if (k_private_dir(dir, sizeof(dir)) < 0)
+		return -1;
 	for (int c = 0; c < CPU_SETSIZE; c++) {
 		if (!CPU_ISSET(c, may))
 			continue;
 		char path[PATH_MAX];
-		snprintf(path, sizeof(path), "%s/cpu-%d.lock", b->rundir, c);
+		snprintf(path, sizeof(path), "%s/cpu-%d.lock", dir, c);
 		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -1;
