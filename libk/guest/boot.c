@@ -202,7 +202,7 @@ static void xhost_cpus(struct boot *b)
 	if (b->jail.pin_cpu)
 		fprintf(stderr, "umlk boot: host CPU: %d only\n", b->jail.pin_cpu - 1);
 	else if (b->hostcpus[0])
-		fprintf(stderr, "umlk boot: host CPUs: %s (CPU 0 on the first)\n", b->hostcpus + 9);
+		fprintf(stderr, "umlk boot: host CPUs: %s (CPU 0 on the first)\n", strchr(b->hostcpus, '=') + 1);
 	else
 		fprintf(stderr, "umlk boot: host CPU: any\n");
 }

@@ -19,8 +19,9 @@
 
 #define BOOT_APPEND_MAX 32      /* words in --append */
 
-/* --host-cpu: auto (a guest of one CPU stays on the host CPU umlk starts
- * it from), none (the host moves it), or that CPU + 1. */
+/* --host-cpu: auto (CPU 0 on the first host CPU no other guest of the
+ * user holds, the others after it), none (the host moves a guest of one
+ * CPU), or that CPU + 1. */
 #define BOOT_HOST_CPU_AUTO 0
 #define BOOT_HOST_CPU_NONE (-1)
 

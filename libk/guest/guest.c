@@ -376,6 +376,7 @@ void xguest_disk_by_serial(const char *serial, char *dev, size_t cap)
  * library then reads, decompresses and (from a web server) fetches all of
  * it rather than the pages it touches.  Linux's own default, 128 KiB (a
  * squashfs block), instead. */
+#define GUEST_LAYER_READ_AHEAD_KB 128
 static void read_ahead(const char *dev, unsigned kb)
 {
 	char path[128];
@@ -391,7 +392,6 @@ static void read_ahead(const char *dev, unsigned kb)
 
 /* Mount DEV read-only at DIR by its filesystem.  A Fedora-style squashfs
  * holding LiveOS/rootfs.img mounts that image (through a loop device). */
-#define GUEST_LAYER_READ_AHEAD_KB 128
 static void xmount_layer(const char *dev, const char *dir)
 {
 	const char *t = xfstype_of(dev);

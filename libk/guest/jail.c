@@ -328,18 +328,9 @@ static void xno_caps(void)
 		xfail("dropping capabilities");
 }
 
-/* Every descriptor but KFD, EXTRA (either may be -1) and those the kernel
- * keeps. */
-static void close_others(const struct jail *j, int kfd, int extra)
+/* Every descriptor but the N in KEEP (reordered). */
+static void close_except(int *keep, int n)
 {
-	int keep[JAIL_KEEP_MAX + 2], n = 0;
-
-	for (int i = 0; i < j->nkeep; i++)
-		keep[n++] = j->keep[i];
-	if (kfd >= 0)
-		keep[n++] = kfd;
-	if (extra >= 0 && extra != kfd)
-		keep[n++] = extra;
 	for (int i = 1; i < n; i++)             /* sorted */
 		for (int k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
 			int t = keep[k];
@@ -356,12 +347,25 @@ static void close_others(const struct jail *j, int kfd, int extra)
 	}
 }
 
+/* Every descriptor but KFD, EXTRA (either may be -1) and those the kernel
+ * keeps. */
+static void close_others(const struct jail *j, int kfd, int extra)
+{
+	int keep[JAIL_KEEP_MAX + 2], n = 0;
+
+	for (int i = 0; i < j->nkeep; i++)
+		keep[n++] = j->keep[i];
+	if (kfd >= 0)
+		keep[n++] = kfd;
+	if (extra >= 0 && extra != kfd)
+		keep[n++] = extra;
+	close_except(keep, n);
+}
+
 /* Every descriptor but FD. */
 static void close_all_but(int fd)
 {
-	if (fd > 0)
-		syscall(SYS_close_range, 0u, (unsigned)fd - 1, 0);
-	syscall(SYS_close_range, (unsigned)fd + 1, ~0u, 0);
+	close_except(&fd, 1);
 }
 
 static void xlandlock(const struct jail *j, int kfd)
