@@ -72,6 +72,7 @@ struct vport {
 	unsigned head, n;
 	size_t bytes;
 	int tx_more;                    /* TX_BATCH reached: serve again without a kick */
+	int rx_unpub;                   /* receive buffers filled, not yet shown to the guest */
 	unsigned long long large_in, large_out;
 };
 
@@ -548,7 +549,7 @@ static int vport_put(struct vport *v, const struct vnet_hdr *h, const uint8_t *f
 			heads[nb] = c->head;
 			for (unsigned i = 0; i <= nb; i++)
 				vq_put(d, VQ_RX, heads[i], 0);
-			vq_publish(d, VQ_RX);
+			v->rx_unpub = 1;
 			vu_log(d, "a receive buffer with no room to write in");
 			return -1;
 		}
@@ -576,7 +577,7 @@ static int vport_put(struct vport *v, const struct vnet_hdr *h, const uint8_t *f
 	vu_buf_to_iov(first.out, first.nout, 0, hb, sizeof(hb));
 	for (unsigned i = 0; i < nb; i++)
 		vq_put(d, VQ_RX, heads[i], lens[i]);
-	vq_publish(d, VQ_RX);
+	v->rx_unpub = 1;
 	return 1;
 }
 
@@ -1499,6 +1500,19 @@ static long long wait_ms(const struct sw *s)
 	return wait;
 }
 
+/* The frames put into guests' receive buffers this turn shown to them,
+ * one wake-up each. */
+static void rx_publish(struct sw *s)
+{
+	for (int p = 0; p < s->nports; p++) {
+		struct vport *v = s->ports[p].vp;
+		if (s->ports[p].used && v && v->rx_unpub) {
+			v->rx_unpub = 0;
+			vq_publish(&v->dev, VQ_RX);
+		}
+	}
+}
+
 /* Room first (queued frames go before new ones), then frames, then
  * control; pending indexes shift when one closes, so those are walked
  * from the end. */
@@ -1540,6 +1554,7 @@ static void dispatch(struct sw *s)
 			tap_input(s, who[i].idx);
 		}
 	}
+	rx_publish(s);
 	for (int i = n - 1; i >= 0; i--) {
 		if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
