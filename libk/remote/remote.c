@@ -23,13 +23,21 @@
 
 enum { CH_UNKNOWN, CH_BUSY, CH_READY, CH_BAD };
 
-#define RUN_MAX 16              /* chunks in one request */
-#define READ_AHEAD 8            /* chunks fetched ahead of sequential reads */
+/* Requests and read-ahead are sized in bytes, whatever the index's chunk
+ * (the unit of checking, and of what a read fetches beyond its need):
+ * small chunks fetch less that nobody reads, not in smaller requests. */
+#define RUN_BYTES (1u << 20)    /* the most one request asks for */
+#define AHEAD_BYTES (512u << 10)        /* the most fetched ahead of sequential reads */
+#define RUN_CHUNKS_MAX (RUN_BYTES / KIDX_CHUNK_MIN)
+/* A read the profile did not foresee fetches at least the 64 KiB around it
+ * (aligned, in the same request): a guest that reads one block of a file
+ * tends to read its neighbours next, and a round trip costs more than the
+ * bytes.  So an index of small chunks (a profile's: it then fetches only
+ * what the recorded boot read) boots without a profile as one of 64 KiB
+ * chunks does. */
+#define FETCH_MIN (64u << 10)
 #define ATTEMPTS 3              /* per server, for errors that may pass */
 #define FETCHERS 4              /* read-ahead threads */
-/* What one boot may have in flight at once: the read-ahead threads' runs
- * and the disk workers' (4).  A cache smaller than that is not used. */
-#define IN_FLIGHT(chunk) ((uint64_t)RUN_MAX * (chunk) * (FETCHERS + 4))
 #define MEM_KEEP_MAX (256u << 20)       /* chunks kept in memory when the cache cannot keep them */
 
 /* Where a chunk's bytes are kept in memory (r->memkind): */
@@ -58,7 +66,9 @@ struct rsrc {
 	uint64_t mem_kept;      /* bytes of MEM_KEPT chunks */
 	int cache_off;          /* nothing is written to the cache (unwritable, or too small) */
 	uint64_t next_seq;      /* where a sequential read would start */
-	uint32_t ahead_win;     /* chunks fetched ahead of the stream now: 0, 1, 2, 4 ... READ_AHEAD */
+	uint32_t run_max;       /* chunks in one request: RUN_BYTES of them, at least one */
+	uint32_t ahead_max;     /* chunks fetched ahead of a stream: AHEAD_BYTES, at least one */
+	uint32_t ahead_win;     /* chunks fetched ahead of the stream now: 0, 1, 2, 4 ... ahead_max */
 	struct pool *ahead;
 	int closing;            /* read-ahead still queued is dropped */
 	uint64_t added;         /* bytes put in the cache since the last trim */
@@ -287,7 +297,7 @@ static void fetch_run(struct rsrc *r, uint32_t a, uint32_t b, uint8_t *buf)
 	uint64_t off = (uint64_t)a * r->x.chunk;
 	uint64_t end = (uint64_t)b * r->x.chunk < r->x.size ? (uint64_t)b * r->x.chunk : r->x.size;
 	size_t len = (size_t)(end - off);
-	uint8_t done[RUN_MAX] = { 0 }, mismatch[RUN_MAX] = { 0 };
+	uint8_t done[RUN_CHUNKS_MAX] = { 0 }, mismatch[RUN_CHUNKS_MAX] = { 0 };
 	int left = (int)(b - a);
 	char last_err[512] = "";
 	/* Each server once; the image's own twice when it is alone and served
@@ -353,11 +363,13 @@ static void fetch_run(struct rsrc *r, uint32_t a, uint32_t b, uint8_t *buf)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Make chunks [A, B) ready, fetching what is missing (at most RUN_MAX
- * per request).  Others' fetches of the same chunks are waited for.
- * WAIT 0 (read-ahead): claim what is free, never wait.  Returns -1 with
- * k_seterr() when a chunk cannot be had. */
-static int make_ready(struct rsrc *r, uint32_t a, uint32_t b, int wait)
+/* Make chunks [A, B) ready, fetching what is missing (at most run_max
+ * per request); a request for them also takes the missing chunks next to
+ * them within [CA, CB) (which holds [A, B)), none of which is waited for.
+ * Others' fetches of the same chunks are waited for.  WAIT 0 (read-ahead):
+ * claim what is free, never wait.  Returns -1 with k_seterr() when a chunk
+ * cannot be had. */
+static int make_ready(struct rsrc *r, uint32_t a, uint32_t b, uint32_t ca, uint32_t cb, int wait)
 {
 	uint8_t *buf = NULL;
 	int rc = 0;
@@ -379,15 +391,19 @@ static int make_ready(struct rsrc *r, uint32_t a, uint32_t b, int wait)
 			rc = k_seterr("%s: chunk %u failed its hash on every server (hash mismatch)", r->b.name, i);
 			break;
 		}
-		/* Claim a run of unknown chunks. */
-		uint32_t j = i;
-		while (j < b && j - i < RUN_MAX && r->state[j] == CH_UNKNOWN)
+		/* Claim a run of unknown chunks, from the missing ones just
+		 * before i (within CA) to those after it (within CB). */
+		uint32_t h = i;
+		while (h > ca && r->state[h - 1] == CH_UNKNOWN && i - h + 1 < r->run_max)
+			h--;
+		uint32_t j = h;
+		while (j < cb && j - h < r->run_max && r->state[j] == CH_UNKNOWN)
 			r->state[j++] = CH_BUSY;
 		pthread_mutex_unlock(&r->lock);
 		if (!buf)
-			buf = xmalloc((size_t)RUN_MAX * r->x.chunk);
+			buf = xmalloc((size_t)r->run_max * r->x.chunk);
 		/* What the cache holds needs no request. */
-		uint32_t k = i;
+		uint32_t k = h;
 		while (k < j) {
 			if (cache_load(r, k, buf)) {
 				__atomic_add_fetch(&r->st.cached, 1, __ATOMIC_RELAXED);
@@ -439,7 +455,7 @@ static void ahead_run(void *arg)
 {
 	struct ahead_job *j = arg;
 	if (!__atomic_load_n(&j->r->closing, __ATOMIC_RELAXED))
-		make_ready(j->r, j->a, j->b, 0);
+		make_ready(j->r, j->a, j->b, j->a, j->b, 0);
 	free(j);
 }
 
@@ -454,21 +470,32 @@ static void ahead(struct rsrc *r, uint32_t a, uint32_t b)
 
 static int read_pinned(struct rsrc *r, uint8_t *o, size_t n, uint64_t off, uint32_t a, uint32_t b);
 
+/* [*CA, *CB): the FETCH_MIN-aligned span around chunks [A, B). */
+static void fetch_span(const struct rsrc *r, uint32_t a, uint32_t b, uint32_t *ca, uint32_t *cb)
+{
+	uint32_t per = r->x.chunk < FETCH_MIN ? FETCH_MIN / r->x.chunk : 1;
+	*ca = a - a % per;
+	*cb = b % per ? b + (per - b % per) : b;
+	if (*cb > r->x.nchunks || *cb < b)
+		*cb = r->x.nchunks;
+}
+
 static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 {
 	struct rsrc *r = (struct rsrc *)s;
 	uint8_t *o = out;
 	uint32_t a = (uint32_t)(off / r->x.chunk), b = (uint32_t)((off + n - 1) / r->x.chunk) + 1;
 
-	/* A stream: a read of a chunk or more where the last one ended (the
-	 * guest's own read-ahead makes such reads; a file's few blocks, read
-	 * one by one, are not one).  The chunks after it are fetched
-	 * meanwhile: one after the first such read, then twice as many each
-	 * time up to READ_AHEAD. */
+	/* A stream: a read of a chunk (and FETCH_MIN) or more where the last
+	 * one ended (the guest's own read-ahead makes such reads; a file's
+	 * few blocks, read one by one, are not one).  The chunks after it are
+	 * fetched meanwhile: FETCH_MIN's worth after the first such read,
+	 * then twice as many each time up to ahead_max. */
+	uint32_t per = r->x.chunk < FETCH_MIN ? FETCH_MIN / r->x.chunk : 1;
 	pthread_mutex_lock(&r->lock);
-	int seq = off == r->next_seq && off && n >= r->x.chunk;
+	int seq = off == r->next_seq && off && n >= (uint64_t)per * r->x.chunk;
 	r->next_seq = off + n;
-	r->ahead_win = !seq ? 0 : !r->ahead_win ? 1 : r->ahead_win * 2 < READ_AHEAD ? r->ahead_win * 2 : READ_AHEAD;
+	r->ahead_win = !seq ? 0 : !r->ahead_win ? per : r->ahead_win * 2 < r->ahead_max ? r->ahead_win * 2 : r->ahead_max;
 	uint32_t win = r->ahead_win;
 	pthread_mutex_unlock(&r->lock);
 	if (win)
@@ -485,7 +512,9 @@ static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 static int read_pinned(struct rsrc *r, uint8_t *o, size_t n, uint64_t off, uint32_t a, uint32_t b)
 {
 	for (int again = 0;; again++) {
-		if (make_ready(r, a, b, 1) < 0) {
+		uint32_t ca, cb;
+		fetch_span(r, a, b, &ca, &cb);
+		if (make_ready(r, a, b, ca, cb, 1) < 0) {
 			__atomic_add_fetch(&r->st.failed, 1, __ATOMIC_RELAXED);
 			return -1;
 		}
@@ -671,6 +700,8 @@ struct bsrc *remote_open(const struct remote_opts *o)
 		goto fail;
 	}
 	r->verified = pinned;
+	r->run_max = r->x.chunk < RUN_BYTES ? RUN_BYTES / r->x.chunk : 1;
+	r->ahead_max = r->x.chunk < AHEAD_BYTES ? AHEAD_BYTES / r->x.chunk : 1;
 	if (!pinned)
 		k_warn("%s: --insecure: nothing fetched is verified (no #sha256= in the URL); the guest"
 		       " may be given anything", r->b.name);
@@ -684,20 +715,25 @@ struct bsrc *remote_open(const struct remote_opts *o)
 	r->ahead = pool_start(FETCHERS, "umlk-fetch");
 	if (pinned)
 		cache_trim(r->dir, r->o.cache_max);
-	if (pinned && r->o.cache_max < IN_FLIGHT(r->x.chunk)) {
+	/* What one boot may have in flight at once: the read-ahead threads'
+	 * runs and the disk workers' (4).  A cache smaller than that is not
+	 * used. */
+	uint64_t in_flight = (uint64_t)r->run_max * r->x.chunk * (FETCHERS + 4);
+	if (pinned && r->o.cache_max < in_flight) {
 		char a[16], b[16];
 		r->cache_off = 1;
 		if (!k_quiet)
 			k_warn("--cache-max %s is less than the %s a boot has in flight: no chunk is kept in the"
 			       " cache this time (each is fetched when it is needed)", k_human(r->o.cache_max, a, sizeof(a)),
-			       k_human(IN_FLIGHT(r->x.chunk), b, sizeof(b)));
+			       k_human(in_flight, b, sizeof(b)));
 	}
 	/* Every image kind starts with its first 64 KiB (ISO volume
 	 * descriptors, superblocks, cloop headers): fetched now, so that a
 	 * server that fails or serves another image is told at once, in one
 	 * line, and not as an image of unknown format. */
 	uint32_t first = (uint32_t)(((64u << 10) + r->x.chunk - 1) / r->x.chunk);
-	if (make_ready(r, 0, first < r->x.nchunks ? first : r->x.nchunks, 1) < 0)
+	first = first < r->x.nchunks ? first : r->x.nchunks;
+	if (make_ready(r, 0, first, 0, first, 1) < 0)
 		goto fail;
 	return &r->b;
 fail:
@@ -717,7 +753,7 @@ void remote_prefetch_profile(struct bsrc *s)
 	 * that has it in flight). */
 	for (uint32_t i = 0; i < r->x.nprofile;) {
 		uint32_t a = r->x.profile[i], j = i + 1;
-		while (j < r->x.nprofile && r->x.profile[j] == a + (j - i) && j - i < RUN_MAX)
+		while (j < r->x.nprofile && r->x.profile[j] == a + (j - i) && j - i < r->run_max)
 			j++;
 		ahead(r, a, a + (j - i));
 		i = j;
