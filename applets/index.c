@@ -43,7 +43,7 @@ static const char usage[] =
 
 static const struct kopt opts[] = {
 	{ 'o', "-o --output", "FILE", "write the index to FILE (default IMAGE.umlkidx)" },
-	{ 'c', "--chunk-size", "SIZE", "bytes per verified chunk, a power of two from 4K\nto 16M (default 64K)" },
+	{ 'c', "--chunk-size", "SIZE", "bytes per verified chunk, a power of two from 4K\nto 16M (default 64K; 32K with --profile)" },
 	{ 'u', "--url-base", "URL", "print the URL to boot as URL/IMAGE#sha256=HEX" },
 	{ 'p', "--profile", NULL, "record a boot profile (needs -- COMMAND)" },
 	{ 'x', "--xnest", NULL, "record the profile through xnest-launch (an X desktop)" },
@@ -140,7 +140,7 @@ static void xcheck_profile_args(int profile, int xnest, const struct boot_opts *
 int index_main(int argc, char **argv)
 {
 	const char *out = NULL, *base = NULL;
-	uint32_t chunk = KIDX_CHUNK_DEFAULT;
+	uint32_t chunk = 0;
 	int profile = 0, xnest = 0, do_show = 0, c, end = argc;
 	struct boot_opts bo = { .mem = 256ULL << 20 };
 
@@ -182,6 +182,8 @@ int index_main(int argc, char **argv)
 		return xshow(image);
 	}
 	xcheck_profile_args(profile, xnest, &bo, argc - end);
+	if (!chunk)
+		chunk = profile ? KIDX_CHUNK_PROFILE : KIDX_CHUNK_DEFAULT;
 	if (!profile && end < argc)
 		xusage("a command after '--' is for --profile");
 	if (url_is_http(image))

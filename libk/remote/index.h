@@ -28,6 +28,12 @@
 #define KIDX_CHUNK_MIN (4u << 10)
 #define KIDX_CHUNK_MAX (16u << 20)
 #define KIDX_CHUNK_DEFAULT (64u << 10)
+/* With a boot profile: the profile names the chunks to fetch, and smaller
+ * ones fetch less that the boot does not read (the XFce desktop over a
+ * 20 Mbit/s link: 23.9 MiB and 14.3 s against 26.6 MiB and 15.5 s at
+ * 64 KiB); a read the profile did not foresee still fetches 64 KiB
+ * around it (remote.c's FETCH_MIN). */
+#define KIDX_CHUNK_PROFILE (32u << 10)
 
 struct kidx {
 	uint32_t chunk;         /* chunk size */
