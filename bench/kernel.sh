@@ -35,22 +35,11 @@ opts() {
 	nj) echo "--no-jail --trusted" ;;
 	esac
 }
-# once VARIANT ITEM COMMAND...: the seconds one boot of VARIANT running
-# COMMAND takes, kept in VARIANT_ITEM when it is the best so far.
-once() {
-	v=$1 item=$2
-	shift 2
-	sync
-	t0=$(now_ns)
-	# shellcheck disable=SC2046
-	"$umlk" boot -q $(opts "$v") "$iso" -- "$@" >/dev/null 2>&1 ||
-		{ echo "bench: command failed: $umlk boot $(opts "$v") $iso -- $*" >&2; exit 1; }
-	t=$(( $(now_ns) - t0 ))
-	eval "b=\${${v}_$item:-}"
-	if [ -z "$b" ] || [ "$t" -lt "$b" ]; then eval "${v}_$item=$t"; fi
-}
-# The variants in turn, RUNS rounds, so that a slow moment of this shared
-# machine falls on all of them alike (the jail's cost is a few percent:
+# once VARIANT ITEM COMMAND...: one boot of VARIANT running COMMAND,
+# timed as VARIANT_ITEM.
+# shellcheck disable=SC2046
+once() { _v=$1 _i=$2; shift 2; turn "${_v}_$_i" "$umlk" boot -q $(opts "$_v") "$iso" -- "$@"; }
+# The variants in turn, RUNS rounds (the jail's cost is a few percent:
 # measured in separate batches it drowned in the noise); best of RUNS.
 i=0
 while [ $i -lt "$runs" ]; do
@@ -63,9 +52,8 @@ while [ $i -lt "$runs" ]; do
 done
 # "label true forks dpkg" in seconds: the last two less the boot.
 measure() {
-	eval "t=\$${1}_t f=\$${1}_f d=\$${1}_d"
-	awk -v l="$1" -v t="$t" -v f="$f" -v d="$d" \
-		'BEGIN { printf "%s %.3f %.3f %.3f\n", l, t / 1e9, (f - t) / 1e9, (d - t) / 1e9 }'
+	awk -v l="$1" -v t="$(turn_best "${1}_t")" -v f="$(turn_best "${1}_f")" -v d="$(turn_best "${1}_d")" \
+		'BEGIN { printf "%s %.3f %.3f %.3f\n", l, t, f - t, d - t }'
 }
 old=$(measure old)
 iso_=$(measure iso)

@@ -54,6 +54,28 @@ median_of() {
 	done | sort -n | awk '{ t[NR] = $1 } END { printf "%.3f\n", t[int((NR + 1) / 2)] / 1e9 }'
 }
 
+# Variants measured in turn, round by round, so that a slow moment of this
+# shared machine falls on all of them alike:
+# turn LABEL COMMAND...: run COMMAND once (output dropped; a failure ends
+# the bench) and record its wall-clock time under LABEL;
+# turn_best LABEL, turn_median LABEL: LABEL's fastest and median times so
+# far, in seconds.
+turn() {
+	_l=$1
+	shift
+	sync
+	_t0=$(now_ns)
+	"$@" >/dev/null 2>&1 || { echo "bench: command failed: $*" >&2; exit 1; }
+	echo "$_l $(( $(now_ns) - _t0 ))" >> "$w/turns"
+}
+turn_best() {
+	awk -v v="$1" '$1 == v && (b == "" || $2 < b) { b = $2 } END { printf "%.3f\n", b / 1e9 }' "$w/turns"
+}
+turn_median() {
+	awk -v v="$1" '$1 == v { print $2 }' "$w/turns" | sort -n |
+		awk '{ t[NR] = $1 } END { printf "%.3f\n", t[int((NR + 1) / 2)] / 1e9 }'
+}
+
 # table WHAT UMLK PEER RATIO GOAL: a row of the table bench/run.sh prints
 # at the end (when it runs the bench: BENCH_TABLE names its file).
 table() {
