@@ -1501,7 +1501,8 @@ static long long wait_ms(const struct sw *s)
 }
 
 /* The frames put into guests' receive buffers this turn shown to them,
- * one wake-up each. */
+ * one wake-up each (at the end of every turn: nothing may stay unshown
+ * while the loop sleeps). */
 static void rx_publish(struct sw *s)
 {
 	for (int p = 0; p < s->nports; p++) {
@@ -1554,7 +1555,6 @@ static void dispatch(struct sw *s)
 			tap_input(s, who[i].idx);
 		}
 	}
-	rx_publish(s);
 	for (int i = n - 1; i >= 0; i--) {
 		if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)))
 			continue;
@@ -1573,6 +1573,7 @@ static void dispatch(struct sw *s)
 				port_remove(s, k, rr < 0 ? "broken connection" : "left");
 		}
 	}
+	rx_publish(s);          /* (a queue a message started may have sent frames too) */
 }
 
 /* Control connections that sent no complete request in time. */

@@ -67,6 +67,7 @@ struct rsrc {
 	int cache_off;          /* nothing is written to the cache (unwritable, or too small) */
 	uint64_t next_seq;      /* where a sequential read would start */
 	uint32_t run_max;       /* chunks in one request: RUN_BYTES of them, at least one */
+	uint32_t fetch_min;     /* chunks a read fetches at least: FETCH_MIN, at least one */
 	uint32_t ahead_max;     /* chunks fetched ahead of a stream: AHEAD_BYTES, at least one */
 	uint32_t ahead_win;     /* chunks fetched ahead of the stream now: 0, 1, 2, 4 ... ahead_max */
 	struct pool *ahead;
@@ -473,7 +474,7 @@ static int read_pinned(struct rsrc *r, uint8_t *o, size_t n, uint64_t off, uint3
 /* [*CA, *CB): the FETCH_MIN-aligned span around chunks [A, B). */
 static void fetch_span(const struct rsrc *r, uint32_t a, uint32_t b, uint32_t *ca, uint32_t *cb)
 {
-	uint32_t per = r->x.chunk < FETCH_MIN ? FETCH_MIN / r->x.chunk : 1;
+	uint32_t per = r->fetch_min;
 	*ca = a - a % per;
 	*cb = b % per ? b + (per - b % per) : b;
 	if (*cb > r->x.nchunks || *cb < b)
@@ -491,7 +492,7 @@ static int remote_read(struct bsrc *s, void *out, size_t n, uint64_t off)
 	 * few blocks, read one by one, are not one).  The chunks after it are
 	 * fetched meanwhile: FETCH_MIN's worth after the first such read,
 	 * then twice as many each time up to ahead_max. */
-	uint32_t per = r->x.chunk < FETCH_MIN ? FETCH_MIN / r->x.chunk : 1;
+	uint32_t per = r->fetch_min;
 	pthread_mutex_lock(&r->lock);
 	int seq = off == r->next_seq && off && n >= (uint64_t)per * r->x.chunk;
 	r->next_seq = off + n;
@@ -701,6 +702,7 @@ struct bsrc *remote_open(const struct remote_opts *o)
 	}
 	r->verified = pinned;
 	r->run_max = r->x.chunk < RUN_BYTES ? RUN_BYTES / r->x.chunk : 1;
+	r->fetch_min = r->x.chunk < FETCH_MIN ? FETCH_MIN / r->x.chunk : 1;
 	r->ahead_max = r->x.chunk < AHEAD_BYTES ? AHEAD_BYTES / r->x.chunk : 1;
 	if (!pinned)
 		k_warn("%s: --insecure: nothing fetched is verified (no #sha256= in the URL); the guest"
