@@ -40,20 +40,6 @@ best_of() {
 	awk -v t="$best" 'BEGIN { printf "%.3f\n", t / 1e9 }'
 }
 
-# median_of N COMMAND...: run N times, print the median wall-clock in seconds.
-median_of() {
-	n=$1
-	shift
-	i=0
-	while [ $i -lt "$n" ]; do
-		t0=$(now_ns)
-		"$@" >/dev/null 2>&1 || { echo "bench: command failed: $*" >&2; return 1; }
-		t1=$(now_ns)
-		echo $((t1 - t0))
-		i=$((i + 1))
-	done | sort -n | awk '{ t[NR] = $1 } END { printf "%.3f\n", t[int((NR + 1) / 2)] / 1e9 }'
-}
-
 # Variants measured in turn, round by round, so that a slow moment of this
 # shared machine falls on all of them alike:
 # turn LABEL COMMAND...: run COMMAND once (output dropped; a failure ends

@@ -200,13 +200,9 @@ static void identity(const struct stat *st, char *buf, size_t cap)
  * cannot take it is no error (the CRC is then computed at every use). */
 static void stamp_checked(const char *stamp, const struct stat *st, const char *id)
 {
-	struct kout o;
 	struct timespec now;
-	if (clock_gettime(CLOCK_REALTIME, &now) < 0 || now.tv_sec - st->st_ctim.tv_sec < 2 ||
-	    kout_open(&o, stamp) < 0)
-		return;
-	if (full_write(o.fd, id, strlen(id)) < 0 || kout_commit(&o, 0) < 0)
-		kout_abort(&o);
+	if (clock_gettime(CLOCK_REALTIME, &now) == 0 && now.tv_sec - st->st_ctim.tv_sec >= 2)
+		kout_write_file(stamp, id, strlen(id), 0600, 0);
 }
 
 /* The payload's kernel, unpacked once into the user's cache

@@ -729,12 +729,11 @@ struct bsrc *remote_open(const struct remote_opts *o)
 			       " cache this time (each is fetched when it is needed)", k_human(r->o.cache_max, a, sizeof(a)),
 			       k_human(in_flight, b, sizeof(b)));
 	}
-	/* Every image kind starts with its first 64 KiB (ISO volume
+	/* Every image kind starts with its first 64 KiB, FETCH_MIN (ISO volume
 	 * descriptors, superblocks, cloop headers): fetched now, so that a
 	 * server that fails or serves another image is told at once, in one
 	 * line, and not as an image of unknown format. */
-	uint32_t first = (uint32_t)(((64u << 10) + r->x.chunk - 1) / r->x.chunk);
-	first = first < r->x.nchunks ? first : r->x.nchunks;
+	uint32_t first = r->fetch_min < r->x.nchunks ? r->fetch_min : r->x.nchunks;
 	if (make_ready(r, 0, first, 0, first, 1) < 0)
 		goto fail;
 	return &r->b;
