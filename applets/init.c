@@ -64,6 +64,7 @@ int init_main(int argc, char **argv)
 	/* --hostname, else the DHCP server's name, else the image's own. */
 	guest_set_hostname(c.hostname[0] ? c.hostname : offered);
 	guest_xauth(&c);
+	guest_wait_cpus();
 	if (!c.command && guest_has_init())
 		xguest_switch_root();
 	if (!c.command) {

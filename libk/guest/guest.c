@@ -828,6 +828,39 @@ int guest_has_init(void)
 	return in_new_root(find_init, NULL) == 0;
 }
 
+/* ---- CPUs */
+
+/* The first line of a sysfs file into buf, without its newline. */
+static int sys_line(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	int ok = f && fgets(buf, (int)cap, f);
+
+	if (f)
+		fclose(f);
+	if (!ok)
+		return -1;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+void guest_wait_cpus(void)
+{
+	char present[128], online[128];
+	struct timespec ts = { 0, 200 * 1000 };
+
+	/* 10000 turns of 200 us: 2 s (host clock; longer if the guest's
+	 * clock is slow), then go on with what there is. */
+	for (int i = 0; i < 10000; i++) {
+		if (sys_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0 ||
+		    sys_line("/sys/devices/system/cpu/online", online, sizeof(online)) < 0 ||
+		    !strcmp(present, online))
+			return;
+		nanosleep(&ts, NULL);
+	}
+	k_warn("only CPUs %s of %s came up; going on without the others", online, present);
+}
+
 /* Is DIR a mount point (a different device from its parent's)? */
 static int is_mount(const char *dir)
 {

@@ -86,6 +86,10 @@ void guest_xauth(const struct guest_conf *c);
 void guest_command_mode(void);
 /* Tell the host the command's exit status (console line 2). */
 void guest_report_status(int status);
+/* Wait (at most 2 s) until every CPU the kernel has is up: a kernel with
+ * kernel/patches/0008 brings all but the first up while init starts, and
+ * the guest's own init or command should see the machine it was given. */
+void guest_wait_cpus(void);
 /* Run argv chrooted in /newroot, reap everything, return its exit status. */
 int xguest_run(const struct guest_conf *c);
 /* Is there an init in /newroot to hand over to? */
