@@ -87,8 +87,9 @@ void guest_command_mode(void);
 /* Tell the host the command's exit status (console line 2). */
 void guest_report_status(int status);
 /* Wait (at most 2 s) until every CPU the kernel has is up: a kernel with
- * kernel/patches/0008 brings all but the first up while init starts, and
- * the guest's own init or command should see the machine it was given. */
+ * kernel/patches/0008-um-secondary-cpus-come-up-after-the-boot.patch
+ * brings all but the first up while init starts, and the guest's own init
+ * or command should see the machine it was given. */
 void guest_wait_cpus(void);
 /* Run argv chrooted in /newroot, reap everything, return its exit status. */
 int xguest_run(const struct guest_conf *c);
