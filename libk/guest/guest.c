@@ -849,8 +849,8 @@ void guest_wait_cpus(void)
 	char present[128], online[128];
 	struct timespec ts = { 0, 200 * 1000 };
 
-	/* 10000 turns of 200 us: 2 s (host clock; longer if the guest's
-	 * clock is slow), then go on with what there is. */
+	/* At most 10000 turns of 200 us (about 2 s), then go on with the
+	 * CPUs there are; the kernel has said why the others failed. */
 	for (int i = 0; i < 10000; i++) {
 		if (sys_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0 ||
 		    sys_line("/sys/devices/system/cpu/online", online, sizeof(online)) < 0 ||
