@@ -10,6 +10,9 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 runs=${RUNS:-5}
+# The release file made from this tree's umlk and kernel (make bench does
+# it too; run alone, an older one would be measured against a newer tree).
+make -s -C "$top" release >&2
 "$top/build/umlk" initramfs "$w/init.gz"
 args="mem=64M initrd=$w/init.gz quiet con0=fd:0,fd:1 con=null"
 # shellcheck disable=SC2086
