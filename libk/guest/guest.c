@@ -327,6 +327,21 @@ static const char *xfstype_of(const char *dev)
 	return t;
 }
 
+/* The first line of PATH into BUF, without its newline; -1 (BUF as it
+ * was) when there is none. */
+static int first_line(const char *path, char *buf, size_t cap)
+{
+	FILE *f = fopen(path, "re");
+	int ok = f && fgets(buf, (int)cap, f);
+
+	if (f)
+		fclose(f);
+	if (!ok)
+		return -1;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
 /* The disk whose virtio serial is SERIAL, as /dev/vdX in DEV. */
 static int disk_by_serial(const char *serial, char *dev, size_t cap)
 {
@@ -339,14 +354,10 @@ static int disk_by_serial(const char *serial, char *dev, size_t cap)
 		if (strncmp(e->d_name, "vd", 2))
 			continue;
 		snprintf(path, sizeof(path), "/sys/block/%s/serial", e->d_name);
-		FILE *f = fopen(path, "re");
-		if (f && fgets(got, sizeof(got), f) && !strncmp(got, serial, strlen(serial)) &&
-		    (got[strlen(serial)] == 0 || got[strlen(serial)] == '\n')) {
+		if (first_line(path, got, sizeof(got)) == 0 && !strcmp(got, serial)) {
 			snprintf(dev, cap, "/dev/%.32s", e->d_name);
 			found = 1;
 		}
-		if (f)
-			fclose(f);
 	}
 	if (d)
 		closedir(d);
@@ -496,12 +507,7 @@ void guest_set_hostname(const char *name)
 	char buf[65] = "";
 
 	if (!name || !*name) {
-		FILE *f = fopen("/newroot/etc/hostname", "re");
-		if (f) {
-			if (fgets(buf, sizeof(buf), f))
-				buf[strcspn(buf, "\n")] = 0;
-			fclose(f);
-		}
+		first_line("/newroot/etc/hostname", buf, sizeof(buf));
 		name = buf[0] ? buf : "umlk";
 	}
 	if (sethostname(name, strlen(name)) < 0)
@@ -830,30 +836,17 @@ int guest_has_init(void)
 
 /* ---- CPUs */
 
-/* The first line of a sysfs file into buf, without its newline. */
-static int sys_line(const char *path, char *buf, size_t cap)
-{
-	FILE *f = fopen(path, "re");
-	int ok = f && fgets(buf, (int)cap, f);
-
-	if (f)
-		fclose(f);
-	if (!ok)
-		return -1;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
 void guest_wait_cpus(void)
 {
 	char present[128], online[128];
 	struct timespec ts = { 0, 200 * 1000 };
 
+	if (first_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0)
+		return;
 	/* At most 10000 turns of 200 us (about 2 s), then go on with the
 	 * CPUs there are; the kernel has said why the others failed. */
 	for (int i = 0; i < 10000; i++) {
-		if (sys_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0 ||
-		    sys_line("/sys/devices/system/cpu/online", online, sizeof(online)) < 0 ||
+		if (first_line("/sys/devices/system/cpu/online", online, sizeof(online)) < 0 ||
 		    !strcmp(present, online))
 			return;
 		nanosleep(&ts, NULL);
