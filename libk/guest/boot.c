@@ -98,6 +98,7 @@ struct boot {
 	int trusted, cpus;              /* the mode: seccomp stubs; guest CPUs */
 	char hostcpus[96];              /* hostcpus=, or "" */
 	int cpu_claim;                  /* the lock of the host CPU its CPU 0 takes, or -1 */
+	int dev_cpu;                    /* the host CPU + 1 its devices' threads stay on; 0: any */
 	/* The console lines, for the kernel: descriptors that are never our
 	 * terminal (a pty of our own, or pipes we empty into it). */
 	struct kernel_run k;
@@ -160,7 +161,11 @@ static int claim_host_cpu(struct boot *b, const cpu_set_t *may)
  * default CPU 0 takes the first host CPU no other guest of the user has
  * taken for its own CPU 0 (where a guest's interrupts are handled: two
  * guests talking through the switch on one host CPU halve their network),
- * or the one umlk runs on when every one is taken. */
+ * or the one umlk runs on when every one is taken.  The threads serving
+ * its disks and home stay on that CPU too: a request the guest waits for
+ * is the same hand-off (the kick, the reply's interrupt), and the home's
+ * requests came back three times sooner (4000 lookups: 1.03 s, 0.27 s
+ * kept together). */
 static void xhost_cpus(struct boot *b)
 {
 	const struct boot_opts *o = b->o;
@@ -173,12 +178,14 @@ static void xhost_cpus(struct boot *b)
 		if (o->host_cpu > CPU_SETSIZE || !CPU_ISSET(o->host_cpu - 1, &may))
 			xusage("--host-cpu %d: not a CPU this process may run on", o->host_cpu - 1);
 		b->jail.pin_cpu = o->host_cpu;
+		b->dev_cpu = o->host_cpu;
 	} else if (CPU_COUNT(&may) > 1) {
 		int first = claim_host_cpu(b, &may);
 		if (first < 0)
 			first = sched_getcpu();
 		if (first < 0 || first >= CPU_SETSIZE || !CPU_ISSET(first, &may))
 			return;
+		b->dev_cpu = first + 1;
 		if (b->cpus == 1) {
 			b->jail.pin_cpu = first + 1;
 		} else {
@@ -205,6 +212,22 @@ static void xhost_cpus(struct boot *b)
 		fprintf(stderr, "umlk boot: host CPUs: %s (CPU 0 on the first)\n", strchr(b->hostcpus, '=') + 1);
 	else
 		fprintf(stderr, "umlk boot: host CPU: any\n");
+}
+
+/* The devices' threads on the host CPU of the guest's CPU 0 (above).  A
+ * thread that cannot be moved serves from where it is. */
+static void xdevices_keep_on_cpu(struct boot *b)
+{
+	if (!b->dev_cpu)
+		return;
+	int cpu = b->dev_cpu - 1, e = 0;
+	if (!b->use_qsd)
+		e |= vu_keep_on_cpu(&b->vda.srv, cpu);
+	for (int i = 0; i < b->nextra; i++)
+		e |= vu_keep_on_cpu(&b->extra[i].srv, cpu);
+	e |= home_keep_on_cpu(&b->home, cpu);
+	if (b->o->verbose)
+		fprintf(stderr, "umlk boot: devices served on host CPU %d%s\n", cpu, e ? " (not every one)" : "");
 }
 
 static void xmode(struct boot *b)
@@ -680,6 +703,7 @@ int xboot(const struct boot_opts *o)
 	xkernel_inputs(b);
 	xdisks_serve(b);
 	xhost_cpus(b);
+	xdevices_keep_on_cpu(b);
 	xkernel_args(b);
 
 	struct kernel_run *k = &b->k;

@@ -119,6 +119,13 @@ void xhome_start(struct home *h, const char *sock, struct pool *pool, char *arg,
 		xdie("%s", k_errmsg());
 }
 
+int home_keep_on_cpu(struct home *h, int cpu)
+{
+	if (h->kind == HOME_DISK)
+		return vu_keep_on_cpu(&h->blk.srv, cpu);
+	return h->kind ? vu_keep_on_cpu(&h->fs.srv, cpu) : 0;
+}
+
 void home_stop(struct home *h)
 {
 	if (h->kind == HOME_DISK) {

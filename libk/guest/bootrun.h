@@ -59,6 +59,9 @@ void xopen_home(const struct boot_opts *o, struct home *h, struct hold_policy *h
 struct pool;
 void xhome_start(struct home *h, const char *sock, struct pool *pool, char *arg, size_t cap);
 void home_stop(struct home *h);
+/* Its server's thread on host CPU CPU (vu_keep_on_cpu): 0 or an errno;
+ * 0 when there is no home. */
+int home_keep_on_cpu(struct home *h, int cpu);
 
 /* ---- bootnet.c */
 

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1055,6 +1057,17 @@ int vu_start(struct vu_server *s)
 	}
 	s->running = 1;
 	return 0;
+}
+
+int vu_keep_on_cpu(struct vu_server *s, int cpu)
+{
+	cpu_set_t set;
+
+	if (!s->running || cpu < 0 || cpu >= CPU_SETSIZE)
+		return EINVAL;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return pthread_setaffinity_np(s->thread, sizeof(set), &set);
 }
 
 void vu_stop(struct vu_server *s)

@@ -202,6 +202,10 @@ struct vu_server {
 int vu_listen(struct vu_server *s, const char *path);
 int vu_start(struct vu_server *s);
 void vu_stop(struct vu_server *s);
+/* Keep a started server's thread on host CPU CPU: 0 or an errno.  A lone
+ * request is served on that thread, so the guest's kick and the reply's
+ * wake-up then stay on one host CPU. */
+int vu_keep_on_cpu(struct vu_server *s, int cpu);
 /* A device's server in one step: vu_init, listen on PATH and start (-1
  * with k_seterr() and nothing left on failure); and stopped: no more
  * kicks, what POOL runs for it finished, freed. */
