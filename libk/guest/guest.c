@@ -20,6 +20,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -482,12 +483,37 @@ void xguest_mount_root(const struct guest_conf *c)
 		xdie("mount overlay on the read-only root (%s):", opts);
 }
 
+/* The shared home reads ahead HOME_READ_AHEAD_KB, not FUSE's 128 KiB: a
+ * file read in order is then a request for each 512 KiB instead of each
+ * 128 KiB (200 MB read with dd: 0.19 s instead of 0.22; 1 MiB was no
+ * better than 128 KiB).  umlk's server cannot ask for it: FUSE's INIT
+ * only lowers what the guest's kernel offers. */
+#define HOME_READ_AHEAD_KB 512
+
+static void home_read_ahead(const char *dir)
+{
+	struct stat st;
+	char path[64];
+
+	if (stat(dir, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	char v[16];
+	int n = snprintf(v, sizeof(v), "%d\n", HOME_READ_AHEAD_KB);
+	if (fd < 0 || write(fd, v, (size_t)n) != n)
+		k_warn("%s:", path);
+	if (fd >= 0)
+		close(fd);
+}
+
 void xguest_mount_home(const char *kind)
 {
 	mkdir("/newroot/home", 0755);
 	if (!strcmp(kind, GUEST_HOME_SHARED)) {
 		if (mount(GUEST_HOME_TAG, "/newroot/home", "virtiofs", 0, NULL) < 0)
 			xdie("mount the shared directory (virtiofs %s) on /home:", GUEST_HOME_TAG);
+		home_read_ahead("/newroot/home");
 		return;
 	}
 	if (strcmp(kind, GUEST_HOME_DISK))
