@@ -59,6 +59,7 @@ struct txq {
 #define VQ_FRAMES 512
 #define VQ_BYTES (16u << 20)
 #define TX_BATCH 256                    /* requests served per kick before others get a turn */
+#define VQ_SPARE 64                     /* waiting frames' buffers kept for reuse */
 struct vframe {
 	struct vnet_hdr h;
 	size_t n;
@@ -143,8 +144,28 @@ struct sw {
 	unsigned long long vx_dgrams_out, vx_sends, vx_dgrams_in, vx_reads, vx_joined, vx_joins;
 	struct vnet_merge *vxm;
 	int vxm_port;
+	/* Frames that waited for a guest's buffers, kept for the next:
+	 * musl maps and unmaps a block this size at each malloc and free,
+	 * and an unmapping stops every CPU the switch ran on to flush its
+	 * TLB (one frame in ten of a guest-to-guest transfer waits). */
+	struct vframe *spare[VQ_SPARE];
+	int nspare;
 };
 enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK, W_VXLAN };
+
+/* A waiting frame's buffer, of the largest frame's size. */
+static struct vframe *frame_get(struct sw *s)
+{
+	return s->nspare ? s->spare[--s->nspare] : malloc(sizeof(struct vframe) + VNET_FRAME_MAX);
+}
+
+static void frame_put(struct sw *s, struct vframe *fr)
+{
+	if (s->nspare < VQ_SPARE)
+		s->spare[s->nspare++] = fr;
+	else
+		free(fr);
+}
 
 static volatile sig_atomic_t stopping;
 static void on_stop(int sig) { (void)sig; stopping = 1; }
@@ -605,7 +626,7 @@ static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, 
 	}
 	/* No room now: wait for the guest's buffers, within bounds. */
 	struct vframe *fr;
-	if (v->n == VQ_FRAMES || v->bytes + n > VQ_BYTES || !(fr = malloc(sizeof(*fr) + n))) {
+	if (v->n == VQ_FRAMES || v->bytes + n > VQ_BYTES || !(fr = frame_get(s))) {
 		vport_drop(s, pt);
 		return;
 	}
@@ -634,7 +655,7 @@ static void vport_drain(struct sw *s, struct port *pt)
 		v->head = (v->head + 1) % VQ_FRAMES;
 		v->n--;
 		v->bytes -= fr->n;
-		free(fr);
+		frame_put(s, fr);
 	}
 }
 
@@ -724,7 +745,7 @@ static const struct vu_ops vport_ops_mtu = {
 static void vport_free(struct vport *v)
 {
 	while (v->n) {
-		free(v->q[v->head]);
+		frame_put(v->s, v->q[v->head]);
 		v->head = (v->head + 1) % VQ_FRAMES;
 		v->n--;
 	}
@@ -1391,6 +1412,8 @@ static void sw_free(struct sw *s)
 	free(s->vxm);
 	free(s->pf);
 	free(s->who);
+	while (s->nspare)
+		free(s->spare[--s->nspare]);
 	free(s);
 }
 
