@@ -60,6 +60,7 @@ struct txq {
 #define VQ_BYTES (16u << 20)
 #define TX_BATCH 256                    /* requests served per kick before others get a turn */
 #define VQ_SPARE 64                     /* waiting frames' buffers kept for reuse */
+#define VQ_POOLED 16384                 /* ... for frames larger than this */
 struct vframe {
 	struct vnet_hdr h;
 	size_t n;
@@ -153,15 +154,24 @@ struct sw {
 };
 enum { W_LISTEN, W_DATA, W_PENDING, W_CTL, W_TAP, W_PROBE, W_VU, W_KICK, W_VXLAN };
 
-/* A waiting frame's buffer, of the largest frame's size. */
-static struct vframe *frame_get(struct sw *s)
+/* The memory a waiting frame of N bytes holds (counted against VQ_BYTES). */
+static size_t frame_cost(size_t n)
 {
+	return n > VQ_POOLED ? VNET_FRAME_MAX : n;
+}
+
+/* A buffer for a waiting frame of N bytes: a large one of the largest
+ * frame's size, kept for reuse (small ones cost musl no mapping). */
+static struct vframe *frame_get(struct sw *s, size_t n)
+{
+	if (n <= VQ_POOLED)
+		return malloc(sizeof(struct vframe) + n);
 	return s->nspare ? s->spare[--s->nspare] : malloc(sizeof(struct vframe) + VNET_FRAME_MAX);
 }
 
 static void frame_put(struct sw *s, struct vframe *fr)
 {
-	if (s->nspare < VQ_SPARE)
+	if (fr->n > VQ_POOLED && s->nspare < VQ_SPARE)
 		s->spare[s->nspare++] = fr;
 	else
 		free(fr);
@@ -626,7 +636,7 @@ static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, 
 	}
 	/* No room now: wait for the guest's buffers, within bounds. */
 	struct vframe *fr;
-	if (v->n == VQ_FRAMES || v->bytes + n > VQ_BYTES || !(fr = frame_get(s))) {
+	if (v->n == VQ_FRAMES || v->bytes + frame_cost(n) > VQ_BYTES || !(fr = frame_get(s, n))) {
 		vport_drop(s, pt);
 		return;
 	}
@@ -634,7 +644,7 @@ static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, 
 	fr->n = n;
 	memcpy(fr->data, f, n);
 	v->q[(v->head + v->n++) % VQ_FRAMES] = fr;
-	v->bytes += n;
+	v->bytes += frame_cost(n);
 }
 
 /* The guest gave us receive buffers: fill them with what waits. */
@@ -654,7 +664,7 @@ static void vport_drain(struct sw *s, struct port *pt)
 			vport_drop(s, pt);
 		v->head = (v->head + 1) % VQ_FRAMES;
 		v->n--;
-		v->bytes -= fr->n;
+		v->bytes -= frame_cost(fr->n);
 		frame_put(s, fr);
 	}
 }
