@@ -216,7 +216,7 @@ static void xhost_cpus(struct boot *b)
 
 /* The devices' threads on the host CPU of the guest's CPU 0 (above).  A
  * thread that cannot be moved serves from where it is. */
-static void xdevices_keep_on_cpu(struct boot *b)
+static void devices_keep_on_cpu(struct boot *b)
 {
 	if (!b->dev_cpu)
 		return;
@@ -703,7 +703,7 @@ int xboot(const struct boot_opts *o)
 	xkernel_inputs(b);
 	xdisks_serve(b);
 	xhost_cpus(b);
-	xdevices_keep_on_cpu(b);
+	devices_keep_on_cpu(b);
 	xkernel_args(b);
 
 	struct kernel_run *k = &b->k;
