@@ -389,17 +389,24 @@ void xguest_disk_by_serial(const char *serial, char *dev, size_t cap)
  * it rather than the pages it touches.  Linux's own default, 128 KiB (a
  * squashfs block), instead. */
 #define GUEST_LAYER_READ_AHEAD_KB 128
+
+/* Write KB to the read_ahead_kb file PATH: 0, or -1 with errno. */
+static int set_read_ahead(const char *path, unsigned kb)
+{
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return -1;
+	fprintf(f, "%u\n", kb);
+	return fclose(f);
+}
+
 static void read_ahead(const char *dev, unsigned kb)
 {
 	char path[128];
 	if (strncmp(dev, "/dev/", 5))
 		return;
 	snprintf(path, sizeof(path), "/sys/block/%.32s/queue/read_ahead_kb", dev + 5);
-	FILE *f = fopen(path, "we");
-	if (!f)
-		return;
-	fprintf(f, "%u\n", kb);
-	fclose(f);
+	set_read_ahead(path, kb);
 }
 
 /* Mount DEV read-only at DIR by its filesystem.  A Fedora-style squashfs
@@ -498,13 +505,8 @@ static void home_read_ahead(const char *dir)
 	if (stat(dir, &st) < 0)
 		return;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev), minor(st.st_dev));
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	char v[16];
-	int n = snprintf(v, sizeof(v), "%d\n", HOME_READ_AHEAD_KB);
-	if (fd < 0 || write(fd, v, (size_t)n) != n)
+	if (set_read_ahead(path, HOME_READ_AHEAD_KB) < 0)
 		k_warn("%s:", path);
-	if (fd >= 0)
-		close(fd);
 }
 
 void xguest_mount_home(const char *kind)
