@@ -541,8 +541,16 @@ static void xkernel_args(struct boot *b)
 	xkargf(b, "initrd=/proc/self/fd/%d", b->mfd);
 	xkargf(b, "uml_dir=%s", b->dir);
 	xkarg(b, "umid=k");
-	if (b->net_arg)
+	if (b->net_arg) {
 		xkarg(b, b->owned[b->nowned++] = b->net_arg);
+		/* virtio-net frees what it sent when it sends again, not at
+		 * an interrupt for each batch the switch has taken: a
+		 * guest's interrupt is a host signal to its CPU 0 and half a
+		 * dozen system calls, and TCP between two guests took as many
+		 * for the sent frames as for the received ones (about 2,000
+		 * each per 1000 MiB); without them, 7 to 9% more throughput. */
+		xkarg(b, "virtio_net.napi_tx=0");
+	}
 	/* The fast mode (seccomp stubs, several CPUs) lets a guest program
 	 * take the guest's kernel: the jail (jail.h) is what keeps that from
 	 * the user's account, so it is the default only where the jail is
