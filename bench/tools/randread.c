@@ -3,8 +3,9 @@
  * what a disk server's latency per request comes to.  With CPU, the reader
  * stays on that guest CPU: a request costs a guest several times more on
  * a CPU other than the one that takes the device's interrupts, and where
- * the guest's scheduler puts a reader is chance.  Built static by
- * bench/disk.sh and run inside the guest. */
+ * the guest's scheduler puts a reader is chance.  Prints "start" and
+ * "done" around the reads.  Built static by bench/disk.sh and run inside
+ * the guest. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <sched.h>
@@ -42,6 +43,11 @@ int main(int argc, char **argv)
 	}
 	long n = atol(argv[2]);
 	unsigned seed = 12345;
+	/* The lines the bench times on the host's clock as they arrive (a
+	 * guest's own clock runs slow under load; a whole boot's time
+	 * varies by more than a fast run's reads take). */
+	printf("start\n");
+	fflush(stdout);
 	for (long i = 0; i < n; i++) {
 		off_t off = (off_t)(((unsigned long long)rand_r(&seed) << 16 ^ (unsigned)rand_r(&seed)) %
 				    (unsigned long long)(size / 4096)) * 4096;
@@ -50,5 +56,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	printf("done\n");
+	fflush(stdout);
 	return 0;
 }
