@@ -548,7 +548,8 @@ static void xkernel_args(struct boot *b)
 		 * guest's interrupt is a host signal to its CPU 0 and half a
 		 * dozen system calls, and TCP between two guests took as many
 		 * for the sent frames as for the received ones (about 2,000
-		 * each per 1000 MiB); without them, 7 to 9% more throughput. */
+		 * each per 1000 MiB); without them, 6 to 9% more throughput
+		 * and no slower round trips (README, 2026-12-04). */
 		xkarg(b, "virtio_net.napi_tx=0");
 	}
 	/* The fast mode (seccomp stubs, several CPUs) lets a guest program
