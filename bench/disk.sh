@@ -101,24 +101,6 @@ mke2fs -q -F -t ext2 -d "$w/tree" "$w/raw.img" 400M
 rm -rf "$w/tree"
 cat "$w/raw.img" > /dev/null     # warm in the host's cache
 Q="env UMLK_TEST_DISK_SERVER=qemu-storage-daemon $B"
-# best_between N COMMAND...: the fastest of N runs of the time between
-# the lines "start" and "done" COMMAND prints, on the host's clock as the
-# lines arrive: the reads alone, not the boot around them.
-best_between() {
-	n=$1
-	shift
-	best=
-	i=0
-	while [ $i -lt "$n" ]; do
-		t=$("$@" 2>/dev/null | perl -MTime::HiRes=time -ne '$s = time if /^start\r?$/;
-			$d = time - $s if /^done\r?$/ && defined $s; END { printf "%.4f\n", $d if defined $d }')
-		[ -n "$t" ] || { echo "bench: no start and done from: $*" >&2; return 1; }
-		best=$(awk -v a="$best" -v b="$t" 'BEGIN { print (a == "" || b < a) ? b : a }')
-		i=$((i + 1))
-	done
-	printf '%.3f\n' "$best"
-}
-
 # The random reads twice, the reader kept on the guest's CPU 0 (where the
 # device's interrupts are handled) and then on CPU 1: a request from CPU 1
 # crosses between host CPUs twice more (the kick, the wake-up after the

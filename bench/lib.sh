@@ -22,23 +22,44 @@ trap '{ eval "$at_exit_cmds"; } || true; rm -rf "$w"' EXIT
 
 now_ns() { date +%s%N; }
 
-# best_of N COMMAND...: run N times, print the fastest wall-clock in seconds.
-best_of() {
+# fastest N MEASURE COMMAND...: N runs of MEASURE COMMAND..., which
+# prints one run's nanoseconds (a failure ends it); the fastest, in seconds.
+fastest() {
 	n=$1
-	shift
+	m=$2
+	shift 2
 	best=
 	i=0
 	while [ $i -lt "$n" ]; do
-		sync
-		t0=$(now_ns)
-		"$@" >/dev/null 2>&1 || { echo "bench: command failed: $*" >&2; return 1; }
-		t1=$(now_ns)
-		t=$((t1 - t0))
-		if [ -z "$best" ] || [ $t -lt "$best" ]; then best=$t; fi
+		t=$("$m" "$@") || return 1
+		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
 		i=$((i + 1))
 	done
 	awk -v t="$best" 'BEGIN { printf "%.3f\n", t / 1e9 }'
 }
+
+# One run's wall-clock, output dropped.
+wall_ns() {
+	sync
+	t0=$(now_ns)
+	"$@" >/dev/null 2>&1 || { echo "bench: command failed: $*" >&2; return 1; }
+	echo $(( $(now_ns) - t0 ))
+}
+
+# One run's time between the lines "start" and "done" COMMAND prints, on
+# the host's clock as the lines arrive: the work alone, not the boot
+# around it (a guest's own clock runs slow under load).
+between_ns() {
+	t=$("$@" 2>/dev/null | perl -MTime::HiRes=time -ne '$s = time if /^start\r?$/;
+		$d = time - $s if /^done\r?$/ && defined $s; END { printf "%.0f\n", $d * 1e9 if defined $d }')
+	[ -n "$t" ] || { echo "bench: no start and done from: $*" >&2; return 1; }
+	echo "$t"
+}
+
+# best_of N COMMAND...: run N times, print the fastest wall-clock in seconds.
+best_of() { _n=$1; shift; fastest "$_n" wall_ns "$@"; }
+# best_between N COMMAND...: the fastest of N runs' between_ns, in seconds.
+best_between() { _n=$1; shift; fastest "$_n" between_ns "$@"; }
 
 # Variants measured in turn, round by round, so that a slow moment of this
 # shared machine falls on all of them alike:
