@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -191,7 +192,7 @@ void jail_describe(const struct jail *j, char *buf, size_t cap)
 	if (j->landlock_abi)
 		snprintf(ll, sizeof(ll), "landlock ABI %d (files%s%s)", j->landlock_abi,
 			 j->landlock_abi >= 4 ? ", TCP" : "", j->landlock_abi >= 6 ? ", abstract sockets, signals" : "");
-	snprintf(buf, cap, "%s; own session, no terminal; limits; no_new_privs; %s; %s",
+	snprintf(buf, cap, "%s; own process group, no terminal; limits; no_new_privs; %s; %s",
 		 j->userns ? "user, mount, pid, ipc, uts and network namespaces, an empty root" : "no namespaces",
 		 ll, j->seccomp ? "seccomp filter" : "no seccomp filter");
 }
@@ -508,6 +509,21 @@ static void xseccomp(void)
 		xfail("seccomp");
 }
 
+/* Leave the controlling terminal, if umlk has one: the kernel, forked
+ * after, has none, and without a session of its own (xkernel) it could
+ * never take one (only a session's leader can).  /dev/tty names it until
+ * the jail's root is made. */
+static void xno_terminal(void)
+{
+	int t = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (t < 0)
+		return;                 /* no terminal to leave */
+	if (ioctl(t, TIOCNOTTY) < 0)
+		xfail("leaving the terminal");
+	close(t);
+}
+
 /* The kernel's own process, in the jail's pid namespace: the last steps,
  * then the kernel. */
 _Noreturn static void xkernel(const struct jail *j, int kfd, char **argv)
@@ -515,8 +531,16 @@ _Noreturn static void xkernel(const struct jail *j, int kfd, char **argv)
 	static char *env[] = { "TMPDIR=/tmp", NULL };
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (setsid() < 0)
-		xfail("a session of its own");
+	/* A process group of its own: the terminal's signals (Ctrl-C, a
+	 * hang-up) are umlk's to handle.  Not a session: each session is a
+	 * group of its own to the host's scheduler (autogroup), and a
+	 * request to a device then crosses between groups twice, umlk's
+	 * thread and the kernel's being scheduled as two parties: 3000
+	 * random 4 KiB reads took 0.044 s in a session of its own, 0.040 s
+	 * without (and with autogroup off).  The controlling terminal is gone
+	 * already (xjail_init). */
+	if (setpgid(0, 0) < 0)
+		xfail("a process group of its own");
 	xlimits(j);
 	/* UML turns address randomisation off and re-executes itself when
 	 * it finds it on: off already, so it need not find itself. */
@@ -542,6 +566,7 @@ _Noreturn static void xjail_init(const struct jail *j, int kfd, char **argv, int
 	 * umlk has locked stays locked as long as any process holds it, and a
 	 * process SIGKILLed at the end can take a while to go. */
 	close_others(j, kfd, report);
+	xno_terminal();
 	xmake_root(j);
 	pid_t k = fork();
 	if (k < 0)

@@ -11,10 +11,13 @@
  *              run directory (its sockets; bound at its own path), the
  *              --net switch's socket, /dev/null, a fresh /proc and a
  *              tmpfs /tmp for the kernel's memory file; read-only
- *   session    a session of its own and no controlling terminal (the
- *              user's terminal reaches the guest through umlk, never as
- *              a descriptor the kernel holds), every descriptor closed
- *              but those it needs, the environment cleared to TMPDIR
+ *   terminal   no controlling terminal and a process group of its own
+ *              (the user's terminal reaches the guest through umlk,
+ *              never as a descriptor the kernel holds; not a session of
+ *              its own, which the host's scheduler would make a group
+ *              of its own, slowing every request to a device), every
+ *              descriptor closed but those it needs, the environment
+ *              cleared to TMPDIR
  *   limits     no core dumps, a file size and a descriptor limit
  *   nnp        no_new_privs
  *   landlock   where the host has it: no file outside that root, and as
