@@ -39,6 +39,7 @@ while [ "$(/bin/busybox cat $c/online)" != "$(/bin/busybox cat $c/present)" ] &&
 	/bin/busybox usleep 1000
 	n=$((n + 1))
 done
+[ -n "${sched:-}" ] && echo "$sched" > /sys/block/ubda/queue/scheduler
 /bin/busybox mount /dev/ubda /mnt || /bin/busybox poweroff -f
 run=$(/bin/busybox sed -n 's/.*umlk.run=\([a-z0-9]*\).*/\1/p' /proc/cmdline)
 case $run in
@@ -50,15 +51,17 @@ esac
 INIT
 chmod +x "$w/i/init"
 (cd "$w/i" && find . | cpio -o -H newc 2>/dev/null | gzip) > "$w/ubd.gz"
-# ubd IMAGE WHAT: a script that boots the kernel with ubd over IMAGE (a
-# fresh COW file) and runs WHAT (seq, rand, or nothing), in the mode umlk
-# boots in by default (no jail: ubd opens host files itself).
+# ubd IMAGE WHAT [SCHED]: a script that boots the kernel with ubd over
+# IMAGE (a fresh COW file) and runs WHAT (seq, rand, or nothing), in the
+# mode umlk boots in by default (no jail: ubd opens host files itself),
+# with the I/O scheduler SCHED on ubda if given (the kernel's default,
+# mq-deadline, if not: a UML guest's as users run it).
 ubd() {
-	cat > "$w/ubd-$2.sh" <<UBD
+	cat > "$w/ubd-$2${3:-}.sh" <<UBD
 rm -f '$w/u.cow'
-'$K' mem=256M $fast_args 'ubda=$w/u.cow,$1' initrd='$w/ubd.gz' umlk.run=$2 quiet con0=null,fd:1 con=null </dev/null
+'$K' mem=256M $fast_args 'ubda=$w/u.cow,$1' initrd='$w/ubd.gz' umlk.run=$2 ${3:+sched=$3} quiet con0=null,fd:1 con=null </dev/null
 UBD
-	echo "$w/ubd-$2.sh"
+	echo "$w/ubd-$2${3:-}.sh"
 }
 
 echo "1. cold boot of the Debian mini ISO to '-- true' (best of $runs)"
@@ -121,6 +124,13 @@ for what in seq $rands; do
 	rand*) echo "  3000 random 4 KiB reads on CPU ${what#rand}: umlk ${u}s, ubd ${b}s, qemu-storage-daemon ${q}s" ;;
 	esac
 	echo "    umlk vs ubd $(ratio "$b" "$u")x, vs qemu-storage-daemon $(ratio "$q" "$u")x (goal: at least 1.0 each)"
+	if [ "$what" = rand0 ]; then
+		# umlk's guests have no I/O scheduler on their disks; ubd's
+		# kernel default has one.  The device against the device:
+		n=$(best_between "$runs" sh "$(ubd "$w/raw.img" "$what" none)")
+		echo "    ubd with no I/O scheduler either ${n}s: umlk vs that $(ratio "$n" "$u")x"
+		table "disk: $label vs ubd, no I/O scheduler on either" "${u} s" "${n} s" "$(ratio "$n" "$u")x" "no goal"
+	fi
 	table "disk: $label vs ubd" "${u} s" "${b} s" "$(ratio "$b" "$u")x" ">= 1x"
 	table "disk: $label vs qemu-storage-daemon" "${u} s" "${q} s" "$(ratio "$q" "$u")x" ">= 1x"
 done
