@@ -60,7 +60,6 @@ int init_main(int argc, char **argv)
 	xguest_mount_root(&c);
 	if (c.home[0])
 		xguest_mount_home(c.home);
-	guest_disks_unscheduled();
 	char offered[64];
 	guest_network(&c, offered, sizeof(offered));
 	/* --hostname, else the DHCP server's name, else the image's own. */

@@ -409,32 +409,6 @@ static void read_ahead(const char *dev, unsigned kb)
 	set_read_ahead(path, kb);
 }
 
-/* Every disk (/dev/vdX) without an I/O scheduler.  Each is a file umlk
- * serves from the host's page cache, and the host's kernel schedules what
- * reaches a real disk; the guest's default for a disk of one queue
- * (mq-deadline) only adds its own work to each request: 3000 random 4 KiB
- * reads by a reader on CPU 0, 0.051 s with it and 0.044 s without. */
-void guest_disks_unscheduled(void)
-{
-	DIR *d = opendir("/sys/block");
-	struct dirent *e;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char path[300];
-		if (strncmp(e->d_name, "vd", 2))
-			continue;
-		snprintf(path, sizeof(path), "/sys/block/%.64s/queue/scheduler", e->d_name);
-		FILE *f = fopen(path, "we");
-		if (f) {
-			fputs("none\n", f);
-			fclose(f);
-		}
-	}
-	closedir(d);
-}
-
 /* Mount DEV read-only at DIR by its filesystem.  A Fedora-style squashfs
  * holding LiveOS/rootfs.img mounts that image (through a loop device). */
 static void xmount_layer(const char *dev, const char *dir)

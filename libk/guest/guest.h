@@ -91,8 +91,6 @@ void guest_report_status(int status);
  * brings all but the first up while init starts, and the guest's own init
  * or command should see the machine it was given. */
 void guest_wait_cpus(void);
-/* Take the I/O scheduler off every virtio disk (the host schedules). */
-void guest_disks_unscheduled(void);
 /* Run argv chrooted in /newroot, reap everything, return its exit status. */
 int xguest_run(const struct guest_conf *c);
 /* Is there an init in /newroot to hand over to? */
