@@ -21,10 +21,19 @@
 #define BLK_F_RO 5
 #define BLK_F_BLK_SIZE 6
 #define BLK_F_FLUSH 9
+#define BLK_F_MQ 12
 #define BLK_F_WRITE_ZEROES 14
 #define ZEROES_MAX_SECTORS (1u << 22)   /* 2 GiB a request */
 #define SEG_MAX 126                     /* a 128-entry ring less header and status */
 #define ID_BYTES 20
+/* A queue for each guest CPU, up to 4 (the guest takes as many as it has
+ * CPUs): each CPU submits on its own, and the guest's kernel gives a disk
+ * of several queues no I/O scheduler, as it does QEMU's (whose virtio-blk
+ * has a queue per CPU).  One of its own (mq-deadline, for one queue) only
+ * added its work to each request: 3000 random 4 KiB reads on CPU 0,
+ * 0.051 s against 0.044 s.  Switching it off from the guest's init cost
+ * each disk 50 ms of the boot instead (the queue frozen for RCU). */
+#define QUEUES VU_MAX_QUEUES
 
 static void get_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t len)
 {
@@ -35,6 +44,7 @@ static void get_config(struct vu_dev *d, uint8_t *buf, uint32_t off, uint32_t le
 	k_put_le64(cfg, b->disk->size / SECTOR);        /* capacity, in 512-byte sectors */
 	k_put_le32(cfg + 12, SEG_MAX);
 	k_put_le32(cfg + 20, SECTOR);                    /* blk_size */
+	k_put_le16(cfg + 34, QUEUES);                    /* num_queues */
 	k_put_le32(cfg + 48, ZEROES_MAX_SECTORS);        /* max_write_zeroes_sectors */
 	k_put_le32(cfg + 52, 1);                         /* max_write_zeroes_seg */
 	if (off < sizeof(cfg))
@@ -95,7 +105,7 @@ static int write_zeroes(struct vblk *b, struct vu_chain *c, size_t hdr)
 	return 0;
 }
 
-void vblk_request(struct vblk *b, struct vu_chain *c)
+void vblk_request(struct vblk *b, int q, struct vu_chain *c)
 {
 	struct vu_dev *d = &b->srv.dev;
 	uint8_t hdr[16], status = BLK_S_IOERR;
@@ -105,7 +115,7 @@ void vblk_request(struct vblk *b, struct vu_chain *c)
 	if (c->in_len < sizeof(hdr) || c->out_len < 1) {
 		vu_log(d, "a request without its header or status byte (%zu and %zu bytes)", c->in_len,
 		       c->out_len);
-		vq_push(d, 0, c->head, 0);
+		vq_push(d, q, c->head, 0);
 		return;
 	}
 	vu_iov_to_buf(c->in, c->nin, 0, hdr, sizeof(hdr));
@@ -167,13 +177,12 @@ void vblk_request(struct vblk *b, struct vu_chain *c)
 	if (status == BLK_S_IOERR)
 		__atomic_add_fetch(&b->errors, 1, __ATOMIC_RELAXED);
 	vu_buf_to_iov(c->out, c->nout, data_out, &status, 1);
-	vq_push(d, 0, c->head, written + 1);
+	vq_push(d, q, c->head, written + 1);
 }
 
 static void serve(struct vu_dev *d, int q, struct vu_chain *c)
 {
-	(void)q;
-	vblk_request(d->ctx, c);
+	vblk_request(d->ctx, q, c);
 }
 
 static void kick(struct vu_dev *d, int q)
@@ -182,14 +191,16 @@ static void kick(struct vu_dev *d, int q)
 }
 
 static const struct vu_ops blk_ops = {
-	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_WRITE_ZEROES,
-	.nqueues = 1,
+	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_WRITE_ZEROES |
+		    1ULL << BLK_F_MQ,
+	.nqueues = QUEUES,
 	.get_config = get_config,
 	.kick = kick,
 };
 static const struct vu_ops blk_ro_ops = {
-	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_RO,
-	.nqueues = 1,
+	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_RO |
+		    1ULL << BLK_F_MQ,
+	.nqueues = QUEUES,
 	.get_config = get_config,
 	.kick = kick,
 };

@@ -36,7 +36,7 @@ int vblk_start(struct vblk *b, const char *path, const char *name, struct bsrc *
 /* Finish what is in flight and stop serving. */
 void vblk_stop(struct vblk *b);
 
-/* One request, for the fuzzer and tests: serve chain C of queue 0. */
-void vblk_request(struct vblk *b, struct vu_chain *c);
+/* One request, for the fuzzer and tests: serve chain C of queue Q. */
+void vblk_request(struct vblk *b, int q, struct vu_chain *c);
 
 #endif

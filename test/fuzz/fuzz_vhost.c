@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Serve what queue 0 holds, as the device would. */
 		struct vu_chain *c = malloc(sizeof(*c));
 		for (int k = 0; k < 300 && vq_pop(d, 0, c) > 0; k++)
-			vblk_request(&b, c);
+			vblk_request(&b, 0, c);
 		free(c);
 	}
 	vu_free(d);

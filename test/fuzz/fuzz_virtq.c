@@ -63,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	q->started = q->enabled = 1;
 	struct vu_chain *c = malloc(sizeof(*c));
 	for (int k = 0; k < 1000 && vq_pop(d, 0, c) > 0; k++)
-		vblk_request(&b, c);
+		vblk_request(&b, 0, c);
 	free(c);
 	d->nregions = 0;                /* nothing of ours to unmap */
 	vu_free(d);
