@@ -125,8 +125,9 @@ for what in seq $rands; do
 	esac
 	echo "    umlk vs ubd $(ratio "$b" "$u")x, vs qemu-storage-daemon $(ratio "$q" "$u")x (goal: at least 1.0 each)"
 	if [ "$what" = rand0 ]; then
-		# umlk's guests have no I/O scheduler on their disks; ubd's
-		# kernel default has one.  The device against the device:
+		# umlk's disks have a queue for each guest CPU, and so no I/O
+		# scheduler in the guest (as QEMU's); ubd's one queue gets the
+		# kernel's mq-deadline.  The device against the device:
 		n=$(best_between "$runs" sh "$(ubd "$w/raw.img" "$what" none)")
 		echo "    ubd with no I/O scheduler either ${n}s: umlk vs that $(ratio "$n" "$u")x"
 		table "disk: $label vs ubd, no I/O scheduler on either" "${u} s" "${n} s" "$(ratio "$n" "$u")x" "no goal"
