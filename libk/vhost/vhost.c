@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -36,7 +37,6 @@ void vu_init(struct vu_dev *d, const char *name, const struct vu_ops *ops, void 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	d->sock = -1;
-	d->backend_fd = -1;
 	d->ops = ops;
 	d->ctx = ctx;
 	pthread_mutex_init(&d->lock, NULL);
@@ -67,7 +67,6 @@ void vu_free(struct vu_dev *d)
 		close_fd(&d->q[i].call_fd);
 	}
 	close_fd(&d->sock);
-	close_fd(&d->backend_fd);
 	while (d->spare) {
 		struct vu_job *j = d->spare;
 		d->spare = j->next;
@@ -513,8 +512,9 @@ static uint64_t offered_features(const struct vu_dev *d)
 	       1ULL << VIRTIO_RING_F_EVENT_IDX | 1ULL << VU_F_PROTOCOL_FEATURES;
 }
 
-static const uint64_t offered_proto = 1ULL << VU_PROTO_REPLY_ACK | 1ULL << VU_PROTO_CONFIG |
-				      1ULL << VU_PROTO_BACKEND_REQ;
+/* Not the channel to the front end (BACKEND_REQ): nothing here sends on
+ * it, and UML's front end reads it at every interrupt of the device. */
+static const uint64_t offered_proto = 1ULL << VU_PROTO_REPLY_ACK | 1ULL << VU_PROTO_CONFIG;
 
 static size_t reply_u64(uint8_t *reply, uint32_t req, uint64_t v)
 {
@@ -826,16 +826,6 @@ static int on_get_config(struct vu_dev *d, struct vu_msg *m)
 	return 0;
 }
 
-static int on_set_backend_req_fd(struct vu_dev *d, struct vu_msg *m)
-{
-	if (m->nfds != 1)
-		return k_seterr("SET_BACKEND_REQ_FD with %d descriptors", m->nfds);
-	close_fd(&d->backend_fd);
-	d->backend_fd = m->fds[0];
-	m->nfds = 0;
-	return 0;
-}
-
 /* The messages served: what is not here is refused ("unknown message"). */
 static vu_handler *const handlers[] = {
 	[VU_GET_FEATURES] = on_get_features,
@@ -855,7 +845,6 @@ static vu_handler *const handlers[] = {
 	[VU_SET_PROTOCOL_FEATURES] = on_set_protocol_features,
 	[VU_GET_QUEUE_NUM] = on_get_queue_num,
 	[VU_SET_VRING_ENABLE] = on_set_vring_enable,
-	[VU_SET_BACKEND_REQ_FD] = on_set_backend_req_fd,
 	[VU_GET_CONFIG] = on_get_config,
 	[VU_SET_CONFIG] = on_ignored,
 };
@@ -988,6 +977,39 @@ static int wait_or_stop(struct vu_server *s, int fd)
 	}
 }
 
+/* What an event of the serving thread is: a queue's kick (its index),
+ * the front end's message, or the stop pipe. */
+enum { EV_SOCK = VU_MAX_QUEUES, EV_STOP };
+
+static int watch(int ep, int fd, uint32_t what)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.u32 = what };
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e);
+}
+
+/* Watch the kick descriptor of each started queue, KICKS[] the ones
+ * watched so far.  The front end replaces them by message, and a closed
+ * descriptor's number can come back as a new one, so all go and come
+ * again (messages are few: the device's setup). */
+static void watch_kicks(struct vu_dev *d, int ep, int *kicks)
+{
+	for (int i = 0; i < VU_MAX_QUEUES; i++) {
+		if (kicks[i] >= 0)
+			epoll_ctl(ep, EPOLL_CTL_DEL, kicks[i], NULL);   /* gone with its close, maybe */
+		kicks[i] = -1;
+	}
+	pthread_mutex_lock(&d->lock);
+	for (int i = 0; i < d->ops->nqueues && i < VU_MAX_QUEUES; i++) {
+		if (d->q[i].kick_fd < 0 || !d->q[i].started)
+			continue;
+		if (watch(ep, d->q[i].kick_fd, (uint32_t)i) < 0)
+			vu_log(d, "queue %d: cannot watch its kicks:", i);
+		else
+			kicks[i] = d->q[i].kick_fd;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 static void *serve(void *arg)
 {
 	struct vu_server *s = arg;
@@ -1003,47 +1025,56 @@ static void *serve(void *arg)
 		k_warn("%s: accept:", d->name);
 		return NULL;
 	}
-	int quiet = 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || watch(ep, s->stop_fd[0], EV_STOP) < 0 || watch(ep, d->sock, EV_SOCK) < 0) {
+		k_warn("%s: epoll:", d->name);
+		if (ep >= 0)
+			close(ep);
+		return NULL;
+	}
+	int kicks[VU_MAX_QUEUES];
+	for (int i = 0; i < VU_MAX_QUEUES; i++)
+		kicks[i] = -1;
 	for (;;) {
-		struct pollfd p[2 + VU_MAX_QUEUES];
-		int qi[2 + VU_MAX_QUEUES], n = 0;
-		p[n].fd = s->stop_fd[0], p[n].events = POLLIN, qi[n++] = -2;
-		if (!quiet)
-			p[n].fd = d->sock, p[n].events = POLLIN, qi[n++] = -1;
-		pthread_mutex_lock(&d->lock);
-		for (int i = 0; i < d->ops->nqueues; i++)
-			if (d->q[i].kick_fd >= 0 && d->q[i].started)
-				p[n].fd = d->q[i].kick_fd, p[n].events = POLLIN, qi[n++] = i;
-		pthread_mutex_unlock(&d->lock);
-		if (poll(p, (nfds_t)n, -1) < 0) {
+		struct epoll_event ev[2 + VU_MAX_QUEUES];
+		int n = epoll_wait(ep, ev, 2 + VU_MAX_QUEUES, -1);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			k_warn("%s: poll:", d->name);
+			k_warn("%s: epoll_wait:", d->name);
 			break;
 		}
-		if (p[0].revents)
+		int stop = 0, msg = 0;
+		for (int i = 0; i < n; i++) {
+			stop |= ev[i].data.u32 == EV_STOP;
+			msg |= ev[i].data.u32 == EV_SOCK;
+		}
+		if (stop)
 			break;
-		for (int i = 1; i < n; i++) {
-			if (!p[i].revents)
-				continue;
-			if (qi[i] == -1) {
-				int r = vu_serve_one(d);
-				if (r == 0)
-					quiet = 1;      /* the kernel is gone: wait for stop */
-				else if (r < 0) {
-					/* Never close it while the guest runs: it
-					 * would panic.  Stop listening instead. */
+		if (msg) {
+			int r = vu_serve_one(d);
+			if (r <= 0) {
+				/* 0: the kernel is gone, wait for stop.  Never close
+				 * the socket while the guest runs (it would panic):
+				 * stop listening instead. */
+				if (r < 0)
 					vu_log(d, "%s", k_errmsg());
-					quiet = 1;
-				}
-				break;          /* the kick descriptors may have changed */
+				epoll_ctl(ep, EPOLL_CTL_DEL, d->sock, NULL);
 			}
+			watch_kicks(d, ep, kicks);
+			continue;       /* the kick descriptors may have changed */
+		}
+		for (int i = 0; i < n; i++) {
+			int q = (int)ev[i].data.u32;
 			uint64_t cnt;
-			if (read(p[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+			if (q >= VU_MAX_QUEUES || kicks[q] < 0)
 				continue;
-			d->ops->kick(d, qi[i]);
+			if (read(kicks[q], &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+				continue;
+			d->ops->kick(d, q);
 		}
 	}
+	close(ep);
 	return NULL;
 }
 
