@@ -125,6 +125,7 @@ struct vu_dev {
 	void *ctx;                      /* the device's own */
 	uint64_t features, proto;       /* negotiated */
 	int owner;
+	int backend_fd;                 /* the channel to the front end (SET_BACKEND_REQ_FD), or -1 */
 	pthread_mutex_t lock;           /* memory table, queues, used rings */
 	pthread_cond_t idle;            /* signalled when inflight drops to 0 */
 	int nregions;

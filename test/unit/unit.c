@@ -908,6 +908,23 @@ static void test_vu_gone(void)
 	vu_free(&d);
 }
 
+/* The protocol features umlk's devices offer include BACKEND_REQ, which
+ * nothing sends on: without it, 6.12's UML front end takes the timer's
+ * interrupt line for the device and the guest has no disk. */
+static void test_vu_backend_req(void)
+{
+	static const struct vu_ops ops = { .features = 0, .nqueues = 1 };
+	uint8_t reply[VU_HDR + 64];
+	size_t rl = 0;
+	struct vu_dev d;
+
+	vu_init(&d, "t", &ops, NULL);
+	vu_message(&d, VU_GET_PROTOCOL_FEATURES, 1, NULL, 0, NULL, 0, reply, &rl);
+	T("vu: BACKEND_REQ offered (6.12's front end needs it)",
+	  rl == VU_HDR + 8 && (k_le64(reply + VU_HDR) >> VU_PROTO_BACKEND_REQ & 1));
+	vu_free(&d);
+}
+
 /* Run the jail's classic BPF filter F (N instructions) on one system
  * call, as the host's kernel would: its result, or 1 when the program
  * reads outside the call's data, jumps out of itself or ends without a
@@ -1113,6 +1130,7 @@ int main(void)
 	test_vxlan();
 	test_sftp_url();
 	test_vu_gone();
+	test_vu_backend_req();
 	test_jail_filter();
 	return failed != 0;
 }
