@@ -236,6 +236,7 @@ static void xmode(struct boot *b)
 	char what[512], mode[64];
 
 	b->jail.enabled = !o->no_jail;
+	b->jail.own_session = o->net != NULL;   /* (why: jail.c, xkernel) */
 	jail_probe(&b->jail);
 	int complete = jail_complete(&b->jail);
 	b->trusted = mode_of(o, &b->jail, &b->cpus, mode, sizeof(mode));

@@ -192,9 +192,10 @@ void jail_describe(const struct jail *j, char *buf, size_t cap)
 	if (j->landlock_abi)
 		snprintf(ll, sizeof(ll), "landlock ABI %d (files%s%s)", j->landlock_abi,
 			 j->landlock_abi >= 4 ? ", TCP" : "", j->landlock_abi >= 6 ? ", abstract sockets, signals" : "");
-	snprintf(buf, cap, "%s; own process group, no terminal; limits; no_new_privs; %s; %s",
+	snprintf(buf, cap, "%s; %s, no terminal; limits; no_new_privs; %s; %s",
 		 j->userns ? "user, mount, pid, ipc, uts and network namespaces, an empty root" : "no namespaces",
-		 ll, j->seccomp ? "seccomp filter" : "no seccomp filter");
+		 j->own_session ? "own session" : "own process group", ll,
+		 j->seccomp ? "seccomp filter" : "no seccomp filter");
 }
 
 /* ---- in the child */
@@ -532,15 +533,17 @@ _Noreturn static void xkernel(const struct jail *j, int kfd, char **argv)
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* A process group of its own: the terminal's signals (Ctrl-C, a
-	 * hang-up) are umlk's to handle.  Not a session: each session is a
-	 * group of its own to the host's scheduler (autogroup), and a
-	 * request to a device then crosses between groups twice, umlk's
-	 * thread and the kernel's being scheduled as two parties: 3000
-	 * random 4 KiB reads took 0.044 s in a session of its own, 0.040 s
-	 * without (and with autogroup off).  The controlling terminal is gone
-	 * already (xjail_init). */
-	if (setpgid(0, 0) < 0)
-		xfail("a process group of its own");
+	 * hang-up) are umlk's to handle; the controlling terminal is gone
+	 * already (xjail_init).  The host's scheduler makes each session a
+	 * group of its own (autogroup), and that cuts both ways.  A guest
+	 * alone waits on umlk's device threads: in umlk's session, a request
+	 * stays in one group (3000 random 4 KiB reads on CPU 0: 0.038 s, and
+	 * 0.043 s in a session of its own).  Guests on a switch talk to each
+	 * other: two started from one shell, in one group, wrote small
+	 * messages to each other at a third of the speed (busybox nc: 17
+	 * against 50 MB/s).  So a session of its own for a guest on a switch. */
+	if (j->own_session ? setsid() < 0 : setpgid(0, 0) < 0)
+		xfail(j->own_session ? "a session of its own" : "a process group of its own");
 	xlimits(j);
 	/* UML turns address randomisation off and re-executes itself when
 	 * it finds it on: off already, so it need not find itself. */

@@ -13,9 +13,8 @@
  *              tmpfs /tmp for the kernel's memory file; read-only
  *   terminal   no controlling terminal and a process group of its own
  *              (the user's terminal reaches the guest through umlk,
- *              never as a descriptor the kernel holds; not a session of
- *              its own, which the host's scheduler would make a group
- *              of its own, slowing every request to a device), every
+ *              never as a descriptor the kernel holds), a session of
+ *              its own too for a guest on a switch (why: xkernel), every
  *              descriptor closed but those it needs, the environment
  *              cleared to TMPDIR
  *   limits     no core dumps, a file size and a descriptor limit
@@ -56,6 +55,7 @@ struct jail {
 	int nbinds;
 	uint64_t tmp_bytes;             /* the tmpfs /tmp: the kernel's memory, and room */
 	int pin_cpu;                    /* the host CPU + 1 the kernel and its processes stay on; 0: any */
+	int own_session;                /* a session of its own, not only a process group (xkernel) */
 	int keep[JAIL_KEEP_MAX];        /* descriptors the kernel keeps */
 	int nkeep;
 };
