@@ -85,6 +85,18 @@ wait_for() {
 	done
 }
 
+# kernel_of PID: the kernel process of the boot PID (its run directory,
+# wherever that is, is boot-PID), once it is there (up to 10 s).
+kernel_of() {
+	ki=0 kk=
+	while [ -z "$kk" ] && [ $ki -lt 100 ]; do
+		sleep 0.1
+		kk=$(pgrep -f "virtio_uml.device=.*/boot-$1/" | head -n 1)
+		ki=$((ki + 1))
+	done
+	echo "$kk"
+}
+
 # stop PIDFILE: stop that daemon, wait (up to 5 s) for it to go, remove the file.
 stop() {
 	pid=$(cat "$1" 2>/dev/null) || return 0

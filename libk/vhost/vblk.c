@@ -31,7 +31,7 @@
  * of several queues no I/O scheduler, as it does QEMU's (whose virtio-blk
  * has a queue per CPU).  One of its own (mq-deadline, for one queue) only
  * added its work to each request: 3000 random 4 KiB reads on CPU 0,
- * 0.051 s against 0.044 s.  Switching it off from the guest's init cost
+ * 0.051 s against 0.043 s.  Switching it off from the guest's init cost
  * each disk 50 ms of the boot instead (the queue frozen for RCU). */
 #define QUEUES VU_MAX_QUEUES
 
