@@ -59,6 +59,8 @@ struct txq {
 #define VQ_FRAMES 512
 #define VQ_BYTES (16u << 20)
 #define TX_BATCH 256                    /* requests served per kick before others get a turn */
+#define TX_HEAD 256                     /* bytes of a frame the switch copies to look at */
+_Static_assert(TX_HEAD >= VNET_HEAD_MAX, "every header the switch checks lies in its copy");
 #define VQ_SPARE 64                     /* waiting frames' buffers kept for reuse */
 #define VQ_POOLED 16384                 /* ... for frames larger than this */
 struct vframe {
@@ -240,6 +242,51 @@ static void mac_learn(struct sw *s, const uint8_t m[6], int port, long long now)
 }
 
 /* ---- sending */
+
+/* A frame on its way through the switch.  Its first HAVE bytes are in the
+ * switch's own memory, and every header the switch reads lies in them:
+ * checked there, so a guest rewriting its buffers meanwhile changes
+ * nothing the switch decided.  The rest of a frame from a virtio-net
+ * guest stays in its buffers (SRC, from byte OFF) and goes from there
+ * straight into the receiving guest's.  A port that needs the frame
+ * whole gets it in REST (after the first HAVE bytes). */
+struct frame {
+	const uint8_t *b;
+	size_t have, n;
+	uint8_t *rest;
+	const struct iovec *src;
+	unsigned nsrc;
+	size_t off;
+};
+
+static struct frame frame_of(const uint8_t *b, size_t n)
+{
+	return (struct frame){ .b = b, .have = n, .n = n };
+}
+
+static const uint8_t *frame_whole(struct frame *f)
+{
+	if (f->have < f->n) {
+		vu_iov_to_buf(f->src, f->nsrc, f->off, f->rest, f->n - f->have);
+		f->have = f->n;
+	}
+	return f->b;
+}
+
+/* LEN bytes of the frame from byte FROM into the vectors DST, past SKIP. */
+static void frame_copy(const struct frame *f, size_t from, const struct iovec *dst, unsigned ndst, size_t skip,
+		       size_t len)
+{
+	if (from < f->have) {
+		size_t k = f->have - from < len ? f->have - from : len;
+		vu_buf_to_iov(dst, ndst, skip, f->b + from, k);
+		from += k;
+		skip += k;
+		len -= k;
+	}
+	if (len)
+		vu_iov_to_iov(dst, ndst, skip, f->src, f->nsrc, f->off + (from - f->have), len);
+}
 
 static int enqueue(struct sw *s, struct port *pt, const uint8_t *frame, size_t n)
 {
@@ -438,18 +485,17 @@ static void vx_send(struct sw *s, struct port *pt, const uint8_t *f, size_t n)
 	vx_flush(b);
 }
 
-static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
-		       size_t n);
+static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, struct frame *f);
 
 /* A frame the port can take as it is (H says so), by the port's kind. */
-static void port_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f, size_t n)
+static void port_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, struct frame *f)
 {
 	if (pt->vp)
-		vport_send(s, pt, h, f, n);
+		vport_send(s, pt, h, f);
 	else if (pt->vx >= 0)
-		vx_send(s, pt, f, n);
+		vx_send(s, pt, frame_whole(f), f->n);
 	else
-		legacy_send(s, pt, f, n);
+		legacy_send(s, pt, frame_whole(f), f->n);
 }
 
 struct emit_ctx { struct sw *s; struct port *pt; };
@@ -459,7 +505,8 @@ static void emit_plain(void *arg, const uint8_t *f, size_t n)
 	struct emit_ctx *e = arg;
 	static const struct vnet_hdr plain;
 
-	port_send(e->s, e->pt, &plain, f, n);
+	struct frame w = frame_of(f, n);
+	port_send(e->s, e->pt, &plain, &w);
 }
 
 /* Can the port take H's frame as it is? */
@@ -479,16 +526,18 @@ static int takes(const struct port *pt, const struct vnet_hdr *h)
 	}
 }
 
-static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t *frame, size_t n)
+static void send_to(struct sw *s, int p, const struct vnet_hdr *h, struct frame *f)
 {
 	struct port *pt = &s->ports[p];
 
 	if (takes(pt, h)) {
-		if (n > NET_FRAME_MAX)
+		if (f->n > NET_FRAME_MAX)
 			s->large_whole++;
-		port_send(s, pt, h, frame, n);
+		port_send(s, pt, h, f);
 		return;
 	}
+	const uint8_t *frame = frame_whole(f);
+	size_t n = f->n;
 	/* Checksum filled in, or the segment cut into frames (for the tunnel,
 	 * frames that fit its MTU, sent in batches). */
 	static uint8_t scratch[VNET_FRAME_MAX];
@@ -512,9 +561,10 @@ static void send_to(struct sw *s, int p, const struct vnet_hdr *h, const uint8_t
 		s->csums++;
 }
 
-static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_t *frame, size_t n,
-		    long long now)
+static void forward(struct sw *s, int in, const struct vnet_hdr *h, struct frame *f, long long now)
 {
+	size_t n = f->n;
+
 	s->frames_in++;
 	s->ports[in].in++;
 	size_t max = s->ports[in].vp || !vnet_is_plain(h) ? VNET_FRAME_MAX
@@ -528,7 +578,7 @@ static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_
 		if (s->ports[in].vp)
 			s->ports[in].vp->large_in++;
 	}
-	const uint8_t *dst = frame, *src = frame + 6;
+	const uint8_t *dst = f->b, *src = f->b + 6;
 	if (!net_mac_is_group(src))
 		mac_learn(s, src, in, now);
 	int to = -1;
@@ -544,21 +594,22 @@ static void forward(struct sw *s, int in, const struct vnet_hdr *h, const uint8_
 	}
 	if (to >= 0) {
 		s->forwarded++;
-		send_to(s, to, h, frame, n);
+		send_to(s, to, h, f);
 		return;
 	}
 	s->flooded++;
 	for (int p = 0; p < s->nports; p++)
 		if (s->ports[p].used && p != in && !(from_tunnel && s->ports[p].vx >= 0))
-			send_to(s, p, h, frame, n);
+			send_to(s, p, h, f);
 }
 
 /* ---- virtio-net ports */
 
 /* Put one frame into the guest's receive buffers: 1 done, 0 no room (the
  * buffers it took are given back), -1 it can never fit (dropped). */
-static int vport_put(struct vport *v, const struct vnet_hdr *h, const uint8_t *f, size_t n)
+static int vport_put(struct vport *v, const struct vnet_hdr *h, const struct frame *f)
 {
+	size_t n = f->n;
 	static struct vu_chain first, more;
 	static uint16_t heads[VU_QUEUE_MAX];
 	static uint32_t lens[VU_QUEUE_MAX];
@@ -594,7 +645,7 @@ static int vport_put(struct vport *v, const struct vnet_hdr *h, const uint8_t *f
 		/* The header goes in last, once the buffer count is known. */
 		size_t skip = done ? 0 : VNET_HDR_LEN;
 		size_t from = done ? done - VNET_HDR_LEN : 0;
-		vu_buf_to_iov(c->out, c->nout, skip, f + from, take - skip);
+		frame_copy(f, from, c->out, c->nout, skip, take - skip);
 		heads[nb] = c->head;
 		lens[nb++] = (uint32_t)take;
 		done += take;
@@ -618,13 +669,13 @@ static void vport_drop(struct sw *s, struct port *pt)
 	s->dropped++;
 }
 
-static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, const uint8_t *f,
-		       size_t n)
+static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, struct frame *f)
 {
 	struct vport *v = pt->vp;
+	size_t n = f->n;
 
 	if (!v->n) {
-		int r = vport_put(v, h, f, n);
+		int r = vport_put(v, h, f);
 		if (r != 0) {
 			if (r > 0) {
 				pt->out++;
@@ -642,7 +693,7 @@ static void vport_send(struct sw *s, struct port *pt, const struct vnet_hdr *h, 
 	}
 	fr->h = *h;
 	fr->n = n;
-	memcpy(fr->data, f, n);
+	memcpy(fr->data, frame_whole(f), n);
 	v->q[(v->head + v->n++) % VQ_FRAMES] = fr;
 	v->bytes += frame_cost(n);
 }
@@ -654,7 +705,8 @@ static void vport_drain(struct sw *s, struct port *pt)
 
 	while (v->n) {
 		struct vframe *fr = v->q[v->head];
-		int r = vport_put(v, &fr->h, fr->data, fr->n);
+		struct frame w = frame_of(fr->data, fr->n);
+		int r = vport_put(v, &fr->h, &w);
 		if (r == 0)
 			return;
 		if (r > 0) {
@@ -690,19 +742,26 @@ static void vport_tx(struct sw *s, int p)
 			vu_log(d, "a frame of %zu bytes with its header (at most %zu)", len, sizeof(buf));
 			continue;
 		}
-		vu_iov_to_buf(c.in, c.nin, 0, buf, len);
-		vq_put(d, VQ_TX, c.head, 0);
+		/* The header and the frame's headers into our own copy; the
+		 * rest stays in the guest's buffers until it is copied on,
+		 * so the request goes back only after forward(). */
+		size_t have = len < VNET_HDR_LEN + TX_HEAD ? len : VNET_HDR_LEN + TX_HEAD;
+		vu_iov_to_buf(c.in, c.nin, 0, buf, have);
 		struct vnet_hdr h;
 		vnet_hdr_get(&h, buf);
-		if (vnet_check(&h, buf + VNET_HDR_LEN, len - VNET_HDR_LEN) < 0) {
+		if (vnet_check_head(&h, buf + VNET_HDR_LEN, have - VNET_HDR_LEN, len - VNET_HDR_LEN) < 0) {
+			vq_put(d, VQ_TX, c.head, 0);
 			s->frames_in++;
 			s->malformed++;
 			vu_log(d, "frame dropped: %s", k_errmsg());
 			continue;
 		}
-		forward(s, p, &h, buf + VNET_HDR_LEN, len - VNET_HDR_LEN, k_now_ms());
+		struct frame f = { .b = buf + VNET_HDR_LEN, .have = have - VNET_HDR_LEN, .n = len - VNET_HDR_LEN,
+				   .rest = buf + have, .src = c.in, .nsrc = c.nin, .off = have };
+		forward(s, p, &h, &f, k_now_ms());
 		if (!s->ports[p].used)
 			return;
+		vq_put(d, VQ_TX, c.head, 0);
 	}
 	vq_publish(d, VQ_TX);
 	if (k == TX_BATCH)
@@ -1128,7 +1187,8 @@ static void data_input(struct sw *s)
 				s->strangers++;
 				continue;
 			}
-			forward(s, p, &plain_hdr, bufs[i], m[i].msg_len, now);
+			struct frame f = frame_of(bufs[i], m[i].msg_len);
+			forward(s, p, &plain_hdr, &f, now);
 		}
 		if (n < BATCH)
 			break;
@@ -1148,7 +1208,8 @@ static void vx_merge_flush(struct sw *s, long long now)
 		s->vx_joins++;
 		s->vx_joined += (unsigned)segs;
 	}
-	forward(s, s->vxm_port, &h, s->vxm->frame, n, now);
+	struct frame f = frame_of(s->vxm->frame, n);
+	forward(s, s->vxm_port, &h, &f, now);
 }
 
 /* A frame out of the tunnel from port P: joined to the run of segments
@@ -1167,7 +1228,8 @@ static void vx_deliver(struct sw *s, int p, const uint8_t *f, size_t n, long lon
 		return;
 	}
 	vx_merge_flush(s, now);
-	forward(s, p, &plain_hdr, f, n, now);
+	struct frame w = frame_of(f, n);
+	forward(s, p, &plain_hdr, &w, now);
 }
 
 /* One datagram of N bytes from FROM (CUT: it was longer): a remote, our
@@ -1254,7 +1316,8 @@ static void tap_input(struct sw *s, int p)
 		ssize_t r = read(s->ports[p].tap, buf, sizeof(buf));
 		if (r <= 0)
 			break;
-		forward(s, p, &plain_hdr, buf, (size_t)r, k_now_ms());
+		struct frame f = frame_of(buf, (size_t)r);
+		forward(s, p, &plain_hdr, &f, k_now_ms());
 	}
 }
 

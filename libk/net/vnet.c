@@ -77,6 +77,15 @@ static int parse_tcp(const uint8_t *f, size_t n, int want_v6, struct tcp_frame *
 
 int vnet_check(const struct vnet_hdr *h, const uint8_t *frame, size_t n)
 {
+	return vnet_check_head(h, frame, n, n);
+}
+
+int vnet_check_head(const struct vnet_hdr *h, const uint8_t *frame, size_t have, size_t n)
+{
+	if (have > n)
+		have = n;
+	if (have < n && have < VNET_HEAD_MAX)
+		return k_seterr("only %zu bytes of a %zu-byte frame to check", have, n);
 	if (n < 14)
 		return k_seterr("a frame of %zu bytes", n);
 	if (n > VNET_FRAME_MAX)
@@ -98,7 +107,7 @@ int vnet_check(const struct vnet_hdr *h, const uint8_t *frame, size_t n)
 	case VNET_GSO_TCPV6:
 		if (h->gso_size < VNET_GSO_MIN)
 			return k_seterr("a segment size of %u (at least %d)", h->gso_size, VNET_GSO_MIN);
-		return parse_tcp(frame, n, (h->gso_type & 0x7f) == VNET_GSO_TCPV6, &t);
+		return parse_tcp(frame, have, (h->gso_type & 0x7f) == VNET_GSO_TCPV6, &t);
 	default:
 		return k_seterr("segment offload type %u (only TCPv4 and TCPv6 are offered)", h->gso_type);
 	}

@@ -55,6 +55,16 @@ void vnet_hdr_put(const struct vnet_hdr *h, uint8_t b[VNET_HDR_LEN]);
  * frame that is not TCP over IPv4/IPv6, ...). */
 int vnet_check(const struct vnet_hdr *h, const uint8_t *frame, size_t n);
 
+/* The most bytes of a frame vnet_check reads: Ethernet with a VLAN tag,
+ * the longest IPv4 header, the longest TCP header. */
+#define VNET_HEAD_MAX (18 + 60 + 60)
+
+/* vnet_check of an N-byte frame of which only the first HAVE bytes are at
+ * hand (HAVE >= N or >= VNET_HEAD_MAX): the same answer, from the headers
+ * alone, so a switch can check a copy of them and leave the rest where it
+ * is. */
+int vnet_check_head(const struct vnet_hdr *h, const uint8_t *frame, size_t have, size_t n);
+
 /* Is the frame more than an ordinary port takes (needs cutting or a
  * checksum)?  H must have passed vnet_check. */
 static inline int vnet_is_plain(const struct vnet_hdr *h)

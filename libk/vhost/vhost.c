@@ -434,6 +434,38 @@ size_t vu_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const voi
 	return iov_copy(iov, n, skip, (uint8_t *)buf, len, 1);
 }
 
+size_t vu_iov_to_iov(const struct iovec *dst, unsigned nd, size_t dskip, const struct iovec *src,
+		     unsigned ns, size_t sskip, size_t len)
+{
+	unsigned i = 0, j = 0;
+	size_t done = 0;
+
+	while (i < nd && dskip >= dst[i].iov_len)
+		dskip -= dst[i++].iov_len;
+	while (j < ns && sskip >= src[j].iov_len)
+		sskip -= src[j++].iov_len;
+	while (done < len && i < nd && j < ns) {
+		size_t k = len - done, a = dst[i].iov_len - dskip, b = src[j].iov_len - sskip;
+		if (a < k)
+			k = a;
+		if (b < k)
+			k = b;
+		memmove((uint8_t *)dst[i].iov_base + dskip, (const uint8_t *)src[j].iov_base + sskip, k);
+		done += k;
+		dskip += k;
+		sskip += k;
+		if (dskip == dst[i].iov_len) {
+			i++;
+			dskip = 0;
+		}
+		if (sskip == src[j].iov_len) {
+			j++;
+			sskip = 0;
+		}
+	}
+	return done;
+}
+
 /* ---- serving queues on a pool of threads */
 
 /* A job is 32 KiB (its chain's vectors): musl's allocator maps and unmaps

@@ -177,6 +177,11 @@ void vu_wait_idle(struct vu_dev *d);
 /* Copy between a chain's vectors and a flat buffer: bytes copied. */
 size_t vu_iov_to_buf(const struct iovec *iov, unsigned n, size_t skip, void *buf, size_t len);
 size_t vu_buf_to_iov(const struct iovec *iov, unsigned n, size_t skip, const void *buf, size_t len);
+/* Copy LEN bytes from one chain's vectors (past SSKIP) into another's (past
+ * DSKIP), with no buffer between: bytes copied.  The two may overlap (a
+ * guest chooses both), which only garbles its own bytes. */
+size_t vu_iov_to_iov(const struct iovec *dst, unsigned nd, size_t dskip, const struct iovec *src,
+		     unsigned ns, size_t sskip, size_t len);
 
 /* Pop every request waiting in queue Q and hand each to SERVE on a
  * thread of POOL (which pushes it back when done): a device's kick.  A

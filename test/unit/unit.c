@@ -574,6 +574,17 @@ static void test_vnet(void)
 	T("vnet: UDP fragmentation offload (not offered) refused", vnet_check(&h, f, sizeof(f)) < 0);
 	struct vnet_hdr c = { VNET_F_NEEDS_CSUM, VNET_GSO_NONE, 0, 0, 34, 16, 0 };
 	T("vnet: a checksum place past the frame refused", vnet_check(&c, f, 34 + 17) < 0);
+	/* The switch checks the headers in a copy of the frame's start. */
+	h.gso_type = VNET_GSO_TCPV4;
+	T("vnet: the headers alone pass as the whole frame does", vnet_check_head(&h, f, VNET_HEAD_MAX, sizeof(f)) == 0);
+	T("vnet: ... and a checksum place past the whole frame is refused from them",
+	  vnet_check_head(&c, f, VNET_HEAD_MAX, 34 + 17) < 0);
+	T("vnet: fewer bytes than the longest headers are not enough to judge",
+	  vnet_check_head(&h, f, VNET_HEAD_MAX - 1, sizeof(f)) < 0);
+	tcp[12] = 15 << 4;                      /* a TCP header longer than the frame's start */
+	T("vnet: a TCP header past a short frame refused from the headers alone",
+	  vnet_check_head(&h, f, 60, 60) < 0 && vnet_check(&h, f, 60) < 0);
+	tcp[12] = 5 << 4;
 	/* Checksum only: one frame, its TCP checksum completed from the
 	 * pseudo-header sum the guest left in the field. */
 	size_t n = 54 + 1000;
@@ -869,6 +880,52 @@ static void test_sftp_url(void)
  * connection (closed with our reply unread, as a kernel that exits does),
  * vu_serve_one() says "gone" (0) and sets no error, so umlk prints nothing
  * at a guest's power-off; a message cut short is still an error. */
+/* vu_iov_to_iov (the switch's copy from one guest's buffers into
+ * another's) against the same bytes through a flat buffer, over vectors
+ * cut at every size from 1 to 7 bytes, empty ones among them. */
+static void test_vu_iov(void)
+{
+	static uint8_t src[256], dst[256], want[256], flat[256];
+	struct iovec sv[512], dv[512];
+	int bad = 0, short_copies = 0;
+
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (uint8_t)(i * 13 + 1);
+	for (unsigned cs = 1; cs <= 7; cs++) {
+		for (unsigned cd = 1; cd <= 7; cd++) {
+			unsigned ns = 0, nd = 0;
+			for (size_t o = 0; o < sizeof(src); o += cs) {
+				if (ns % 5 == 2)
+					sv[ns++] = (struct iovec){ src + o, 0 };
+				sv[ns++] = (struct iovec){ src + o, o + cs <= sizeof(src) ? cs : sizeof(src) - o };
+			}
+			for (size_t o = 0; o < sizeof(dst); o += cd) {
+				if (nd % 3 == 1)
+					dv[nd++] = (struct iovec){ dst + o, 0 };
+				dv[nd++] = (struct iovec){ dst + o, o + cd <= sizeof(dst) ? cd : sizeof(dst) - o };
+			}
+			for (size_t sskip = 0; sskip < 20; sskip += 3) {
+				for (size_t dskip = 0; dskip < 20; dskip += 4) {
+					size_t len = 200 - sskip;
+					memset(dst, 0xee, sizeof(dst));
+					memset(want, 0xee, sizeof(want));
+					vu_iov_to_buf(sv, ns, sskip, flat, len);
+					vu_buf_to_iov(dv, nd, dskip, flat, len);
+					memcpy(want, dst, sizeof(want));
+					memset(dst, 0xee, sizeof(dst));
+					size_t got = vu_iov_to_iov(dv, nd, dskip, sv, ns, sskip, len);
+					bad += got != len || memcmp(dst, want, sizeof(dst)) != 0;
+					/* more than either side holds: what fits */
+					got = vu_iov_to_iov(dv, nd, dskip, sv, ns, sskip, 1000);
+					short_copies += got == sizeof(src) - (sskip > dskip ? sskip : dskip);
+				}
+			}
+		}
+	}
+	T("vhost: a copy between two chains' vectors equals one through a flat buffer", bad == 0);
+	T("vhost: ... and stops where either chain ends", short_copies == 7 * 7 * 7 * 5);
+}
+
 static void test_vu_gone(void)
 {
 	static const struct vu_ops ops = { .features = 0, .nqueues = 1 };
@@ -1129,6 +1186,7 @@ int main(void)
 	test_http();
 	test_vxlan();
 	test_sftp_url();
+	test_vu_iov();
 	test_vu_gone();
 	test_vu_backend_req();
 	test_jail_filter();
