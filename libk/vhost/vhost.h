@@ -127,6 +127,7 @@ struct vu_dev {
 	int owner;
 	int backend_fd;                 /* the channel to the front end (SET_BACKEND_REQ_FD), or -1 */
 	pthread_mutex_t lock;           /* memory table, queues, used rings */
+	int one_thread;                 /* served by one thread alone: the vq_ calls take no lock */
 	pthread_cond_t idle;            /* signalled when inflight drops to 0 */
 	int nregions;
 	struct vu_region region[VU_MAX_REGIONS];
