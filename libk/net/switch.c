@@ -1014,7 +1014,7 @@ static void vport_new(struct sw *s, int i)
 		return;
 	}
 	v->dev.sock = fd;
-	v->dev.one_thread = 1;        /* (the loop below is the only thread) */
+	v->dev.one_thread = 1;        /* (switch_run()'s loop is its only thread) */
 	pt->vp = v;
 	snprintf(pt->descr, sizeof(pt->descr), "virtio-net");
 	LOG("port %d: new, virtio-net", p);
