@@ -190,16 +190,17 @@ static void kick(struct vu_dev *d, int q)
 	vu_pop_to_pool(d, q, ((struct vblk *)d->ctx)->pool, serve);
 }
 
+/* What every disk offers; a writable one adds WRITE_ZEROES, a read-only one RO. */
+#define BLK_FEATURES (1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_MQ)
+
 static const struct vu_ops blk_ops = {
-	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_WRITE_ZEROES |
-		    1ULL << BLK_F_MQ,
+	.features = BLK_FEATURES | 1ULL << BLK_F_WRITE_ZEROES,
 	.nqueues = QUEUES,
 	.get_config = get_config,
 	.kick = kick,
 };
 static const struct vu_ops blk_ro_ops = {
-	.features = 1ULL << BLK_F_SEG_MAX | 1ULL << BLK_F_BLK_SIZE | 1ULL << BLK_F_FLUSH | 1ULL << BLK_F_RO |
-		    1ULL << BLK_F_MQ,
+	.features = BLK_FEATURES | 1ULL << BLK_F_RO,
 	.nqueues = QUEUES,
 	.get_config = get_config,
 	.kick = kick,

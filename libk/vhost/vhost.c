@@ -1049,7 +1049,10 @@ enum { EV_SOCK = VU_MAX_QUEUES, EV_STOP };
  * wakes its watchers, so each kick is an event of its own, and the
  * counter need not be read back to zero (a read(), 5% of a random 4 KiB
  * read on the guest's CPU 0).  The guest would need 2^64 kicks to fill
- * it; and a full counter only blocks the guest's own writes. */
+ * it; and a full counter only blocks the guest's own writes.  A kick
+ * reported with a front end's message, whose turn skips the kicks, is not
+ * lost: watch_kicks() adds every kick descriptor again after a message,
+ * and adding one whose counter is not zero reports it at once. */
 static int watch(int ep, int fd, uint32_t what)
 {
 	struct epoll_event e = { .events = EPOLLIN | (what < VU_MAX_QUEUES ? EPOLLET : 0), .data.u32 = what };
