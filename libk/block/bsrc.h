@@ -111,7 +111,8 @@ uint32_t *bsrc_trace_list(struct bsrc *t, uint32_t *n);
  * An existing file must belong to that image (path, size and mtime, as
  * the kernel checks); a missing one is made when CREATE (the file appears
  * whole or not at all).  FD >= 0: a file already open (an unnamed
- * temporary), which gets a new header. */
+ * temporary), which gets a new header, and whose flushes do not wait
+ * for the disk (it cannot outlive us). */
 struct bsrc *bsrc_cow(const char *path, int fd, struct bsrc *lower, const char *backing,
 		      uint64_t mtime, int create);
 
