@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -714,6 +715,91 @@ static void raw_output(int fd)
 	}
 }
 
+/* How many CPUs a list such as "0-3" or "0,2-5" names (-1: not one). */
+static int cpus_in_list(const char *s)
+{
+	int n = 0;
+	while (*s) {
+		char *end;
+		long a = strtol(s, &end, 10), b = a;
+		if (end == s || a < 0 || a >= CPU_SETSIZE)
+			return -1;
+		if (*end == '-') {
+			s = end + 1;
+			b = strtol(s, &end, 10);
+			if (end == s || b < a || b >= CPU_SETSIZE)
+				return -1;
+		}
+		n += (int)(b - a + 1);
+		if (*end != ',')
+			return *end ? -1 : n;
+		s = end + 1;
+	}
+	return n;
+}
+
+/* The CPUs the scheduler runs tasks on now (the active ones): what
+ * sched_getaffinity() gives, and so nproc; -1 if it cannot say. */
+static int cpus_active(void)
+{
+	cpu_set_t set;
+	return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : -1;
+}
+
+/* Start the command in /newroot on the console lines OUT and ERR; its
+ * pid.  Its environment is made here: between vfork() and exec the child
+ * shares our memory, so it only makes system calls. */
+static pid_t xstart_command(const struct guest_conf *c, int out, int err)
+{
+	int in = c->stdin_tty ? out : open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		xdie("/dev/null:");
+	setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
+	setenv("HOME", "/root", 1);
+	setenv("TERM", getenv("TERM") ? getenv("TERM") : "linux", 1);
+	for (int i = 0; i < c->nenv; i++)
+		putenv(c->env[i]);
+	if (c->xcookie[0])
+		setenv("XAUTHORITY", GUEST_XAUTHORITY, 1);
+	/* SIGINT (on_cad) stays blocked until the child has its default
+	 * action back: our handler must not run in the child, on our
+	 * memory. */
+	sigset_t intr, old;
+	sigemptyset(&intr);
+	sigaddset(&intr, SIGINT);
+	sigprocmask(SIG_BLOCK, &intr, &old);
+	fflush(NULL);
+	/* vfork: the command's process never gets a copy of our memory (in
+	 * UML a host process of its own, made and torn down for nothing
+	 * before the exec), and we go on once it has exec'd or failed. */
+	pid_t pid = vfork();
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		setsid();
+		if (c->stdin_tty)
+			ioctl(out, TIOCSCTTY, 0);
+		if (chroot("/newroot") < 0 || chdir("/") < 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(out, 1);
+		dup2(err, 2);
+		execvp(c->argv[0], c->argv);
+		int e = errno;
+		dprintf(2, "umlk: %s: %s\n", c->argv[0], strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	int fork_errno = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (in != out)
+		close(in);
+	if (pid < 0) {
+		errno = fork_errno;
+		xdie("vfork:");
+	}
+	return pid;
+}
+
 int xguest_run(const struct guest_conf *c)
 {
 	/* A shell on the console (no init in the image) has everything on
@@ -738,30 +824,7 @@ int xguest_run(const struct guest_conf *c)
 	if (symlink("pts/ptmx", "/newroot/dev/ptmx") < 0)
 		k_warn("symlink /dev/ptmx:");
 
-	pid_t pid = k_fork();
-	if (pid < 0)
-		xdie("fork:");
-	if (pid == 0) {
-		int in = c->stdin_tty ? out : open("/dev/null", O_RDONLY);
-		setsid();
-		if (c->stdin_tty)
-			ioctl(out, TIOCSCTTY, 0);
-		if (chroot("/newroot") < 0 || chdir("/") < 0)
-			_exit(126);
-		dup2(in, 0);
-		dup2(out, 1);
-		dup2(err, 2);
-		setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", 1);
-		setenv("HOME", "/root", 1);
-		setenv("TERM", getenv("TERM") ? getenv("TERM") : "linux", 1);
-		for (int i = 0; i < c->nenv; i++)
-			putenv(c->env[i]);
-		if (c->xcookie[0])
-			setenv("XAUTHORITY", GUEST_XAUTHORITY, 1);
-		execvp(c->argv[0], c->argv);
-		dprintf(2, "umlk: %s: %s\n", c->argv[0], strerror(errno));
-		_exit(errno == ENOENT ? 127 : 126);
-	}
+	pid_t pid = xstart_command(c, out, err);
 	/* PID 1 reaps every orphan; the command's own status is the answer. */
 	int status = 0, stopping = 0;
 	for (;;) {
@@ -866,20 +929,25 @@ int guest_has_init(void)
 
 void guest_wait_cpus(void)
 {
-	char present[128], online[128];
+	char present[128];
 	struct timespec ts = { 0, 200 * 1000 };
 
 	if (first_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0)
 		return;
+	int want = cpus_in_list(present), have = 0;
+	if (want <= 1)
+		return;
+	/* Active, not only online (the sysfs file "online" says so a little
+	 * earlier): a command started before would see fewer CPUs (nproc). */
 	/* At most 10000 turns of 200 us (about 2 s), then go on with the
 	 * CPUs there are; the kernel has said why the others failed. */
 	for (int i = 0; i < 10000; i++) {
-		if (first_line("/sys/devices/system/cpu/online", online, sizeof(online)) < 0 ||
-		    !strcmp(present, online))
+		have = cpus_active();
+		if (have < 0 || have >= want)
 			return;
 		nanosleep(&ts, NULL);
 	}
-	k_warn("only CPUs %s of %s came up; going on without the others", online, present);
+	k_warn("only %d of the CPUs %s came up; going on without the others", have, present);
 }
 
 /* Is DIR a mount point (a different device from its parent's)? */
