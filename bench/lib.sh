@@ -35,7 +35,7 @@ fastest() {
 		if [ -z "$best" ] || [ "$t" -lt "$best" ]; then best=$t; fi
 		i=$((i + 1))
 	done
-	awk -v t="$best" 'BEGIN { printf "%.3f\n", t / 1e9 }'
+	awk -v t="$best" 'BEGIN { printf "%.4f\n", t / 1e9 }'
 }
 
 # One run's wall-clock, output dropped.
@@ -66,7 +66,8 @@ best_between() { _n=$1; shift; fastest "$_n" between_ns "$@"; }
 # turn LABEL COMMAND...: run COMMAND once (output dropped; a failure ends
 # the bench) and record its wall-clock time under LABEL;
 # turn_best LABEL, turn_median LABEL: LABEL's fastest and median times so
-# far, in seconds.
+# far, in seconds, to 0.1 ms (a boot of 35 ms rounded to whole ms moved
+# the ratios made of it by up to 3%).
 turn() {
 	_l=$1
 	shift
@@ -76,11 +77,11 @@ turn() {
 	echo "$_l $(( $(now_ns) - _t0 ))" >> "$w/turns"
 }
 turn_best() {
-	awk -v v="$1" '$1 == v && (b == "" || $2 < b) { b = $2 } END { printf "%.3f\n", b / 1e9 }' "$w/turns"
+	awk -v v="$1" '$1 == v && (b == "" || $2 < b) { b = $2 } END { printf "%.4f\n", b / 1e9 }' "$w/turns"
 }
 turn_median() {
 	awk -v v="$1" '$1 == v { print $2 }' "$w/turns" | sort -n |
-		awk '{ t[NR] = $1 } END { printf "%.3f\n", t[int((NR + 1) / 2)] / 1e9 }'
+		awk '{ t[NR] = $1 } END { printf "%.4f\n", t[int((NR + 1) / 2)] / 1e9 }'
 }
 
 # table WHAT UMLK PEER RATIO GOAL: a row of the table bench/run.sh prints
