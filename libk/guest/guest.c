@@ -871,6 +871,50 @@ static void release_lease(void)
 	netif_close(&ni);
 }
 
+/* Does /proc/net/FILE (tcp, tcp6) hold a socket that has not yet
+ * delivered what it was given: bytes, or the end (FIN) a reader may be
+ * waiting for, not yet acknowledged?  0 if not, or if it cannot say. */
+static int tcp_unsent(const char *file)
+{
+	char path[32], line[256];
+	snprintf(path, sizeof(path), "/proc/net/%s", file);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int busy = 0;
+	if (fgets(line, sizeof(line), f))       /* (the header) */
+		while (!busy && fgets(line, sizeof(line), f)) {
+			unsigned st, tx;
+			/* "sl: local remote st tx_queue:rx_queue ..." */
+			if (sscanf(line, "%*s %*s %*s %x %x:", &st, &tx) != 2)
+				continue;
+			/* tx_queue: what the peer has not acknowledged, our FIN
+			 * included (a sequence number of its own).  A listener's
+			 * is its backlog; in LAST_ACK and CLOSING the peer has
+			 * ended its side already and waits for no FIN of ours,
+			 * only for data. */
+			if (st == 0x0A)
+				continue;
+			busy = (st == 0x09 || st == 0x0B) ? tx > 1 : tx > 0;
+		}
+	fclose(f);
+	return busy;
+}
+
+/* The command's TCP data on its way out: a program that wrote to a socket
+ * and exited has handed the bytes to the kernel, not to the peer, and a
+ * power-off would lose them (the peer left waiting for the rest).  Wait
+ * until they are delivered, for at most 5 s. */
+static void wait_tcp_delivered(void)
+{
+	for (int i = 0; i < 500; i++) {
+		if (!tcp_unsent("tcp") && !tcp_unsent("tcp6"))
+			return;
+		usleep(10000);
+	}
+	k_warn("TCP data not delivered after 5 s: powering off without it");
+}
+
 void guest_shutdown(void)
 {
 	release_lease();
@@ -888,6 +932,7 @@ void guest_shutdown(void)
 	kill(-1, SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
+	wait_tcp_delivered();
 	sync();
 	umount2("/newroot/home", MNT_DETACH);
 	for (size_t i = NCOMMAND_FS; i-- > 0;)
