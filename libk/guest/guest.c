@@ -1,6 +1,7 @@
 #include "guest/guest.h"
 #include "block/bootimage.h"
 #include "core/err.h"
+#include "core/sys.h"
 #include "core/xio.h"
 #include "guest/cookie.h"
 #include "guest/payload.h"
@@ -715,37 +716,6 @@ static void raw_output(int fd)
 	}
 }
 
-/* How many CPUs a list such as "0-3" or "0,2-5" names (-1: not one). */
-static int cpus_in_list(const char *s)
-{
-	int n = 0;
-	while (*s) {
-		char *end;
-		long a = strtol(s, &end, 10), b = a;
-		if (end == s || a < 0 || a >= CPU_SETSIZE)
-			return -1;
-		if (*end == '-') {
-			s = end + 1;
-			b = strtol(s, &end, 10);
-			if (end == s || b < a || b >= CPU_SETSIZE)
-				return -1;
-		}
-		n += (int)(b - a + 1);
-		if (*end != ',')
-			return *end ? -1 : n;
-		s = end + 1;
-	}
-	return n;
-}
-
-/* The CPUs the scheduler runs tasks on now (the active ones): what
- * sched_getaffinity() gives, and so nproc; -1 if it cannot say. */
-static int cpus_active(void)
-{
-	cpu_set_t set;
-	return sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : -1;
-}
-
 /* Start the command in /newroot on the console lines OUT and ERR; its
  * pid.  Its environment is made here: between vfork() and exec the child
  * shares our memory, so it only makes system calls. */
@@ -972,6 +942,29 @@ int guest_has_init(void)
 
 /* ---- CPUs */
 
+/* How many CPUs a list such as "0-3" or "0,2-5" names (-1: not one). */
+static int cpus_in_list(const char *s)
+{
+	int n = 0;
+	while (*s) {
+		char *end;
+		long a = strtol(s, &end, 10), b = a;
+		if (end == s || a < 0 || a >= CPU_SETSIZE)
+			return -1;
+		if (*end == '-') {
+			s = end + 1;
+			b = strtol(s, &end, 10);
+			if (end == s || b < a || b >= CPU_SETSIZE)
+				return -1;
+		}
+		n += (int)(b - a + 1);
+		if (*end != ',')
+			return *end ? -1 : n;
+		s = end + 1;
+	}
+	return n;
+}
+
 void guest_wait_cpus(void)
 {
 	char present[128];
@@ -982,13 +975,14 @@ void guest_wait_cpus(void)
 	int want = cpus_in_list(present), have = 0;
 	if (want <= 1)
 		return;
-	/* Active, not only online (the sysfs file "online" says so a little
-	 * earlier): a command started before would see fewer CPUs (nproc). */
-	/* At most 10000 turns of 200 us (about 2 s), then go on with the
-	 * CPUs there are; the kernel has said why the others failed. */
+	/* Until each is active, not only online (the sysfs file "online"
+	 * says so a little earlier): a command started before would see
+	 * fewer CPUs (nproc).  At most 10000 turns of 200 us (about 2 s),
+	 * then go on with the CPUs there are; the kernel has said why the
+	 * others failed. */
 	for (int i = 0; i < 10000; i++) {
-		have = cpus_active();
-		if (have < 0 || have >= want)
+		have = k_ncpus();       /* the active ones: sched_getaffinity() */
+		if (have >= want)
 			return;
 		nanosleep(&ts, NULL);
 	}
