@@ -85,6 +85,12 @@ wait_for() {
 	done
 }
 
+# listening SOCKET: until a process listens on the unix stream socket at
+# SOCKET (an absolute path), for up to 30 s; false if none does.  Its file
+# appears at bind(), a moment before listen(), and a connect between the two
+# is refused: waiting for the file alone races the daemon's start.
+listening() { wait_for /proc/net/unix " 00010000 [0-9]* [0-9]* [0-9]* $1\$" 300; }
+
 # kernel_of PID: the kernel process of the boot PID (its run directory,
 # wherever that is, is boot-PID), once it is there (up to 10 s).
 kernel_of() {
