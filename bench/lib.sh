@@ -149,7 +149,13 @@ xvfb_start() {
 	Xvfb :$_d -screen 0 1280x1024x24 -nolisten tcp >/dev/null 2>&1 &
 	echo $! > "$w/xvfb.pid"
 	at_exit 'kill "$(cat "$w/xvfb.pid")" 2>/dev/null'
-	_i=0; while [ ! -S /tmp/.X11-unix/X$_d ] && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+	# Until it listens: its socket file appears at bind(), a moment
+	# before listen(), and a client connecting between the two is refused.
+	_i=0
+	until grep -q " 00010000 [0-9]* [0-9]* [0-9]* /tmp/.X11-unix/X$_d\$" /proc/net/unix || [ $_i -ge 100 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
 	export DISPLAY=:$_d
 }
 
