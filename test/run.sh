@@ -84,6 +84,13 @@ run_test() {
 	rm -rf "$T"
 }
 
+# nothing_left DIR: true if DIR is empty, else says what is in it.
+nothing_left() {
+	[ -z "$(ls -A "$1")" ] && return
+	echo "left behind in its TMPDIR: $(ls -A "$1" | tr '\n' ' ')"
+	return 1
+}
+
 # One fuzz target for SECS seconds, its PASS or FAIL line into LOG.
 fuzz_one() {
 	f=$1 secs=$2 log=$3
@@ -91,9 +98,13 @@ fuzz_one() {
 	corpus=$(mktemp -d)
 	started=$(date +%s)
 	[ -d "$top/test/fuzz/$name.seeds" ] && cp "$top/test/fuzz/$name.seeds"/* "$corpus/" 2>/dev/null
-	# Crash inputs go beside the log, never into the working directory.
-	if "$f" -max_total_time="$secs" -seed=1 -rss_limit_mb=2048 \
-		-artifact_prefix="$corpus." "$corpus" >"$corpus.log" 2>&1; then
+	# Crash inputs go beside the log, never into the working directory;
+	# the target's own temporary files into a directory that must be
+	# empty again when it ends.
+	mkdir "$corpus.tmp"
+	if TMPDIR=$corpus.tmp "$f" -max_total_time="$secs" -seed=1 -rss_limit_mb=2048 \
+		-artifact_prefix="$corpus." "$corpus" >"$corpus.log" 2>&1 &&
+		nothing_left "$corpus.tmp" >>"$corpus.log"; then
 		echo "PASS: [fuzz] $name ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$corpus.log" | grep -o '[0-9]*$' || grep -Eo '#[0-9]+' "$corpus.log" | tail -n 1) runs in $secs s)" > "$corpus.result"
 	else
 		{
@@ -107,7 +118,7 @@ fuzz_one() {
 	grep -v '^PASS' "$corpus.result"
 	grep '^\(PASS\|FAIL\): ' "$corpus.result" >> "$log"
 	echo "$(($(date +%s) - started)) fuzz $name" >> "$main.times"
-	rm -rf "$corpus" "$corpus.log" "$corpus".crash-* "$corpus.result"
+	rm -rf "$corpus" "$corpus.log" "$corpus".crash-* "$corpus.result" "$corpus.tmp"
 }
 
 # The jobs: each test file in each flavour it runs in (the musl-only ones

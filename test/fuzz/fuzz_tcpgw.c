@@ -18,16 +18,27 @@
 
 static struct netif ni;
 static struct tcpgw *g;
+static char path[108];
+
+/* The socket's file goes with the fuzzer (libFuzzer ends its runs with
+ * exit()); it had been left in /tmp, one per run. */
+static void remove_socket(void)
+{
+	unlink(path);
+}
 
 static void setup(void)
 {
-	static char path[64];
-
 	if (!path[0]) {                 /* the host side, made once */
 		struct sockaddr_un a;
+		const char *tmp = getenv("TMPDIR");
 		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		snprintf(path, sizeof(path), "/tmp/fuzz-tcpgw-%d", (int)getpid());
+		int n = snprintf(path, sizeof(path), "%s/fuzz-tcpgw-%d",
+				 tmp && *tmp == '/' ? tmp : "/tmp", (int)getpid());
+		if (n < 0 || (size_t)n >= sizeof(path))
+			abort();
 		unlink(path);
+		atexit(remove_socket);
 		memset(&a, 0, sizeof(a));
 		a.sun_family = AF_UNIX;
 		strcpy(a.sun_path, path);
