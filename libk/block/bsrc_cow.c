@@ -205,8 +205,12 @@ static int init_file(int fd, const char *name, struct cow *c, const struct bsrc 
 	cow_init_v3(c, backing, lower->size, mtime);
 	cow_header_v3(c, head);
 	/* Like the kernel: the header, a bitmap of zeros left a hole, and the
-	 * file extended to data_off + size. */
-	if (ftruncate(fd, 0) < 0 || full_pwrite(fd, head, sizeof(head), 0) < 0 ||
+	 * file extended to data_off + size.  FD is a new, empty file: no
+	 * truncate to 0 first, which on ext4 makes the last close write the
+	 * file out and allocate its blocks (auto_da_alloc), to be freed at
+	 * once for boot's unnamed temporary, with a discard where the host
+	 * mounts it so: 0.5 to 1.2 ms of every boot's exit (README). */
+	if (full_pwrite(fd, head, sizeof(head), 0) < 0 ||
 	    ftruncate(fd, (off_t)(c->data_off + c->size)) < 0)
 		return k_seterr("%s: writing a COW header:", name);
 	return 0;
