@@ -235,9 +235,8 @@ static void xmode(struct boot *b)
 	const struct boot_opts *o = b->o;
 	char what[512], mode[64];
 
-	b->jail.enabled = !o->no_jail;
 	b->jail.own_session = o->net != NULL;   /* (why: jail.c, xkernel) */
-	jail_probe(&b->jail);
+	jail_probe_finish(&b->jail);            /* (started by xboot) */
 	int complete = jail_complete(&b->jail);
 	b->trusted = mode_of(o, &b->jail, &b->cpus, mode, sizeof(mode));
 	if (o->cpus > 1 && !b->trusted)
@@ -716,6 +715,10 @@ int xboot(const struct boot_opts *o)
 	int wait = o->disk_full_wait == BOOT_WAIT_NONE ? 0 : o->disk_full_wait ? o->disk_full_wait
 		 : o->cmd || o->job ? BOOT_WAIT_COMMAND_DEFAULT : BOOT_WAIT_FOREVER;
 	hold_policy_init(&b->hold, wait);
+	/* The jail's probe goes on beside the image, disks and network
+	 * being opened, until xmode needs its answer. */
+	b->jail.enabled = !o->no_jail;
+	jail_probe_start(&b->jail);
 	ximage_open(o, &b->im, 1, &b->remote);
 	b->disk = xopen_disk(o, &b->im, &b->hold);
 	b->upper = xopen_upper(o, &b->im, &b->hold);

@@ -131,15 +131,11 @@ static int map_self(uid_t uid, gid_t gid)
 	return write_proc("/proc/self/gid_map", m);
 }
 
-void jail_probe(struct jail *j)
+void jail_probe_start(struct jail *j)
 {
-	j->landlock_abi = landlock_abi();
-	j->seccomp = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
-	j->missing[0] = 0;
-	if (!j->enabled) {
-		snprintf(j->missing, sizeof(j->missing), "all of it (--no-jail)");
+	j->probe_pid = 0;
+	if (!j->enabled)
 		return;
-	}
 	/* A child tries the namespaces and a tmpfs in them; its status says
 	 * which step failed, and errno. */
 	uid_t uid = getuid();
@@ -155,9 +151,23 @@ void jail_probe(struct jail *j)
 			_exit(200 + (errno & 63) % 50);
 		_exit(0);
 	}
+	j->probe_pid = pid > 0 ? pid : -1;
+}
+
+void jail_probe_finish(struct jail *j)
+{
+	j->landlock_abi = landlock_abi();
+	j->seccomp = prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0;
+	j->missing[0] = 0;
+	if (!j->enabled) {
+		snprintf(j->missing, sizeof(j->missing), "all of it (--no-jail)");
+		return;
+	}
+	pid_t pid = j->probe_pid;
 	int st = -1;
 	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	j->probe_pid = 0;
 	j->userns = pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	if (!j->userns) {
 		int c = pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -174,6 +184,12 @@ void jail_probe(struct jail *j)
 		snprintf(j->missing + n, sizeof(j->missing) - n, "%sthe seccomp filter (the host kernel has"
 			 " no seccomp)", n ? "; " : "");
 	}
+}
+
+void jail_probe(struct jail *j)
+{
+	jail_probe_start(j);
+	jail_probe_finish(j);
 }
 
 int jail_complete(const struct jail *j)

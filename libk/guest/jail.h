@@ -49,6 +49,7 @@ struct jail {
 	int seccomp;
 	int landlock_abi;               /* 0: none */
 	char missing[300];              /* the layers left out, and why ("" when none) */
+	int probe_pid;                  /* jail_probe_start's child; 0: none */
 	/* What the kernel is given: */
 	const char *dir;                /* the boot's run directory, bound at its own path */
 	const char *binds[JAIL_BINDS_MAX];      /* more paths bound at their own place */
@@ -85,7 +86,14 @@ int jail_filter(struct jail_insn *f, int cap, uint32_t deny);
 /* NR (an x86-64 system call number) is in the allowed list. */
 int jail_allowed(long nr);
 
-/* Find what this host gives (a forked child tries the namespaces). */
+/* Find what this host gives: a forked child tries the namespaces.
+ * jail_probe_start forks it (with J's enabled set) and returns at once,
+ * jail_probe_finish waits for it and fills in J, so that the caller's
+ * own work between the two overlaps the child's (about 1 ms, most of it
+ * a network namespace made and torn down); jail_probe does both.  Nothing
+ * in between may reap children it did not start. */
+void jail_probe_start(struct jail *j);
+void jail_probe_finish(struct jail *j);
 void jail_probe(struct jail *j);
 /* The namespaces and the filter are there: the fast mode may be the default. */
 int jail_complete(const struct jail *j);
