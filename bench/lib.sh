@@ -79,6 +79,14 @@ turn() {
 turn_best() {
 	awk -v v="$1" '$1 == v && (b == "" || $2 < b) { b = $2 } END { printf "%.4f\n", b / 1e9 }' "$w/turns"
 }
+# turn_spread A B: the ratio A/B round by round (the Nth turn of A over
+# the Nth of B), its middle half ("0.97 to 1.03"): how far a ratio of
+# medians can be trusted on a shared machine.
+turn_spread() {
+	awk -v a="$1" -v b="$2" '$1 == a { x[++n] = $2 } $1 == b { y[++m] = $2 }
+		END { for (i = 1; i <= n && i <= m; i++) if (y[i] > 0) print x[i] / y[i] }' "$w/turns" | sort -n |
+		awk '{ r[NR] = $1 } END { if (NR) printf "%.2f to %.2f\n", r[int((NR + 3) / 4)], r[int((3 * NR + 3) / 4)] }'
+}
 turn_median() {
 	awk -v v="$1" '$1 == v { print $2 }' "$w/turns" | sort -n |
 		awk '{ t[NR] = $1 } END { printf "%.4f\n", t[int((NR + 1) / 2)] / 1e9 }'
