@@ -17,45 +17,21 @@ U=$umlk
 K=$kernel
 iso=$top/build/rootfs/live.iso
 [ -f "$iso" ] || { echo "live: skipped ($iso missing: make rootfs)"; exit 0; }
-command -v tmux >/dev/null || { echo "live: skipped (no tmux)"; exit 0; }
-# Each login has a tmux server of its own: one killed just before may
-# still hold its socket, and a new session there fails ("server exited
-# unexpectedly").
-tmux_stop() { for ts in "$w"/t.*; do [ -S "$ts" ] && tmux -S "$ts" kill-server 2>/dev/null; rm -f "$ts"; done; }
-at_exit 'tmux_stop; [ -s "$w/q.pid" ] && kill "$(cat "$w/q.pid")" 2>/dev/null'
+command -v script >/dev/null || { echo "live: skipped (no script(1): util-linux)"; exit 0; }
+at_exit '[ -s "$w/q.pid" ] && kill "$(cat "$w/q.pid")" 2>/dev/null'
 
 export XDG_RUNTIME_DIR="$w/run"
 mkdir -m 700 "$w/run"
 
 # login IMAGE PROMPT SHELL ARGS...: seconds from the command to PROMPT on
-# the terminal; then (once SHELL shows, or after a login as root) power off.
+# its terminal (bench/tools/login.pl: the guest's console a terminal of its
+# own, read as it comes); then (once SHELL shows, or after a login as root)
+# power off.
 login() {
 	img=$1 prompt=$2 shell=$3
 	shift 3
-	tmux_stop
-	t0=$(now_ns)
-	ts=$w/t.$t0
-	tmux -S "$ts" new-session -d -s g -x 150 -y 40 "$U boot -q --kernel $K $* $img; sleep 30"
-	i=0
-	until tmux -S "$ts" capture-pane -t g -p | grep -q "$prompt"; do
-		[ $i -ge 3000 ] && { echo "timeout"; return 0; }
-		sleep 0.1
-		i=$((i + 1))
-	done
-	t1=$(now_ns)
-	if [ -z "$shell" ]; then        # a login prompt: root, no password
-		tmux -S "$ts" send-keys -t g root Enter
-		shell=':~#'
-	fi
-	i=0
-	until tmux -S "$ts" capture-pane -t g -p | grep -q "$shell"; do
-		[ $i -ge 600 ] && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	tmux -S "$ts" send-keys -t g "$( [ "$shell" = 'user@debian-live' ] && echo sudo) poweroff" Enter
-	sleep 3
-	awk -v t=$((t1 - t0)) 'BEGIN { printf "%.2f\n", t / 1e9 }'
+	sudo=; [ "$shell" = 'user@debian-live' ] && sudo=1
+	perl "$top/bench/tools/login.pl" "$prompt" "$shell" "$sudo" "$U boot -q --kernel $K $* $img"
 }
 # min A B: the smaller (A may be empty; "timeout" is the larger).
 min() {
