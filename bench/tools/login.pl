@@ -46,7 +46,8 @@ sub upto {
 		# learn the terminal's size: the cursor sent to 32766;32766 and
 		# back): answered as a 40x150 terminal would.  Unanswered, each
 		# question waits out its timeout (about 0.35 s).
-		my $asked = () = $chunk =~ /\e\[6n/g;
+		# (The last 3 bytes before: a question split between reads.)
+		my $asked = () = (substr($seen, -3) . $chunk) =~ /\e\[6n/g;
 		syswrite($in, "\e[40;150R") for 1 .. $asked;
 		$seen .= $chunk;
 	}
