@@ -1,6 +1,6 @@
 #!/bin/sh
-# Live systems from the command to their login prompt on the user's
-# terminal, on the host's clock: the live-build Debian ISO
+# Live systems from the command to their login prompt on a terminal of
+# their own (bench/tools/login.pl), on the host's clock: the live-build Debian ISO
 # (rootfs/live.sh: bookworm, systemd; "debian-live login:", which
 # live-config answers with its autologin), and the roots of
 # rootfs/inits.sh (trixie with systemd, bookworm with sysvinit: "NAME
