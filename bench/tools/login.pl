@@ -14,6 +14,7 @@ use strict;
 use warnings;
 use IPC::Open2;
 use Time::HiRes qw(time);
+use POSIX qw(WNOHANG);
 
 my ($prompt, $shell, $sudo, $cmd) = @ARGV;
 die "usage: login.pl PROMPT SHELL SUDO COMMAND\n" unless defined $cmd;
@@ -67,9 +68,10 @@ if ($got) {
 	upto($shell, 60);
 	say_line(($sudo ne '' ? 'sudo ' : '') . 'poweroff');
 }
-# The guest ends (or, after a timeout, is told to: its terminal closed).
+# The guest ends; one that has not (a timeout, or no power-off within
+# 30 s) is ended with script(1).
 upto("\0never", 30) if $got;
 close($in);
-kill 'TERM', $pid unless $got;
+kill 'TERM', $pid if !$got || waitpid($pid, WNOHANG) == 0;
 waitpid($pid, 0);
 print $got ? sprintf("%.3f\n", $t1 - $t0) : "timeout\n";
