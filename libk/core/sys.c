@@ -2,7 +2,9 @@
 #include "core/err.h"
 #include "core/sha256.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,4 +170,37 @@ int k_mkdirs(const char *path, unsigned mode)
 			return k_seterr("%.*s:", (int)(s - p), p);
 	}
 	return mkdir(p, mode) < 0 && errno != EEXIST ? k_seterr("%s:", p) : 0;
+}
+
+int k_clear_dir(int fd)
+{
+	int d2 = dup(fd);
+	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
+	struct dirent *de;
+	int r = 0;
+
+	if (!d) {
+		if (d2 >= 0)
+			close(d2);
+		return -1;
+	}
+	while (!r && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			r = k_remove_tree(fd, de->d_name);
+	closedir(d);
+	return r;
+}
+
+int k_remove_tree(int dfd, const char *name)
+{
+	if (unlinkat(dfd, name, 0) == 0)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -1;
+	int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sub < 0)
+		return -1;
+	int r = k_clear_dir(sub);
+	close(sub);
+	return r < 0 ? -1 : unlinkat(dfd, name, AT_REMOVEDIR);
 }

@@ -43,4 +43,11 @@ int k_mount_point(const char *path, char *buf, size_t cap);
  * it is a directory that belongs to this user and no one else can enter. */
 int k_private_dir(char *dir, size_t cap);
 
+/* Remove NAME in the directory DFD, and everything in it when it is a
+ * directory (a symbolic link is removed, never followed); -1 with errno
+ * at the first thing that cannot be removed. */
+int k_remove_tree(int dfd, const char *name);
+/* Remove everything in the directory FD, leaving it empty; as above. */
+int k_clear_dir(int fd);
+
 #endif

@@ -105,6 +105,7 @@ struct boot {
 	/* The boot's own directory in the run directory: its sockets, and
 	 * UML's (uml_dir): all the jail shows the kernel of the host. */
 	char rundir[PATH_MAX - 128], dir[PATH_MAX - 64], mcsock[PATH_MAX], vdasock[PATH_MAX];
+	int dirlock;                    /* held on dir while we run (xboot_own_dir) */
 	/* The disks' servers: */
 	struct pool *pool;
 	struct vblk vda;
@@ -393,9 +394,7 @@ static void xdisks_serve(struct boot *b)
 	/* RUNDIR/boot-PID holds this boot's sockets, and UML's own
 	 * directory (k/mconsole: how we stop it cleanly). */
 	xboot_run_dir(b->rundir, sizeof(b->rundir));
-	snprintf(b->dir, sizeof(b->dir), "%s/boot-%d", b->rundir, (int)getpid());
-	if (mkdir(b->dir, 0700) < 0)
-		xdie("%s:", b->dir);
+	b->dirlock = xboot_own_dir(b->rundir, b->dir, sizeof(b->dir));
 	snprintf(b->mcsock, sizeof(b->mcsock), "%s/k/mconsole", b->dir);
 	snprintf(b->vdasock, sizeof(b->vdasock), "%s/vda.sock", b->dir);
 	snprintf(homesock, sizeof(homesock), "%s/home.sock", b->dir);
@@ -659,6 +658,7 @@ static void finish(struct boot *b, struct remote_stats *rs)
 		close(b->k.pumps[i].from);
 	if (rmdir(b->dir) < 0 && errno != ENOENT)
 		k_warn("%s:", b->dir);
+	close(b->dirlock);
 	/* (The caller's temporary files, a cow-merge output filled by this
 	 * guest say, stay: they are the caller's to commit or remove.) */
 	boot_run_dir_done();

@@ -110,5 +110,11 @@ void xboot_private_dir(char *dir, size_t cap);
  * this run's own (mkdtemp), which boot_run_dir_done() removes. */
 void xboot_run_dir(char *dir, size_t cap);
 void boot_run_dir_done(void);
+/* This run's own directory in RUNDIR, into DIR: boot-PID, locked (flock)
+ * for as long as the returned descriptor stays open.  One left by a dead
+ * run that had our pid (SIGKILL, a crash) is emptied and taken; when a
+ * live run holds that name (our pid in another pid namespace), a fresh
+ * boot-PID-XXXXXX.  Other dead runs' directories are removed on the way. */
+int xboot_own_dir(const char *rundir, char *dir, size_t cap);
 
 #endif

@@ -9,8 +9,11 @@
 #include "net/netif.h"
 #include "net/switchproto.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +86,78 @@ void boot_run_dir_done(void)
 	if (run_dir_own[0] && rmdir(run_dir_own) < 0 && errno != ENOENT)
 		k_warn("%s:", run_dir_own);
 	run_dir_own[0] = 0;
+}
+
+/* PATH, a directory, opened and locked (flock) for as long as the
+ * descriptor stays open: -1 when it is not a directory, is locked by
+ * someone else, or was removed or replaced while we locked it. */
+static int lock_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat a, b;
+
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 || lstat(path, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Remove the directories of runs that died without removing theirs:
+ * boot-PID[-SUFFIX] whose pid is gone and which no one holds locked.
+ * (A run of an umlk from before the lock holds none, but its pid is
+ * alive while it runs.) */
+static void sweep_dead_runs(const char *rundir)
+{
+	DIR *d = opendir(rundir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char *end, path[PATH_MAX];
+		if (strncmp(de->d_name, "boot-", 5))
+			continue;
+		long pid = strtol(de->d_name + 5, &end, 10);
+		if (end == de->d_name + 5 || (*end && *end != '-') || pid <= 0 || pid > INT_MAX ||
+		    pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", rundir, de->d_name) >= sizeof(path))
+			continue;
+		int fd = lock_dir(path);
+		if (fd < 0)
+			continue;
+		if (k_clear_dir(fd) == 0)
+			unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+		close(fd);
+	}
+	closedir(d);
+}
+
+int xboot_own_dir(const char *rundir, char *dir, size_t cap)
+{
+	sweep_dead_runs(rundir);
+	if ((size_t)snprintf(dir, cap, "%s/boot-%d", rundir, (int)getpid()) >= cap)
+		xdie("%s: path too long", rundir);
+	int made = mkdir(dir, 0700) == 0;
+	if (!made && errno != EEXIST)
+		xdie("%s:", dir);
+	int fd = lock_dir(dir);
+	if (fd >= 0) {
+		/* Ours, or left by a dead run that had our pid: emptied. */
+		if (!made && k_clear_dir(fd) < 0)
+			xdie("%s: left by a run that died, and it cannot be emptied:", dir);
+		return fd;
+	}
+	/* A live run's (our pid in another pid namespace): a name of our own. */
+	if ((size_t)snprintf(dir, cap, "%s/boot-%d-XXXXXX", rundir, (int)getpid()) >= cap)
+		xdie("%s: path too long", rundir);
+	if (!mkdtemp(dir) || (fd = lock_dir(dir)) < 0)
+		xdie("%s:", dir);
+	return fd;
 }
 
 static int pidfile_alive(const char *path, const char *applet)

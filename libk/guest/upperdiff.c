@@ -6,6 +6,7 @@
 #include "core/err.h"
 #include "core/progress.h"
 #include "core/sha256.h"
+#include "core/sys.h"
 #include "core/xio.h"
 #include "image/diff.h"
 #include "image/fdiff.h"
@@ -331,38 +332,6 @@ static int open_parent(int top, char *path, char **leaf)
 	return fd;
 }
 
-static int remove_tree(int dfd, const char *name);
-
-static int clear_dir(int fd)
-{
-	int d2 = dup(fd);
-	DIR *d = d2 >= 0 ? fdopendir(d2) : NULL;
-	struct dirent *de;
-	int r = 0;
-
-	if (!d)
-		return -1;
-	while (!r && (de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			r = remove_tree(fd, de->d_name);
-	closedir(d);
-	return r;
-}
-
-static int remove_tree(int dfd, const char *name)
-{
-	if (unlinkat(dfd, name, 0) == 0)
-		return 0;
-	if (errno != EISDIR && errno != EPERM)
-		return -1;
-	int sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (sub < 0)
-		return -1;
-	int r = clear_dir(sub);
-	close(sub);
-	return r < 0 ? -1 : unlinkat(dfd, name, AT_REMOVEDIR);
-}
-
 static int is_opaque(const struct fdent *e)
 {
 	for (unsigned i = 0; i < e->nx; i++)
@@ -412,7 +381,7 @@ static int apply_one(struct fdin *in, struct fdent *e, int top, uint8_t *buf, st
 		if (e->type == 'd' && S_ISDIR(st.st_mode)) {
 			if (is_opaque(e)) {
 				int fd = openat(pfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-				if (fd < 0 || clear_dir(fd) < 0) {
+				if (fd < 0 || k_clear_dir(fd) < 0) {
 					k_seterr("%s: emptying it for the diff's opaque directory:", e->path);
 					if (fd >= 0)
 						close(fd);
@@ -420,7 +389,7 @@ static int apply_one(struct fdin *in, struct fdent *e, int top, uint8_t *buf, st
 				}
 				close(fd);
 			}
-		} else if (remove_tree(pfd, leaf) < 0) {
+		} else if (k_remove_tree(pfd, leaf) < 0) {
 			k_seterr("%s: replacing what is there:", e->path);
 			goto out;
 		}
