@@ -88,18 +88,19 @@ void boot_run_dir_done(void)
 	run_dir_own[0] = 0;
 }
 
-/* PATH, a directory, opened and locked (flock) for as long as the
- * descriptor stays open: -1 when it is not a directory, is locked by
- * someone else, or was removed or replaced while we locked it. */
-static int lock_dir(const char *path)
+/* NAME in the directory DFD (or AT_FDCWD), a directory, opened and locked
+ * (flock) for as long as the descriptor stays open: -1 when it is not a
+ * directory, is locked by someone else, or was removed or replaced while
+ * we locked it. */
+static int lock_dir(int dfd, const char *name)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat a, b;
 
 	if (fd < 0)
 		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 || lstat(path, &b) < 0 ||
-	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0 || fstat(fd, &a) < 0 ||
+	    fstatat(dfd, name, &b, AT_SYMLINK_NOFOLLOW) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
 		close(fd);
 		return -1;
 	}
@@ -118,16 +119,14 @@ static void sweep_dead_runs(const char *rundir)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		char *end, path[PATH_MAX];
+		char *end;
 		if (strncmp(de->d_name, "boot-", 5))
 			continue;
 		long pid = strtol(de->d_name + 5, &end, 10);
 		if (end == de->d_name + 5 || (*end && *end != '-') || pid <= 0 || pid > INT_MAX ||
 		    pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s", rundir, de->d_name) >= sizeof(path))
-			continue;
-		int fd = lock_dir(path);
+		int fd = lock_dir(dirfd(d), de->d_name);
 		if (fd < 0)
 			continue;
 		if (k_clear_dir(fd) == 0)
@@ -145,7 +144,7 @@ int xboot_own_dir(const char *rundir, char *dir, size_t cap)
 	int made = mkdir(dir, 0700) == 0;
 	if (!made && errno != EEXIST)
 		xdie("%s:", dir);
-	int fd = lock_dir(dir);
+	int fd = lock_dir(AT_FDCWD, dir);
 	if (fd >= 0) {
 		/* Ours, or left by a dead run that had our pid: emptied. */
 		if (!made && k_clear_dir(fd) < 0)
@@ -155,7 +154,7 @@ int xboot_own_dir(const char *rundir, char *dir, size_t cap)
 	/* A live run's (our pid in another pid namespace): a name of our own. */
 	if ((size_t)snprintf(dir, cap, "%s/boot-%d-XXXXXX", rundir, (int)getpid()) >= cap)
 		xdie("%s: path too long", rundir);
-	if (!mkdtemp(dir) || (fd = lock_dir(dir)) < 0)
+	if (!mkdtemp(dir) || (fd = lock_dir(AT_FDCWD, dir)) < 0)
 		xdie("%s:", dir);
 	return fd;
 }
