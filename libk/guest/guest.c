@@ -942,10 +942,10 @@ int guest_has_init(void)
 
 /* ---- CPUs */
 
-/* How many CPUs a list such as "0-3" or "0,2-5" names (-1: not one). */
-static int cpus_in_list(const char *s)
+/* A CPU list such as "0-3" or "0,2-5" into SET (-1: not one). */
+static int cpu_list(const char *s, cpu_set_t *set)
 {
-	int n = 0;
+	CPU_ZERO(set);
 	while (*s) {
 		char *end;
 		long a = strtol(s, &end, 10), b = a;
@@ -957,23 +957,47 @@ static int cpus_in_list(const char *s)
 			if (end == s || b < a || b >= CPU_SETSIZE)
 				return -1;
 		}
-		n += (int)(b - a + 1);
-		if (*end != ',')
-			return *end ? -1 : n;
+		for (long c = a; c <= b; c++)
+			CPU_SET((int)c, set);
+		if (*end != ',' && *end != '\n')
+			return *end ? -1 : 0;
 		s = end + 1;
 	}
-	return n;
+	return 0;
+}
+
+/* The CPUs this process may be put on once they are up: its allowed
+ * list, which sched_getaffinity() would give only for the active ones
+ * (-1: not known). */
+static int cpus_allowed(cpu_set_t *set)
+{
+	char line[4200];
+	int r = -1;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	while (f && r < 0 && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Cpus_allowed_list:", 18))
+			r = cpu_list(line + 18 + strspn(line + 18, " \t"), set);
+	if (f)
+		fclose(f);
+	return r;
 }
 
 void guest_wait_cpus(void)
 {
 	char present[128];
+	cpu_set_t want, allowed, have;
 	struct timespec ts = { 0, 200 * 1000 };
 
-	if (first_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0)
+	if (first_line("/sys/devices/system/cpu/present", present, sizeof(present)) < 0 ||
+	    cpu_list(present, &want) < 0)
 		return;
-	int want = cpus_in_list(present), have = 0;
-	if (want <= 1)
+	/* Only those init may run on: isolcpus= takes CPUs from every
+	 * process's list, and they never become init's. */
+	if (cpus_allowed(&allowed) == 0)
+		CPU_AND(&want, &want, &allowed);
+	int n = CPU_COUNT(&want);
+	if (n <= 1)
 		return;
 	/* Until each is active, not only online (the sysfs file "online"
 	 * says so a little earlier): a command started before would see
@@ -981,12 +1005,14 @@ void guest_wait_cpus(void)
 	 * then go on with the CPUs there are; the kernel has said why the
 	 * others failed. */
 	for (int i = 0; i < 10000; i++) {
-		have = k_ncpus();       /* the active ones: sched_getaffinity() */
-		if (have >= want)
+		if (sched_getaffinity(0, sizeof(have), &have) < 0)
+			return;
+		CPU_AND(&have, &have, &want);
+		if (CPU_COUNT(&have) >= n)
 			return;
 		nanosleep(&ts, NULL);
 	}
-	k_warn("only %d of the CPUs %s came up; going on without the others", have, present);
+	k_warn("only %d of the CPUs %s came up; going on without the others", CPU_COUNT(&have), present);
 }
 
 /* Is DIR a mount point (a different device from its parent's)? */
