@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum { LOADING, READY, FAILED };
 #define READAHEAD 8                     /* blocks */
@@ -21,7 +22,8 @@ enum { LOADING, READY, FAILED };
 struct centry {
 	uint32_t block;
 	int state, refs;
-	uint8_t *data;
+	uint8_t *data;                  /* a slot of the arena, or (heap) its own */
+	int heap;
 	struct centry *prev, *next;     /* LRU list, most recent first */
 	struct centry *hnext;           /* hash chain */
 	char err[240];
@@ -42,6 +44,13 @@ struct csrc {
 	uint32_t last;                  /* the block read last */
 	int run;                        /* consecutive blocks read in a row */
 	unsigned ra_pending;
+	/* The blocks' memory: one mapping of max blocks, its pages touched
+	 * as slots are first used, handed from block to block after that,
+	 * and unmapped at once at the end.  A block of its own from the heap
+	 * for each past max (every entry in use) or when there is no arena. */
+	uint8_t *arena;
+	size_t arena_len, next_slot, nfree;
+	uint32_t *free_slots;
 };
 
 struct prefetch {
@@ -80,7 +89,10 @@ static void drop(struct csrc *s, struct centry *e)
 	*pp = e->hnext;
 	lru_unlink(e);
 	s->n--;
-	free(e->data);
+	if (e->heap)
+		free(e->data);
+	else
+		s->free_slots[s->nfree++] = (uint32_t)((size_t)(e->data - s->arena) / s->c.block_size);
 	free(e);
 }
 
@@ -98,7 +110,14 @@ static struct centry *add(struct csrc *s, uint32_t block)
 	e->block = block;
 	e->state = LOADING;
 	e->refs = 1;
-	e->data = xmalloc(s->c.block_size);
+	if (s->nfree)
+		e->data = s->arena + (size_t)s->free_slots[--s->nfree] * s->c.block_size;
+	else if (s->arena && s->next_slot < s->max)
+		e->data = s->arena + s->next_slot++ * s->c.block_size;
+	else {
+		e->data = xmalloc(s->c.block_size);
+		e->heap = 1;
+	}
 	e->hnext = s->hash[block % s->hsize];
 	s->hash[block % s->hsize] = e;
 	lru_front(s, e);
@@ -254,6 +273,9 @@ static void cloop_src_close(struct bsrc *b)
 	while (s->lru.next != &s->lru)
 		drop(s, s->lru.next);
 	free(s->hash);
+	if (s->arena)
+		munmap(s->arena, s->arena_len);
+	free(s->free_slots);
 	for (int i = 0; i < s->nzfree; i++) {
 		cloop_zfree(s->zfree[i]);
 		free(s->zfree[i]);
@@ -287,6 +309,12 @@ struct bsrc *bsrc_cloop(struct bsrc *lower, uint64_t cache_bytes, int threads)
 		s->max = 4 + READAHEAD;
 	s->hsize = s->max * 2 + 1;
 	s->hash = xcalloc(s->hsize, sizeof(*s->hash));
+	s->free_slots = xcalloc(s->max, sizeof(*s->free_slots));
+	s->arena_len = s->max * s->c.block_size;
+	s->arena = mmap(NULL, s->arena_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			-1, 0);
+	if (s->arena == MAP_FAILED)
+		s->arena = NULL;        /* (each block from the heap, as it comes) */
 	s->lru.next = s->lru.prev = &s->lru;
 	s->last = UINT32_MAX - 1;
 	pthread_mutex_init(&s->lock, NULL);
