@@ -366,14 +366,7 @@ static int xin_line(struct boot *b, int escapes)
  * kernel, the status pipe. */
 static void xkernel_inputs(struct boot *b)
 {
-	uint8_t *img;
-	size_t len;
-
-	xinitramfs_build(b->o->init, &b->conf, 0, &img, &len);
-	b->mfd = memfd_create("umlk-initramfs", 0);     /* inherited by the kernel */
-	if (b->mfd < 0 || full_write(b->mfd, img, len) < 0)
-		xdie("memfd for the initramfs:");
-	free(img);
+	b->mfd = xinitramfs_memfd(b->o->init, &b->conf);
 	b->kfd = xkernel_open(b->o->kernel, &b->kwhat);
 	b->status_pipe[0] = b->status_pipe[1] = -1;
 	if (b->conf.command && pipe2(b->status_pipe, 0) < 0)

@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/sendfile.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -46,28 +48,28 @@ static uint8_t *xinit_program(const char *init, size_t *len)
 	return b;
 }
 
-void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip, uint8_t **out, size_t *len)
+/* The initramfs's entries before /init, and after it. */
+static void initramfs_head(struct cpio *c)
 {
-	struct cpio c;
-	size_t selflen;
-	uint8_t *self = xinit_program(init, &selflen);
+	cpio_init(c);
+	cpio_dir(c, "dev", 0755);
+	cpio_chardev(c, "dev/console", 0600, 5, 1);
+	cpio_chardev(c, "dev/null", 0666, 1, 3);
+	cpio_dir(c, "proc", 0555);
+	cpio_dir(c, "sys", 0555);
+	cpio_dir(c, "root", 0700);
+	cpio_dir(c, "tmp", 01777);
+	cpio_dir(c, "bin", 0755);
+}
 
-	cpio_init(&c);
-	cpio_dir(&c, "dev", 0755);
-	cpio_chardev(&c, "dev/console", 0600, 5, 1);
-	cpio_chardev(&c, "dev/null", 0666, 1, 3);
-	cpio_dir(&c, "proc", 0555);
-	cpio_dir(&c, "sys", 0555);
-	cpio_dir(&c, "root", 0700);
-	cpio_dir(&c, "tmp", 01777);
-	cpio_dir(&c, "bin", 0755);
-	cpio_file(&c, "init", 0755, self, selflen);
-	cpio_symlink(&c, "bin/umlk", "/init");
+static void initramfs_tail(struct cpio *c, const struct guest_conf *conf)
+{
+	cpio_symlink(c, "bin/umlk", "/init");
 	if (conf) {
 		char *text = guest_conf_text(conf);
-		cpio_dir(&c, "etc", 0755);
-		cpio_dir(&c, "etc/umlk", 0755);
-		cpio_file(&c, "etc/umlk/boot.conf", 0644, text, strlen(text));
+		cpio_dir(c, "etc", 0755);
+		cpio_dir(c, "etc/umlk", 0755);
+		cpio_file(c, "etc/umlk/boot.conf", 0644, text, strlen(text));
 		free(text);
 		if (conf->command) {
 			size_t n = 0;
@@ -76,13 +78,24 @@ void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip,
 			char *buf = xmalloc(n), *p = buf;
 			for (char **a = conf->argv; *a; a++)
 				p = stpcpy(p, *a) + 1;
-			cpio_file(&c, "etc/umlk/argv", 0644, buf, n);
+			cpio_file(c, "etc/umlk/argv", 0644, buf, n);
 			free(buf);
 		}
 	}
-	if (cpio_finish(&c) < 0)
+	if (cpio_finish(c) < 0)
 		xdie("initramfs: %s", k_errmsg());
+}
+
+void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip, uint8_t **out, size_t *len)
+{
+	struct cpio c;
+	size_t selflen;
+	uint8_t *self = xinit_program(init, &selflen);
+
+	initramfs_head(&c);
+	cpio_file(&c, "init", 0755, self, selflen);
 	free(self);
+	initramfs_tail(&c, conf);
 	if (gzip) {
 		xgzip(c.buf, c.len, out, len, 1);
 		cpio_free(&c);
@@ -90,6 +103,49 @@ void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip,
 		*out = c.buf;           /* (the kernel takes a plain cpio as it is) */
 		*len = c.len;
 	}
+}
+
+int xinitramfs_memfd(const char *init, const struct guest_conf *conf)
+{
+	static const uint8_t zero[4];
+	const char *path = init ? init : "/proc/self/exe";
+	struct payload p;
+	struct stat st;
+	struct cpio c;
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (in < 0 || fstat(in, &st) < 0)
+		xdie("%s: cannot read it:", path);
+	uint64_t len = payload_find(path, &p) > 0 ? p.offset : (uint64_t)st.st_size;
+	if (len > (uint64_t)st.st_size)
+		xdie("%s: its payload's trailer points past its end", path);
+	int fd = memfd_create("umlk-initramfs", 0);     /* inherited by the kernel */
+	if (fd < 0)
+		xdie("memfd for the initramfs:");
+	/* The program goes from its file to the memfd inside the host's
+	 * kernel: no copy of it through this process's memory. */
+	initramfs_head(&c);
+	cpio_file_header(&c, "init", 0755, len);
+	if (c.err)
+		xdie("initramfs: %s", k_errmsg());
+	if (cpio_flush(&c, fd) < 0)
+		xdie("writing the initramfs:");
+	off_t from = 0;
+	while ((uint64_t)from < len) {
+		ssize_t n = sendfile(fd, in, &from, len - (uint64_t)from);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			xdie("%s: copying it into the initramfs%s", path, n < 0 ? ":" : ": it got shorter");
+	}
+	close(in);
+	if (full_write(fd, zero, CPIO_PAD(len)) < 0)
+		xdie("writing the initramfs:");
+	initramfs_tail(&c, conf);
+	if (cpio_flush(&c, fd) < 0)
+		xdie("writing the initramfs:");
+	cpio_free(&c);
+	return fd;
 }
 
 void xinitramfs_self(uint8_t **out, size_t *len)

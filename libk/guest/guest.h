@@ -116,4 +116,7 @@ void guest_shutdown(void);
  * the kernel payload a release file carries), with CONF and the command
  * in /etc/umlk; gzip'ed when GZIP (boot's never leaves memory: plain). */
 void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip, uint8_t **out, size_t *len);
+/* The same, plain, in a new memfd (its descriptor, not close-on-exec: the
+ * kernel is given it), the program copied into it by the host's kernel. */
+int xinitramfs_memfd(const char *init, const struct guest_conf *conf);
 #endif

@@ -50,7 +50,7 @@ static void entry(struct cpio *c, const char *name, unsigned mode, const void *d
 	put(c, h, 110);
 	put(c, name, nlen);
 	pad4(c);
-	if (len) {
+	if (len && data) {      /* (no data: cpio_file_header's caller writes it) */
 		put(c, data, len);
 		pad4(c);
 	}
@@ -70,6 +70,27 @@ void cpio_file(struct cpio *c, const char *name, unsigned perm, const void *data
 		return;
 	}
 	entry(c, name, S_IFREG | perm, data, len, 0, 0);
+}
+
+void cpio_file_header(struct cpio *c, const char *name, unsigned perm, size_t len)
+{
+	if (len > 0xffffffffu) {
+		if (!c->err)
+			k_seterr("%s: too large for a cpio archive", name);
+		c->err = 1;
+		return;
+	}
+	entry(c, name, S_IFREG | perm, NULL, len, 0, 0);
+}
+
+int cpio_flush(struct cpio *c, int fd)
+{
+	/* (Every entry ends on a multiple of 4, so the padding computed
+	 * from an emptied buffer stays right.) */
+	if (full_write(fd, c->buf, c->len) < 0)
+		return -1;
+	c->len = 0;
+	return 0;
 }
 
 void cpio_symlink(struct cpio *c, const char *name, const char *target)

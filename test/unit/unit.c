@@ -7,7 +7,9 @@
 #include "core/sys.h"
 #include "core/xio.h"
 #include "guest/boot.h"
+#include "guest/guest.h"
 #include "guest/jail.h"
+#include "guest/payload.h"
 #include "image/cloop.h"
 #include "image/cow.h"
 #include "image/fdiff.h"
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int failed;
@@ -1011,6 +1014,60 @@ static uint32_t bpf_run(const struct jail_insn *f, int n, uint32_t arch, uint32_
 
 /* The jail's filter gives every x86-64 call its verdict from the list,
  * refuses i386 and x32 calls, and stays short on the way. */
+/* The initramfs made in a memfd, the program copied in by the host's
+ * kernel, is byte for byte the one built in memory: programs of each
+ * length modulo 4 (the padding), this one, and the release file (whose
+ * kernel payload stays out). */
+static int same_initramfs(const char *init, const struct guest_conf *conf)
+{
+	uint8_t *img;
+	size_t len;
+	xinitramfs_build(init, conf, 0, &img, &len);
+	int fd = xinitramfs_memfd(init, conf), same = 0;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (size_t)st.st_size == len) {
+		uint8_t *got = xmalloc(len);
+		same = pread(fd, got, len, 0) == (ssize_t)len && !memcmp(got, img, len);
+		free(got);
+	}
+	close(fd);
+	free(img);
+	return same;
+}
+
+static void test_initramfs(void)
+{
+	struct guest_conf conf;
+	char *argv[] = { "sh", "-c", "echo hi", NULL };
+	memset(&conf, 0, sizeof(conf));
+	conf.command = 1;
+	conf.argv = argv;
+	snprintf(conf.hostname, sizeof(conf.hostname), "unit");
+	int ok = 0;
+	for (int n = 1001; n <= 1004; n++) {
+		char path[] = "/tmp/umlk-unit-initXXXXXX";
+		int fd = mkstemp(path);
+		uint8_t buf[1004];
+		for (int i = 0; i < n; i++)
+			buf[i] = (uint8_t)(i * 7 + n);
+		if (fd >= 0 && full_write(fd, buf, (size_t)n) == n)
+			ok += same_initramfs(path, &conf);
+		if (fd >= 0)
+			close(fd), unlink(path);
+	}
+	T2("initramfs in a memfd: the same bytes, programs of 1001 to 1004 bytes (%d of 4)", ok, ok == 4);
+	T("initramfs in a memfd: the same bytes, this program, no configuration", same_initramfs(NULL, NULL));
+	const char *top = getenv("TOP");
+	char rel[4096];
+	snprintf(rel, sizeof(rel), "%s/build/release/umlk", top ? top : ".");
+	struct payload p;
+	if (access(rel, R_OK) == 0 && payload_find(rel, &p) > 0)
+		T("initramfs in a memfd: the same bytes, the release file without its payload",
+		  same_initramfs(rel, &conf));
+	else
+		printf("SKIP: initramfs from the release file (no %s)\n", rel);
+}
+
 static void test_jail_filter(void)
 {
 	struct jail_insn f[JAIL_FILTER_MAX];
@@ -1190,5 +1247,6 @@ int main(void)
 	test_vu_gone();
 	test_vu_backend_req();
 	test_jail_filter();
+	test_initramfs();
 	return failed != 0;
 }
