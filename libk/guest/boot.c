@@ -714,8 +714,9 @@ int xboot(const struct boot_opts *o)
 	xopen_home(o, &b->home, &b->hold);
 	conf_fill(b);
 	xnet_join(b);
-	xmode(b);
+	/* (Before xmode: while the jail's probe ends.) */
 	xkernel_inputs(b);
+	xmode(b);
 	xdisks_serve(b);
 	xhost_cpus(b);
 	devices_keep_on_cpu(b);
