@@ -286,11 +286,18 @@ static void xmake_root(const struct jail *j)
 	if (mount("umlk-jail", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
 		xfail("a tmpfs for the root");
 	/* Its /tmp first: the run directory may lie beneath. */
-	char opt[64], p[PATH_MAX];
-	snprintf(opt, sizeof(opt), "size=%llu,mode=0700", (unsigned long long)j->tmp_bytes);
+	char opt[80], p[PATH_MAX];
 	xmkdirs(root, "tmp", 0);
-	if (mount("umlk-tmp", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0)
-		xfail("a tmpfs for the kernel's memory");
+	/* huge=advise: the kernel asks for huge pages where its boot writes
+	 * memory densely (kernel/patches/0018).  A host without them for
+	 * tmpfs refuses the option (EINVAL): then small pages. */
+	snprintf(opt, sizeof(opt), "size=%llu,mode=0700,huge=advise", (unsigned long long)j->tmp_bytes);
+	if (mount("umlk-tmp", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0) {
+		int e = errno;
+		snprintf(opt, sizeof(opt), "size=%llu,mode=0700", (unsigned long long)j->tmp_bytes);
+		if (e != EINVAL || mount("umlk-tmp", "/tmp/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0)
+			xfail("a tmpfs for the kernel's memory");
+	}
 	xbind(root, j->dir + 1, dirf, 0);
 	for (int i = 0; i < j->nbinds; i++)
 		xbind(root, j->binds[i] + 1, bf[i], b_file[i]);
