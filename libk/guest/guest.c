@@ -30,21 +30,36 @@
 #include <time.h>
 #include <unistd.h>
 
-/* INIT (NULL: this program) as bytes, without the kernel payload a
- * release file carries after the program: the guest's /init needs none. */
+/* INIT (NULL: this program) opened, and in *LEN its length without the
+ * kernel payload a release file carries after the program: the guest's
+ * /init needs none. */
+static int xinit_open(const char *init, const char **path, uint64_t *len)
+{
+	struct payload p;
+	struct stat st;
+
+	*path = init ? init : "/proc/self/exe";
+	int fd = open(*path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		xdie("%s: cannot read it:", *path);
+	*len = payload_find(*path, &p) > 0 ? p.offset : (uint64_t)st.st_size;
+	if (*len > (uint64_t)st.st_size)
+		xdie("%s: its payload's trailer points past its end", *path);
+	return fd;
+}
+
+/* The same program as bytes. */
 static uint8_t *xinit_program(const char *init, size_t *len)
 {
-	const char *path = init ? init : "/proc/self/exe";
-	struct payload p;
-	int has = payload_find(path, &p);
-	if (has <= 0)
-		return xread_file(path, len);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	uint8_t *b = xmalloc(p.offset ? p.offset : 1);
-	if (fd < 0 || full_read(fd, b, p.offset) != (ssize_t)p.offset)
+	const char *path;
+	uint64_t n;
+	int fd = xinit_open(init, &path, &n);
+	uint8_t *b = xmalloc(n ? n : 1);
+
+	if (full_read(fd, b, n) != (ssize_t)n)
 		xdie("%s: cannot read it:", path);
 	close(fd);
-	*len = p.offset;
+	*len = n;
 	return b;
 }
 
@@ -108,17 +123,10 @@ void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip,
 int xinitramfs_memfd(const char *init, const struct guest_conf *conf)
 {
 	static const uint8_t zero[4];
-	const char *path = init ? init : "/proc/self/exe";
-	struct payload p;
-	struct stat st;
+	const char *path;
+	uint64_t len;
 	struct cpio c;
-	int in = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (in < 0 || fstat(in, &st) < 0)
-		xdie("%s: cannot read it:", path);
-	uint64_t len = payload_find(path, &p) > 0 ? p.offset : (uint64_t)st.st_size;
-	if (len > (uint64_t)st.st_size)
-		xdie("%s: its payload's trailer points past its end", path);
+	int in = xinit_open(init, &path, &len);
 	int fd = memfd_create("umlk-initramfs", 0);     /* inherited by the kernel */
 	if (fd < 0)
 		xdie("memfd for the initramfs:");
