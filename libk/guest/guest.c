@@ -77,7 +77,7 @@ static void initramfs_head(struct cpio *c)
 	cpio_dir(c, "bin", 0755);
 }
 
-static void initramfs_tail(struct cpio *c, const struct guest_conf *conf)
+static void xinitramfs_tail(struct cpio *c, const struct guest_conf *conf)
 {
 	cpio_symlink(c, "bin/umlk", "/init");
 	if (conf) {
@@ -110,7 +110,7 @@ void xinitramfs_build(const char *init, const struct guest_conf *conf, int gzip,
 	initramfs_head(&c);
 	cpio_file(&c, "init", 0755, self, selflen);
 	free(self);
-	initramfs_tail(&c, conf);
+	xinitramfs_tail(&c, conf);
 	if (gzip) {
 		xgzip(c.buf, c.len, out, len, 1);
 		cpio_free(&c);
@@ -149,7 +149,7 @@ int xinitramfs_memfd(const char *init, const struct guest_conf *conf)
 	close(in);
 	if (full_write(fd, zero, CPIO_PAD(len)) < 0)
 		xdie("writing the initramfs:");
-	initramfs_tail(&c, conf);
+	xinitramfs_tail(&c, conf);
 	if (cpio_flush(&c, fd) < 0)
 		xdie("writing the initramfs:");
 	cpio_free(&c);
