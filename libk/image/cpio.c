@@ -74,13 +74,7 @@ void cpio_file(struct cpio *c, const char *name, unsigned perm, const void *data
 
 void cpio_file_header(struct cpio *c, const char *name, unsigned perm, size_t len)
 {
-	if (len > 0xffffffffu) {
-		if (!c->err)
-			k_seterr("%s: too large for a cpio archive", name);
-		c->err = 1;
-		return;
-	}
-	entry(c, name, S_IFREG | perm, NULL, len, 0, 0);
+	cpio_file(c, name, perm, NULL, len);    /* (no data: entry() writes the header alone) */
 }
 
 int cpio_flush(struct cpio *c, int fd)
