@@ -221,13 +221,14 @@ static void xhost_cpus(struct boot *b)
  * when it is alone).  The guest's memory is freed at this end, when
  * umlk's mapping, the last, goes; the host keeps freed huge pages in a
  * list of the CPU that freed them, and the next kernel, faulting in its
- * memory map there (patch 0018), takes them back from it.  Freed on
- * another CPU, they sent it to the common pool, where on this project's
- * machine (its hypervisor takes back free 2 MiB blocks) it often got
- * cold ones, 512 faults in the hypervisor each: a third of the boots or
- * more were 5 to 20 ms slower.  boot -- true: the default mode 3%,
- * --isolated 2% faster (README, "where the default mode's slow boots come
- * from"). */
+ * memory map there (patch 0018; 0019 has it start there), takes them
+ * back from it.  Freed on another CPU, they were not in that list, and
+ * the next kernel took its huge pages from the host's common pool, which
+ * on this project's machine (its hypervisor takes back free 2 MiB blocks)
+ * often gave cold ones, 512 faults in the hypervisor each: a third of the
+ * boots or more were 5 to 20 ms slower.  boot -- true: the default mode
+ * 3%, --isolated 2% faster (README, "where the default mode's slow boots
+ * come from"). */
 static void end_on_device_cpu(const struct boot *b)
 {
 	cpu_set_t set;
