@@ -1012,8 +1012,6 @@ static uint32_t bpf_run(const struct jail_insn *f, int n, uint32_t arch, uint32_
 	return 1;
 }
 
-/* The jail's filter gives every x86-64 call its verdict from the list,
- * refuses i386 and x32 calls, and stays short on the way. */
 /* The initramfs made in a memfd, the program copied in by the host's
  * kernel, is byte for byte the one built in memory: programs of each
  * length modulo 4 (the padding), this one, and the release file (whose
@@ -1068,6 +1066,8 @@ static void test_initramfs(void)
 		printf("SKIP: initramfs from the release file (no %s)\n", rel);
 }
 
+/* The jail's filter gives every x86-64 call its verdict from the list,
+ * refuses i386 and x32 calls, and stays short on the way. */
 static void test_jail_filter(void)
 {
 	struct jail_insn f[JAIL_FILTER_MAX];
